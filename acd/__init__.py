@@ -1,0 +1,1 @@
+"""Hold queues and skill-based routing to agents (not built yet)."""

@@ -1,0 +1,1 @@
+"""AMI adapter (panoramisk) for what ARI lacks: boot/shutdown signals, contacts, MixMonitor."""

@@ -1,0 +1,1 @@
+"""Predictive dialer for telecollection (not built yet)."""

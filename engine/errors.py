@@ -1,0 +1,85 @@
+"""Domain error hierarchy.
+
+Every error the engine can surface carries a stable ``error_id`` (never reworded once shipped:
+dashboards, alert rules and API clients match on it) and the HTTP status it maps to when it
+reaches the API. Adapters translate their own failures into these at the boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SambungError(Exception):
+    """Base of every domain error."""
+
+    error_id: ClassVar[str] = "sambung.error"
+    http_status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.context = context
+
+
+class ConfigError(SambungError):
+    """A settings or flow file is unreadable or invalid."""
+
+    error_id = "config.invalid"
+    http_status = 500
+    title = "Invalid configuration"
+
+    def __init__(self, file: str, key: str, expected: str) -> None:
+        super().__init__(f"{file}: {key}: {expected}", file=file, key=key, expected=expected)
+        self.file = file
+        self.key = key
+        self.expected = expected
+
+
+class BadRequest(SambungError):
+    error_id = "api.bad_request"
+    http_status = 400
+    title = "Bad request"
+
+
+class NotFound(SambungError):
+    error_id = "api.not_found"
+    http_status = 404
+    title = "Not found"
+
+
+class Unauthorized(SambungError):
+    error_id = "api.unauthorized"
+    http_status = 401
+    title = "Unauthorized"
+
+
+class TelephonyError(SambungError):
+    """Base of errors raised by the Asterisk adapters."""
+
+    error_id = "telephony.error"
+    http_status = 502
+    title = "Telephony error"
+
+
+class TelephonyUnavailable(TelephonyError):
+    """Asterisk cannot be reached at the moment (connection refused, reset, timed out)."""
+
+    error_id = "telephony.unavailable"
+    http_status = 503
+    title = "Telephony unavailable"
+
+
+class CallGone(TelephonyError):
+    """The channel no longer exists: the caller hung up first. A normal race, not a fault."""
+
+    error_id = "telephony.call_gone"
+    http_status = 404
+    title = "Call gone"
+
+
+class DatabaseUnavailable(SambungError):
+    error_id = "db.unavailable"
+    http_status = 503
+    title = "Database unavailable"

@@ -1,0 +1,100 @@
+"""Domain events: what the telephony adapter tells the engine, in the engine's own words.
+
+ARI names (StasisStart, ChannelDtmfReceived...) stay inside ``asterisk/``; these are what call
+tasks consume. Every event that concerns a call carries ``call_id`` (the Asterisk channel id of
+the call's main leg) and the time Asterisk stamped on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffered:
+    """A caller has reached the engine from a trunk and waits to be answered."""
+
+    call_id: str
+    channel_name: str
+    did: str
+    caller_number: str
+    caller_name: str
+    at: datetime
+    protocol_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    call_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PromptStarted:
+    call_id: str
+    prompt_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFinished:
+    call_id: str
+    prompt_id: str
+    at: datetime
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPressed:
+    call_id: str
+    digit: str
+    duration_ms: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The far end asked to hang up (BYE). The channel may still exist for a moment."""
+
+    call_id: str
+    cause: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The channel is destroyed: the authoritative end of a call leg."""
+
+    call_id: str
+    cause: int
+    cause_text: str
+    at: datetime
+    sip_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TelephonyConnected:
+    """The event stream is (re)connected and reconciled.
+
+    ``restarted`` is true when Asterisk's start-up time changed since the last connect: every
+    call the engine knew is then gone. ``live_call_ids`` are the channels in our Stasis app
+    right now, so the engine can close the calls that vanished while it was disconnected.
+    """
+
+    asterisk_id: str
+    startup_time: datetime
+    restarted: bool
+    first_connect: bool
+    live_call_ids: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class TelephonyLost:
+    """The event stream dropped; events may be missed until TelephonyConnected."""
+
+    reason: str
+
+
+CallEvent = CallOffered | CallAnswered | PromptStarted | PromptFinished | DigitPressed | CallerHungUp | CallEnded
+EngineEvent = CallEvent | TelephonyConnected | TelephonyLost

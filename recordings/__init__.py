@@ -1,0 +1,1 @@
+"""Call recordings (not built yet)."""
