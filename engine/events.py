@@ -71,6 +71,9 @@ class CallEnded:
     cause_text: str
     at: datetime
     sip_code: int | None = None
+    # Set only when the engine itself concludes the call is gone without Asterisk saying so
+    # (Asterisk restarted, or the channel vanished while the event stream was down).
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

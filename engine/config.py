@@ -1,0 +1,220 @@
+"""Typed settings: defaults, then a TOML file, then the environment. Loaded once, passed in.
+
+Why pydantic: the settings are nested, typed and validated with precise error locations, which
+is exactly what turns a bad file into "file, key, what was expected". Domain modules never
+import this module; the composition root hands each part only the values it needs.
+
+Environment overrides use ``SAMBUNG_<SECTION>__<KEY>`` (for example
+``SAMBUNG_ARI__PASSWORD``); ``DATABASE_URL`` is honoured as the conventional name for the
+database URL, and ``SAMBUNG_API_TOKEN`` adds an API token without writing it into a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from engine.errors import ConfigError
+
+Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,20}$")]
+# A prompt is a media reference Asterisk understands: sound:<name>, digits:<n>, number:<n>...
+Prompt = Annotated[
+    str, StringConstraints(pattern=r"^(sound|digits|number|characters|tone|recording):\S+$")
+]
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos until proven otherwise: refuse them so they are noticed.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineSettings(_Section):
+    instance_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] = (
+        "sambung-1"
+    )
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    drain_timeout_seconds: float = Field(default=15.0, ge=0, le=3600)
+    spool_dir: Path = Path("var/spool")
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8480, ge=1, le=65535)
+    api_tokens: list[SecretStr] = Field(default_factory=list)
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for t in v:
+            if len(t.get_secret_value()) < 16:
+                raise ValueError("each API token must be at least 16 characters")
+        return v
+
+
+class DatabaseSettings(_Section):
+    url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/sambung")
+    pool_min: int = Field(default=1, ge=1, le=100)
+    pool_max: int = Field(default=10, ge=1, le=100)
+    retry_max_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, v: SecretStr) -> SecretStr:
+        if not re.match(r"^postgres(ql)?://", v.get_secret_value()):
+            raise ValueError("expected a URL starting with postgresql://")
+        return v
+
+
+class AriSettings(_Section):
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^/]+$")] = "http://127.0.0.1:8088"
+    username: str = "sambung"
+    password: SecretStr = SecretStr("sambung-dev-secret")
+    app: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,73}$")] = "sambung"
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=120)
+    backoff_initial_seconds: float = Field(default=0.5, gt=0, le=60)
+    backoff_max_seconds: float = Field(default=30.0, gt=0, le=600)
+    request_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class AmiSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = "sambung"
+    secret: SecretStr = SecretStr("sambung-dev-secret")
+    ping_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    ping_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+
+
+class HotlineSettings(_Section):
+    did: Digits
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    language: Literal["en", "id"] = "en"
+    greeting: list[Prompt] = Field(min_length=1)
+
+
+class CallSettings(_Section):
+    unknown_number_prompts: list[Prompt] = Field(
+        default_factory=lambda: ["sound:sambung/unknown-number"]
+    )
+    # A call that gets no event at all for this long is presumed stuck and hung up.
+    max_silent_seconds: float = Field(default=300.0, gt=0)
+
+
+class Settings(_Section):
+    engine: EngineSettings = EngineSettings()
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ari: AriSettings = AriSettings()
+    ami: AmiSettings = AmiSettings()
+    calls: CallSettings = CallSettings()
+    hotlines: list[HotlineSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_dids(self) -> Settings:
+        seen: dict[str, int] = {}
+        for i, h in enumerate(self.hotlines):
+            if h.did in seen:
+                raise ValueError(
+                    f"hotlines[{i}].did {h.did!r} is already used by hotlines[{seen[h.did]}]"
+                )
+            seen[h.did] = i
+        return self
+
+    def hotline_for(self, did: str) -> HotlineSettings | None:
+        for h in self.hotlines:
+            if h.did == did:
+                return h
+        return None
+
+
+ENV_PREFIX = "SAMBUNG_"
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        out.setdefault(section, {})[key] = value
+    if "DATABASE_URL" in env:
+        out.setdefault("database", {})["url"] = env["DATABASE_URL"]
+    if env.get("SAMBUNG_API_TOKEN"):
+        out.setdefault("http", {}).setdefault("_extra_token", env["SAMBUNG_API_TOKEN"])
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings; raise ConfigError naming the file, the key and what was expected."""
+    env = os.environ if env is None else env
+    source = str(path) if path is not None else "(defaults)"
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            raise ConfigError(source, "(file)", f"a readable file ({err.strerror})") from err
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise ConfigError(source, "(file)", "UTF-8 text") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(source, "(syntax)", f"valid TOML ({err})") from err
+    overrides = _env_overrides(env)
+    extra_token = overrides.get("http", {}).pop("_extra_token", None)
+    data = _merge(data, overrides)
+    if extra_token:
+        http = data.setdefault("http", {})
+        http["api_tokens"] = [*http.get("api_tokens", []), extra_token]
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = _loc(first["loc"])
+        got = first.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f", got {got!r}"
+        if any(s in key for s in ("password", "secret", "token", "url")):
+            shown = ""  # never echo secrets back into a terminal or a log
+        origin = source
+        top = str(first["loc"][0]) if first["loc"] else ""
+        env_key = f"{ENV_PREFIX}{top.upper()}__" if top else ""
+        if env_key and any(k.startswith(env_key) for k in env):
+            origin = f"{source} (or environment {env_key}*)"
+        raise ConfigError(origin, key, f"{first['msg']}{shown}") from err

@@ -1,0 +1,110 @@
+"""PostgreSQL: the connection pool and versioned migrations.
+
+Migrations are the ``NNNN_name.sql`` files in ``engine/migrations``, applied in order, each in
+its own transaction, under an advisory lock so two engines starting together cannot both apply
+one. Applied versions are kept in ``schema_migrations`` with a checksum: editing a migration
+that already ran is refused rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+import structlog
+
+from engine.errors import DatabaseUnavailable, SambungError
+
+log = structlog.get_logger(__name__)
+
+# Any constant works as long as every Sambung process uses the same one.
+_MIGRATION_LOCK = 0x53414D42  # "SAMB"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class MigrationError(SambungError):
+    error_id = "db.migration_failed"
+    title = "Migration failed"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations() -> list[Migration]:
+    found: list[Migration] = []
+    for entry in resources.files("engine.migrations").iterdir():
+        m = _NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text("utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError("two migrations share a version number", versions=versions)
+    return found
+
+
+async def connect_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, command_timeout=10
+        )
+    except (OSError, asyncpg.PostgresError) as err:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {err}") from err
+    assert pool is not None
+    return pool
+
+
+async def migrate(conn: asyncpg.Connection) -> list[Migration]:
+    """Apply pending migrations; return the ones applied now."""
+    applied_now: list[Migration] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        done = {r["version"]: r for r in rows}
+        for m in load_migrations():
+            if m.version in done:
+                if done[m.version]["checksum"] != m.checksum:
+                    raise MigrationError(
+                        f"migration {m.version:04d}_{m.name} changed after it was applied",
+                        version=m.version,
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
+            log.info("db.migration_applied", version=m.version, name=m.name)
+            applied_now.append(m)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied_now
+
+
+async def pending_migrations(conn: asyncpg.Connection) -> list[Migration]:
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done: set[int] = set()
+    if exists:
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [m for m in load_migrations() if m.version not in done]
