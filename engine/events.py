@@ -99,5 +99,13 @@ class TelephonyLost:
     reason: str
 
 
-CallEvent = CallOffered | CallAnswered | PromptStarted | PromptFinished | DigitPressed | CallerHungUp | CallEnded
+CallEvent = (
+    CallOffered
+    | CallAnswered
+    | PromptStarted
+    | PromptFinished
+    | DigitPressed
+    | CallerHungUp
+    | CallEnded
+)
 EngineEvent = CallEvent | TelephonyConnected | TelephonyLost

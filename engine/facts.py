@@ -181,8 +181,13 @@ class FactWriter:
             try:
                 async with self._pool.acquire() as conn:
                     await conn.execute(fact.sql, *fact.args())
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    asyncpg.CannotConnectNowError, TimeoutError) as err:
+            except (
+                OSError,
+                asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError,
+                TimeoutError,
+            ) as err:
                 attempt += 1
                 self._metrics.db_write_retries.inc()
                 if self._db_ok:

@@ -28,8 +28,14 @@ PROBLEM = "application/problem+json"
 
 
 def problem(status: int, title: str, error_id: str, detail: str, **extra: Any) -> web.Response:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "error_id": error_id, **extra}
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "error_id": error_id,
+        **extra,
+    }
     resp = web.json_response(body, status=status, content_type=PROBLEM)
     return resp
 
@@ -65,8 +71,10 @@ def token_middleware(tokens: Sequence[str]) -> Middleware:
         scheme, _, given = header.partition(" ")
         # Compare against every token in constant time so timing says nothing about which
         # prefix matched.
-        ok = scheme.lower() == "bearer" and bool(given) and any(
-            hmac.compare_digest(given.strip().encode(), t) for t in encoded
+        ok = (
+            scheme.lower() == "bearer"
+            and bool(given)
+            and any(hmac.compare_digest(given.strip().encode(), t) for t in encoded)
         )
         if not ok:
             raise Unauthorized("a valid bearer token is required")

@@ -23,9 +23,7 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
-def configure_logging(
-    fmt: Literal["console", "json"] = "console", level: str = "info"
-) -> None:
+def configure_logging(fmt: Literal["console", "json"] = "console", level: str = "info") -> None:
     lvl = getattr(logging, level.upper())
     renderer: Any
     if fmt == "json":

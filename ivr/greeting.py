@@ -102,7 +102,9 @@ def step(state: GreetingState, event: GreetingEvent) -> tuple[GreetingState, lis
         case CallAnswered(at=at) if state.phase is Phase.ANSWERING:
             play = Play(state.prompt_id, state.flow.prompts, state.flow.language)
             return replace(state, phase=Phase.PLAYING, answered_at=at), [play]
-        case PromptFinished(prompt_id=pid) if state.phase is Phase.PLAYING and pid == state.prompt_id:
+        case PromptFinished(prompt_id=pid) if (
+            state.phase is Phase.PLAYING and pid == state.prompt_id
+        ):
             done = replace(state, phase=Phase.HANGING_UP, end_reason=state.flow.completed_reason)
             return done, [Hangup("normal")]
         case CommandFailed():

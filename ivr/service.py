@@ -73,15 +73,28 @@ class GreetingService:
         )
         if flow is None:
             log.info("call.unknown_number", did=offer.did)
-        log.info("call.offered", did=offer.did, caller=offer.caller_number, flow=(flow or self._unknown).name)
+        log.info(
+            "call.offered",
+            did=offer.did,
+            caller=offer.caller_number,
+            flow=(flow or self._unknown).name,
+        )
         await self._run(GreetingState(offer.call_id, flow or self._unknown), inbox)
 
     async def refuse(self, offer: CallOffered) -> None:
         """While shutting down: record the call and release it so the carrier can retry."""
         self._record(
             CallStartedFact(
-                offer.call_id, "inbound", offer.channel_name, offer.did, offer.caller_number,
-                offer.caller_name, None, self._asterisk_id(), self._instance, offer.at,
+                offer.call_id,
+                "inbound",
+                offer.channel_name,
+                offer.did,
+                offer.caller_number,
+                offer.caller_name,
+                None,
+                self._asterisk_id(),
+                self._instance,
+                offer.at,
             )
         )
         try:
@@ -95,14 +108,21 @@ class GreetingService:
         try:
             state = await self._apply(state, Start(self._now()))
             while state.phase is not Phase.ENDED:
-                wait = _HANGUP_CONFIRM_SECONDS if state.phase is Phase.HANGING_UP else self._max_silent
+                wait = (
+                    _HANGUP_CONFIRM_SECONDS if state.phase is Phase.HANGING_UP else self._max_silent
+                )
                 event = await inbox.next(timeout=wait)
                 ev: GreetingEvent
                 if event is None:
                     if state.phase is Phase.HANGING_UP:
                         log.warning("call.hangup_unconfirmed")
-                        ev = CallEnded(state.call_id, 0, "hangup not confirmed", self._now(),
-                                       reason=state.end_reason)
+                        ev = CallEnded(
+                            state.call_id,
+                            0,
+                            "hangup not confirmed",
+                            self._now(),
+                            reason=state.end_reason,
+                        )
                     else:
                         ev = Silence(self._now())
                 else:
@@ -158,8 +178,12 @@ class GreetingService:
             # The caller hung up first; the end event is on its way.
             log.debug("call.command_on_gone_call", command=type(cmd).__name__)
         except TelephonyError as err:
-            log.warning("call.command_failed", command=type(cmd).__name__, error=str(err),
-                        error_id=err.error_id)
+            log.warning(
+                "call.command_failed",
+                command=type(cmd).__name__,
+                error=str(err),
+                error_id=err.error_id,
+            )
             if not isinstance(cmd, Hangup):
                 return CommandFailed(type(cmd).__name__, self._now())
         return None

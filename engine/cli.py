@@ -1,0 +1,102 @@
+"""``sambung``: run the engine, migrate the database, check a config, print the version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+
+from engine import __version__
+from engine.config import Settings, load_settings
+from engine.errors import ConfigError, SambungError
+from engine.logging import configure_logging
+
+log = structlog.get_logger("sambung")
+
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
+
+
+def _config_path(arg: str | None) -> Path | None:
+    value = arg or os.environ.get("SAMBUNG_CONFIG")
+    return Path(value) if value else None
+
+
+def _load(arg: str | None) -> Settings:
+    return load_settings(_config_path(arg))
+
+
+async def _migrate(settings: Settings) -> int:
+    from engine import db
+
+    pool = await db.connect_pool(settings.database.url.get_secret_value(), 1, 1)
+    try:
+        async with pool.acquire() as conn:
+            applied = await db.migrate(conn)
+    finally:
+        await pool.close()
+    print(
+        f"migrations applied: {len(applied)}"
+        + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied)
+    )
+    return 0
+
+
+async def _run(settings: Settings) -> int:
+    from engine.main import Engine
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Engine(settings).run(stop)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sambung", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "run the engine"),
+        ("migrate", "apply pending database migrations"),
+        ("check-config", "validate a settings file and exit"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")
+    sub.add_parser("version", help="print the version")
+    args = parser.parse_args(argv)
+
+    if args.command == "version":
+        print(f"sambung {__version__}")
+        return 0
+    try:
+        settings = _load(args.config)
+    except ConfigError as err:
+        print(f"sambung: config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.engine.log_format, settings.engine.log_level)
+    if args.command == "check-config":
+        print(
+            f"{args.config or os.environ.get('SAMBUNG_CONFIG') or '(defaults)'}: ok, "
+            f"{len(settings.hotlines)} hotline(s)"
+        )
+        return 0
+    try:
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        return asyncio.run(_run(settings))
+    except SambungError as err:
+        log.error("sambung.failed", error_id=err.error_id, detail=err.detail)
+        print(f"sambung: {err.error_id}: {err.detail}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""The composition root: the one place that knows every part and wires them together.
+
+Start-up: metrics -> database pool (lazy, so a database that is briefly down does not stop
+calls) -> schema check -> fact writer -> HTTP -> ARI event stream -> AMI.
+Shutdown is staged, the reverse of the work's dependencies: stop taking new calls -> let live
+calls finish (bounded by ``drain_timeout_seconds``) -> hang up what is left -> close ARI and
+AMI -> write the remaining facts (or spill them to the spool) -> close HTTP and the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+import structlog
+from aiohttp import web
+from asterisk.ami.adapter import AmiAdapter, FullyBooted
+from asterisk.telephony import AriTelephony
+
+from asterisk.ari.client import AriClient
+from engine import db
+from engine.calls import CallDispatcher, CallInbox
+from engine.config import Settings
+from engine.errors import SambungError
+from engine.events import CallOffered, TelephonyConnected, TelephonyLost
+from engine.facts import FactWriter, OpenCallsClosedFact
+from engine.http import HttpDeps, build_app
+from engine.metrics import Metrics, build_metrics
+from engine.tasks import TaskSet
+from ivr.model import GreetingFlow
+from ivr.service import GreetingService
+
+log = structlog.get_logger(__name__)
+
+
+class SchemaBehind(SambungError):
+    error_id = "db.schema_behind"
+    title = "Database schema is behind"
+
+
+class Engine:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or build_metrics()
+        self.asterisk_id = ""
+        self._db_ok = False
+        self.http_port: int | None = None
+        self.started = asyncio.Event()
+        self.telephony: AriTelephony | None = None
+        self.dispatcher: CallDispatcher | None = None
+        self.facts: FactWriter | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._service_tasks = TaskSet("services")
+        self._greeting: GreetingService | None = None
+
+    # ---- readiness and API views ---------------------------------------------------------
+
+    def readiness(self) -> dict[str, bool]:
+        tel = self.telephony
+        return {"ari": bool(tel and tel.is_connected), "database": self._db_ok}
+
+    def active_calls(self) -> list[dict[str, Any]]:
+        if self.dispatcher is None:
+            return []
+        return [
+            {
+                "call_id": o.call_id,
+                "did": o.did,
+                "caller": o.caller_number,
+                "offered_at": o.at.isoformat(),
+            }
+            for o in self.dispatcher.active_calls.values()
+        ]
+
+    async def call_record(self, call_id: str) -> dict[str, Any] | None:
+        assert self._pool is not None
+        row = await self._pool.fetchrow("SELECT * FROM calls WHERE call_id = $1", call_id)
+        if row is None:
+            return None
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+    # ---- reconciliation ---------------------------------------------------------------------
+
+    def _on_connection(self, event: TelephonyConnected | TelephonyLost) -> None:
+        if isinstance(event, TelephonyLost):
+            return
+        assert self.dispatcher is not None
+        assert self.facts is not None
+        self.asterisk_id = event.asterisk_id
+        owned = set(self.dispatcher.active_calls)
+        now = datetime.now(UTC)
+        if event.restarted:
+            n = self.dispatcher.end_calls(None, "asterisk_restart")
+            log.warning("reconcile.asterisk_restarted", calls_lost=n)
+            self.facts.record(
+                OpenCallsClosedFact(self.settings.engine.instance_id, [], now, "asterisk_restart")
+            )
+            return
+        vanished = owned - event.live_call_ids
+        if vanished:
+            self.dispatcher.end_calls(vanished, "lost_while_disconnected")
+            log.warning("reconcile.calls_vanished", count=len(vanished))
+        if event.first_connect:
+            # Rows left open by a previous run of this instance: those calls cannot be resumed.
+            self.facts.record(
+                OpenCallsClosedFact(
+                    self.settings.engine.instance_id, sorted(owned), now, "engine_restart"
+                )
+            )
+        orphans = event.live_call_ids - owned
+        if orphans:
+            log.warning("reconcile.orphans", count=len(orphans))
+            assert self.telephony is not None
+            self._service_tasks.start(self._hangup_orphans(orphans), name="hangup-orphans")
+
+    async def _hangup_orphans(self, call_ids: set[str]) -> None:
+        assert self.telephony is not None
+        for cid in call_ids:
+            await self.telephony.hangup_orphan(cid)
+
+    # ---- background loops ---------------------------------------------------------------
+
+    async def _watch_database(self) -> None:
+        assert self._pool is not None
+        was_ok: bool | None = None
+        while True:
+            try:
+                async with asyncio.timeout(2):
+                    await self._pool.fetchval("SELECT 1")
+                ok = True
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                ok = False
+            self._db_ok = ok
+            self.metrics.db_up.set(1 if ok else 0)
+            if ok != was_ok:
+                log.log(20 if ok else 40, "db.up" if ok else "db.down")
+                was_ok = ok
+            await asyncio.sleep(5)
+
+    async def _on_fully_booted(self, booted: FullyBooted) -> None:
+        # AMI sees a (re)booted Asterisk sometimes before the ARI socket notices it dropped.
+        if self.telephony is not None:
+            self.telephony.request_resync("ami_fully_booted")
+
+    # ---- the whole life ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        async with AsyncExitStack() as stack:
+            # min_size=0: no connection is made up front, so a database that is down at start
+            # delays facts (they queue) instead of refusing calls.
+            self._pool = await db.connect_pool(
+                s.database.url.get_secret_value(), min_size=0, max_size=s.database.pool_max
+            )
+            stack.push_async_callback(self._pool.close)
+            await self._check_schema()
+
+            s.engine.spool_dir.mkdir(parents=True, exist_ok=True)
+            self.facts = FactWriter(
+                self._pool,
+                self.metrics,
+                s.engine.spool_dir / f"facts-{s.engine.instance_id}.jsonl",
+                s.database.retry_max_seconds,
+            )
+            self.facts.replay_spool()
+
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=50, keepalive_timeout=10)
+            )
+            stack.push_async_callback(session.close)
+            client = AriClient(
+                session,
+                s.ari.url,
+                s.ari.username,
+                s.ari.password.get_secret_value(),
+                s.ari.app,
+                metrics=self.metrics,
+                timeout=s.ari.request_timeout_seconds,
+            )
+            self.dispatcher = CallDispatcher(
+                handler=self._handle_call,
+                refuse=self._refuse_call,
+                metrics=self.metrics,
+                on_connection=self._on_connection,
+            )
+            self.telephony = AriTelephony(
+                client=client,
+                session=session,
+                sink=self.dispatcher.dispatch,
+                metrics=self.metrics,
+                heartbeat=s.ari.heartbeat_seconds,
+                backoff_initial=s.ari.backoff_initial_seconds,
+                backoff_max=s.ari.backoff_max_seconds,
+            )
+            self._greeting = self._greeting_service(self.telephony, self.facts)
+
+            runner = web.AppRunner(
+                build_app(
+                    HttpDeps(
+                        tokens=[t.get_secret_value() for t in s.http.api_tokens],
+                        registry=self.metrics.registry,
+                        readiness=self.readiness,
+                        active_calls=self.active_calls,
+                        call_record=self.call_record,
+                    )
+                ),
+                access_log=None,
+            )
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, s.http.host, s.http.port)
+            await site.start()
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            self.http_port = sockets[0].getsockname()[1] if sockets else s.http.port
+
+            services = self._service_tasks
+            writer_task = services.start(self.facts.run(), name="fact-writer")
+            services.start(self._watch_database(), name="db-watch")
+            ari_task = services.start(self.telephony.run(), name="ari")
+            ami: AmiAdapter | None = None
+            ami_task: asyncio.Task[Any] | None = None
+            if s.ami.enabled:
+                ami = AmiAdapter(
+                    s.ami.host,
+                    s.ami.port,
+                    s.ami.username,
+                    s.ami.secret.get_secret_value(),
+                    self.metrics,
+                    on_fully_booted=self._on_fully_booted,
+                    ping_interval=s.ami.ping_interval_seconds,
+                    ping_timeout=s.ami.ping_timeout_seconds,
+                )
+                ami_task = services.start(ami.run(), name="ami")
+
+            log.info(
+                "engine.started",
+                http=f"{s.http.host}:{self.http_port}",
+                instance=s.engine.instance_id,
+                hotlines=len(s.hotlines),
+            )
+            self.started.set()
+            stop_wait = asyncio.get_running_loop().create_task(stop.wait(), name="stop-wait")
+            try:
+                # A crash of the fact writer or the ARI supervisor ends the engine: without them
+                # it would take calls it can neither control nor record.
+                done, _ = await asyncio.wait(
+                    [stop_wait, writer_task, ari_task], return_when=asyncio.FIRST_COMPLETED
+                )
+                for t in done:
+                    if t is not stop_wait and not t.cancelled() and t.exception() is not None:
+                        log.error("engine.service_crashed", task=t.get_name())
+            finally:
+                stop_wait.cancel()
+                await self._shutdown(ari_task, ami_task, writer_task)
+
+    async def _shutdown(
+        self,
+        ari_task: asyncio.Task[Any],
+        ami_task: asyncio.Task[Any] | None,
+        writer_task: asyncio.Task[Any],
+    ) -> None:
+        s = self.settings
+        assert self.dispatcher is not None
+        assert self.facts is not None
+        log.info("engine.stopping", stage="stop_new_calls", active=len(self.dispatcher.tasks))
+        drained = await self.dispatcher.drain(s.engine.drain_timeout_seconds)
+        if not drained:
+            log.warning(
+                "engine.stopping", stage="hangup_remaining", left=len(self.dispatcher.tasks)
+            )
+            await self.dispatcher.tasks.cancel_all()
+        log.info("engine.stopping", stage="close_adapters")
+        for t in (ami_task, ari_task):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        log.info("engine.stopping", stage="write_facts", pending=self.facts.pending)
+        await self.facts.drain(timeout=5.0)
+        await self._service_tasks.cancel_all()
+        log.info("engine.stopped")
+
+    async def _check_schema(self) -> None:
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn:
+                pending = await db.pending_migrations(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            log.warning("db.unreachable_at_start", error=str(err))
+            return
+        if pending:
+            names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+            raise SchemaBehind(f"pending migrations ({names}): run 'sambung migrate' first")
+        self._db_ok = True
+
+    def _greeting_service(self, telephony: AriTelephony, facts: FactWriter) -> GreetingService:
+        s = self.settings
+        flows = {
+            h.did: GreetingFlow(h.name, tuple(h.greeting), h.language, "completed")
+            for h in s.hotlines
+        }
+        unknown = GreetingFlow(
+            "unknown-number", tuple(s.calls.unknown_number_prompts), "en", "unknown_number"
+        )
+        return GreetingService(
+            telephony=telephony,
+            record=facts.record,
+            flows_by_did=flows,
+            unknown_number=unknown,
+            engine_instance=s.engine.instance_id,
+            asterisk_id=lambda: self.asterisk_id,
+            max_silent_seconds=s.calls.max_silent_seconds,
+        )
+
+    async def _handle_call(self, offer: CallOffered, inbox: CallInbox) -> None:
+        assert self._greeting is not None
+        await self._greeting.handle(offer, inbox)
+
+    async def _refuse_call(self, offer: CallOffered) -> None:
+        assert self._greeting is not None
+        await self._greeting.refuse(offer)
