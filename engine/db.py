@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 import structlog
 
 from engine.errors import DatabaseUnavailable, SambungError
@@ -22,6 +23,9 @@ log = structlog.get_logger(__name__)
 
 # Any constant works as long as every Sambung process uses the same one.
 _MIGRATION_LOCK = 0x53414D42  # "SAMB"
+
+# A plain connection or one borrowed from a pool: both run the same statements.
+Conn = asyncpg.Connection | PoolConnectionProxy
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -65,7 +69,7 @@ async def connect_pool(url: str, min_size: int = 1, max_size: int = 10) -> async
     return pool
 
 
-async def migrate(conn: asyncpg.Connection) -> list[Migration]:
+async def migrate(conn: Conn) -> list[Migration]:
     """Apply pending migrations; return the ones applied now."""
     applied_now: list[Migration] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
@@ -102,7 +106,7 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
     return applied_now
 
 
-async def pending_migrations(conn: asyncpg.Connection) -> list[Migration]:
+async def pending_migrations(conn: Conn) -> list[Migration]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     done: set[int] = set()
     if exists:

@@ -41,7 +41,9 @@ def configure_logging(fmt: Literal["console", "json"] = "console", level: str = 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve sys.stderr at each use rather than binding the stream now: a test harness or
+        # a daemoniser may swap it later, and a closed stream must never break call handling.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
     # Libraries that use stdlib logging (aiohttp access log, asyncpg) go to stderr too.

@@ -118,7 +118,7 @@ class Engine:
             assert self.telephony is not None
             self._service_tasks.start(self._hangup_orphans(orphans), name="hangup-orphans")
 
-    async def _hangup_orphans(self, call_ids: set[str]) -> None:
+    async def _hangup_orphans(self, call_ids: frozenset[str]) -> None:
         assert self.telephony is not None
         for cid in call_ids:
             await self.telephony.hangup_orphan(cid)
