@@ -1,0 +1,92 @@
+# Shared set-up steps for ops/demo and ops/test. Sourced, not run.
+# Each step checks before it acts, so running it again on a prepared machine costs seconds.
+
+SAMBUNG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$SAMBUNG_ROOT/.venv"
+PG_SERVER_URL=${DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'sambung: %s\n' "$*" >&2; exit 2; }
+
+require_root_debian() {
+  [ "$(id -u)" = 0 ] || die "run this as root (it installs packages and starts Asterisk in a chroot)"
+  [ -r /etc/debian_version ] || die "this set-up is written for Debian 12; /etc/debian_version is missing"
+}
+
+apt_install() {
+  # apt-get update only when something is actually missing.
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_python() {
+  local py=python3
+  command -v "$py" >/dev/null || apt_install python3
+  "$py" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' \
+    || die "Python 3.11 is required (found $("$py" --version 2>&1))"
+  "$py" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    "$py" -m venv "$VENV"
+  fi
+  # Reinstall only when pyproject.toml changed since the last install.
+  local stamp="$VENV/.sambung-installed"
+  if [ ! -f "$stamp" ] || [ "$SAMBUNG_ROOT/pyproject.toml" -nt "$stamp" ]; then
+    say "installing Python dependencies"
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q -e "$SAMBUNG_ROOT[dev]"
+    touch "$stamp"
+  fi
+}
+
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+ensure_postgres() {
+  if [ -n "${DATABASE_URL:-}" ] && [ "${SAMBUNG_MANAGE_PG:-}" != 1 ]; then
+    return 0  # someone else's server: use it as given
+  fi
+  command -v pg_isready >/dev/null || apt_install postgresql-client
+  if pg_ready; then return 0; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+    local conf; conf=$(ls -d /etc/postgresql/*/main | head -n1)
+    # Development and test server only: trust connections from this machine's loopback.
+    sed -i -E 's/^(host\s+all\s+all\s+127\.0\.0\.1\/32\s+)\S+/\1trust/' "$conf/pg_hba.conf"
+    sed -i -E 's/^(host\s+all\s+all\s+::1\/128\s+)\S+/\1trust/' "$conf/pg_hba.conf"
+  fi
+  local ver; ver=$(ls /etc/postgresql | sort -V | tail -n1)
+  say "starting PostgreSQL $ver"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start 2>/dev/null \
+    || pg_ctlcluster "$ver" main start
+  for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
+  die "PostgreSQL did not become ready on 127.0.0.1:5432"
+}
+
+ensure_database() {
+  # $1: database name. Created on the server named by DATABASE_URL (or the local one).
+  "$VENV/bin/python" - "$PG_SERVER_URL" "$1" <<'PY'
+import asyncio, sys
+from urllib.parse import urlsplit, urlunsplit
+import asyncpg
+
+async def main(server: str, name: str) -> None:
+    admin = urlunsplit(urlsplit(server)._replace(path="/postgres"))
+    conn = await asyncpg.connect(admin)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            print(f"created database {name}", file=sys.stderr)
+    finally:
+        await conn.close()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+PY
+}
+
+database_url_for() {
+  "$VENV/bin/python" -c 'import sys; from urllib.parse import urlsplit, urlunsplit; print(urlunsplit(urlsplit(sys.argv[1])._replace(path="/" + sys.argv[2])))' "$PG_SERVER_URL" "$1"
+}
