@@ -19,6 +19,7 @@ from engine.events import (
     CallEnded,
     CallEvent,
     CallOffered,
+    CallResynced,
     EngineEvent,
     TelephonyConnected,
     TelephonyLost,
@@ -125,6 +126,13 @@ class CallDispatcher:
                 inbox.put(CallEnded(cid, 0, reason.replace("_", " "), now, reason=reason))
                 ended += 1
         return ended
+
+    def resync_calls(self, call_ids: set[str]) -> None:
+        now = datetime.now(UTC)
+        for cid in call_ids:
+            inbox = self._inboxes.get(cid)
+            if inbox is not None:
+                inbox.put(CallResynced(cid, now))
 
     async def drain(self, timeout: float) -> bool:
         self.accepting = False

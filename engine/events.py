@@ -77,6 +77,18 @@ class CallEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class CallResynced:
+    """The event stream came back and this call's channel is still alive.
+
+    Events may have been missed while the stream was down, so the call task re-checks what it
+    is waiting for (is its prompt still playing?) instead of waiting for an event that was lost.
+    """
+
+    call_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TelephonyConnected:
     """The event stream is (re)connected and reconciled.
 
@@ -107,5 +119,6 @@ CallEvent = (
     | DigitPressed
     | CallerHungUp
     | CallEnded
+    | CallResynced
 )
 EngineEvent = CallEvent | TelephonyConnected | TelephonyLost

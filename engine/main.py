@@ -105,6 +105,8 @@ class Engine:
         if vanished:
             self.dispatcher.end_calls(vanished, "lost_while_disconnected")
             log.warning("reconcile.calls_vanished", count=len(vanished))
+        if not event.first_connect:
+            self.dispatcher.resync_calls(owned & event.live_call_ids)
         if event.first_connect:
             # Rows left open by a previous run of this instance: those calls cannot be resumed.
             self.facts.record(

@@ -27,6 +27,10 @@ class Telephony(Protocol):
 
     async def stop_prompt(self, prompt_id: str) -> None: ...
 
+    async def prompt_active(self, prompt_id: str) -> bool:
+        """Whether the prompt is still queued or playing (used after missed events)."""
+        ...
+
     async def hangup(self, call_id: str, reason: str = "normal") -> None:
         """Hang up; idempotent (a call already gone is not an error)."""
         ...

@@ -11,7 +11,14 @@ import enum
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from engine.events import CallAnswered, CallEnded, CallerHungUp, CallEvent, PromptFinished
+from engine.events import (
+    CallAnswered,
+    CallEnded,
+    CallerHungUp,
+    CallEvent,
+    CallResynced,
+    PromptFinished,
+)
 from ivr.model import GreetingFlow
 
 
@@ -67,7 +74,14 @@ class Hangup:
     reason: str = "normal"
 
 
-Command = Answer | Play | Hangup
+@dataclass(frozen=True, slots=True)
+class CheckPrompt:
+    """Ask whether the prompt still plays; the answer comes back as PromptFinished if not."""
+
+    prompt_id: str
+
+
+Command = Answer | Play | Hangup | CheckPrompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +121,8 @@ def step(state: GreetingState, event: GreetingEvent) -> tuple[GreetingState, lis
         ):
             done = replace(state, phase=Phase.HANGING_UP, end_reason=state.flow.completed_reason)
             return done, [Hangup("normal")]
+        case CallResynced() if state.phase is Phase.PLAYING:
+            return state, [CheckPrompt(state.prompt_id)]
         case CommandFailed():
             return replace(state, phase=Phase.HANGING_UP, end_reason="engine_error"), [
                 Hangup("normal")

@@ -9,11 +9,12 @@ import structlog
 
 from engine.calls import CallInbox
 from engine.errors import CallGone, TelephonyError
-from engine.events import CallAnswered, CallEnded, CallOffered
+from engine.events import CallAnswered, CallEnded, CallOffered, PromptFinished
 from engine.facts import CallAnsweredFact, CallEndedFact, CallStartedFact, Fact
 from engine.ports import Telephony
 from ivr.greeting import (
     Answer,
+    CheckPrompt,
     Command,
     CommandFailed,
     GreetingEvent,
@@ -160,16 +161,28 @@ class GreetingService:
                 f"transition: {state.phase.value} -> {type(event).__name__} -> {new.phase.value}"
             )
         for cmd in commands:
-            failed = await self._execute(new.call_id, cmd)
-            if failed is not None:
-                return await self._apply(new, failed)
+            follow_up = await self._execute(new.call_id, cmd)
+            if follow_up is not None:
+                if isinstance(follow_up, CallAnswered):
+                    self._record(CallAnsweredFact(new.call_id, follow_up.at))
+                return await self._apply(new, follow_up)
         return new
 
-    async def _execute(self, call_id: str, cmd: Command) -> CommandFailed | None:
+    async def _execute(
+        self, call_id: str, cmd: Command
+    ) -> CommandFailed | CallAnswered | PromptFinished | None:
         try:
             match cmd:
                 case Answer():
                     await self._tel.answer(call_id)
+                    # ARI answers synchronously: a 204 means the channel is up. Acting on it,
+                    # rather than on the state-change event, keeps a call moving even if that
+                    # event is lost while the event stream reconnects.
+                    return CallAnswered(call_id, self._now())
+                case CheckPrompt(prompt_id=pid):
+                    if not await self._tel.prompt_active(pid):
+                        log.info("call.prompt_ended_unseen", prompt_id=pid)
+                        return PromptFinished(call_id, pid, self._now())
                 case Play(prompt_id=pid, media=media, language=lang):
                     await self._tel.play(call_id, pid, media, language=lang)
                 case Hangup(reason=reason):

@@ -11,12 +11,14 @@ from engine.events import (
     CallAnswered,
     CallEnded,
     CallerHungUp,
+    CallResynced,
     DigitPressed,
     PromptFinished,
     PromptStarted,
 )
 from ivr.greeting import (
     Answer,
+    CheckPrompt,
     CommandFailed,
     GreetingEvent,
     GreetingState,
@@ -139,6 +141,22 @@ TABLE: list[tuple[str, GreetingState, GreetingEvent, Phase, list[object], str | 
         Phase.HANGING_UP,
         [Hangup("normal")],
         "timeout",
+    ),
+    (
+        "after a reconnect the machine asks whether its prompt still plays",
+        at(Phase.PLAYING),
+        CallResynced(CID, T),
+        Phase.PLAYING,
+        [CheckPrompt(PID)],
+        None,
+    ),
+    (
+        "a resync while hanging up changes nothing",
+        at(Phase.HANGING_UP, end_reason="completed"),
+        CallResynced(CID, T),
+        Phase.HANGING_UP,
+        [],
+        "completed",
     ),
     (
         "events after the end change nothing",
