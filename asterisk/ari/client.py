@@ -64,8 +64,9 @@ def _flag(value: bool) -> str:
 class AriClient:
     """ARI REST calls over a shared aiohttp session (the caller owns and closes the session).
 
-    ``base_url`` is the ARI root, e.g. ``http://127.0.0.1:8088/ari``. ``app`` is our Stasis
-    application, used by originate and the application calls.
+    ``base_url`` is Asterisk's HTTP server (``http://127.0.0.1:8088``, as the settings hold it)
+    or the ARI root under it (``http://127.0.0.1:8088/ari``); ``self.base_url`` is always the
+    ARI root. ``app`` is our Stasis application, used by originate and the application calls.
     """
 
     def __init__(
@@ -79,7 +80,8 @@ class AriClient:
         timeout: float = 5.0,
     ) -> None:
         self._session = session
-        self.base_url = base_url.rstrip("/")
+        root = base_url.rstrip("/")
+        self.base_url = root if root.endswith("/ari") else root + "/ari"
         self.username = username
         self._auth = aiohttp.BasicAuth(username, password)
         self.app = app

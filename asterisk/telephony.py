@@ -1,0 +1,382 @@
+"""``engine.ports.Telephony`` over ARI, and the translation of ARI events into domain events.
+
+ARI names stop here: the engine sees ``CallOffered``, ``DigitPressed``, ``CallEnded``... Only
+channels that are calls (entered our app with ``Stasis(<app>,inbound,<did>)``) produce call
+events; events about other channels (agent legs, Local halves, later features) are dropped by
+this translation until those features claim them.
+
+Exactly one ``CallEnded`` per call. ``ChannelDestroyed`` is the authoritative end and carries
+the cause and SIP code. Asterisk only delivers it while our app is still subscribed to the
+channel, and the subscription goes when the channel leaves Stasis, so ``StasisEnd`` starts a
+short grace timer: if ``ChannelDestroyed`` has not come by then, ``CallEnded`` is emitted from
+what ``ChannelHangupRequest`` told us (or cause 16, normal clearing). Whichever comes first
+wins; the other is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+import structlog
+
+from asterisk.ari.client import AriClient
+from asterisk.ari.events import (
+    AriEvent,
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelHangupRequest,
+    ChannelStateChange,
+    PlaybackFinished,
+    PlaybackStarted,
+    StasisEnd,
+    StasisStart,
+)
+from asterisk.ari.stream import DEFAULT_DISALLOWED_EVENTS, AriEventStream, ConnectInfo
+from engine.errors import CallGone, TelephonyError
+from engine.events import (
+    CallAnswered,
+    CallEnded,
+    CallerHungUp,
+    CallOffered,
+    DigitPressed,
+    EngineEvent,
+    PromptFinished,
+    PromptStarted,
+    TelephonyConnected,
+    TelephonyLost,
+)
+from engine.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+INBOUND = "inbound"
+NORMAL_CLEARING = 16
+# Q.850 texts as Asterisk words them (ast_cause2str), for the causes a StasisEnd fallback sees.
+_CAUSE_TEXT = {
+    0: "Unknown",
+    16: "Normal Clearing",
+    17: "User busy",
+    18: "No user responding",
+    19: "User alerting, no answer",
+    21: "Call Rejected",
+    31: "Normal, unspecified",
+    127: "Interworking, unspecified",
+}
+# States in which a live channel found at reconnect is still waiting to be answered by us.
+_UNANSWERED = frozenset({"Ring", "Ringing", "Down", "Rsrved"})
+
+
+@dataclass(slots=True)
+class _Call:
+    call_id: str
+    hangup_cause: int | None = None
+    hangup_sip_code: int | None = None
+    caller_hung_up: bool = False
+    we_hung_up: bool = False
+    answered: bool = False
+    left_stasis: bool = False
+    end_timer: asyncio.TimerHandle | None = None
+
+
+def _at(event: AriEvent) -> datetime:
+    return event.timestamp if event.timestamp is not None else datetime.now(UTC)
+
+
+def _channel_of(target_uri: str) -> str | None:
+    kind, _, ident = target_uri.partition(":")
+    return ident if kind == "channel" and ident else None
+
+
+class AriTelephony:
+    """Call control for the engine; ``run()`` keeps the ARI event stream up until cancelled."""
+
+    def __init__(
+        self,
+        client: AriClient,
+        session: aiohttp.ClientSession,
+        sink: Callable[[EngineEvent], None],
+        metrics: Metrics | None = None,
+        *,
+        ws_url_base: str | None = None,
+        subscriptions: Sequence[str] = (),
+        disallowed_events: Sequence[str] = DEFAULT_DISALLOWED_EVENTS,
+        heartbeat: float = 5.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        rng: random.Random | None = None,
+        destroyed_grace: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._sink = sink
+        self.app = client.app
+        # How long after StasisEnd we wait for ChannelDestroyed before ending the call anyway.
+        self.destroyed_grace = destroyed_grace
+        self._calls: dict[str, _Call] = {}
+        if ws_url_base is None:
+            ws_url_base = "ws" + client.base_url.removeprefix("http")
+        self._stream = AriEventStream(
+            client,
+            session,
+            ws_url_base,
+            client.app,
+            on_event=self.handle_event,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            metrics=metrics,
+            subscriptions=subscriptions,
+            disallowed_events=disallowed_events,
+            heartbeat=heartbeat,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            rng=rng,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._stream.run()
+        finally:
+            for call in self._calls.values():
+                if call.end_timer is not None:
+                    call.end_timer.cancel()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._stream.is_connected
+
+    @property
+    def stream(self) -> AriEventStream:
+        return self._stream
+
+    @property
+    def live_calls(self) -> frozenset[str]:
+        return frozenset(self._calls)
+
+    def request_resync(self, reason: str) -> None:
+        self._stream.request_resync(reason)
+
+    # -- engine.ports.Telephony ------------------------------------------------------------
+
+    async def answer(self, call_id: str) -> None:
+        await self._client.answer(call_id)
+
+    async def play(
+        self, call_id: str, prompt_id: str, media: Sequence[str], language: str | None = None
+    ) -> None:
+        # The prompt id is the playback id: callers choose deterministic ids, so a playback
+        # can be found again after a reconnect (there is no list-playbacks call).
+        await self._client.play(call_id, prompt_id, media, lang=language)
+
+    async def stop_prompt(self, prompt_id: str) -> None:
+        await self._client.stop_playback(prompt_id)
+
+    async def hangup(self, call_id: str, reason: str = "normal") -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            # Asterisk reports our own DELETE as a ChannelHangupRequest too; that is not the
+            # caller hanging up.
+            call.we_hung_up = True
+        await self._client.hangup(call_id, reason)
+
+    async def hangup_orphan(self, channel_id: str) -> bool:
+        """Hang up a channel left in our app by an earlier run; never raises.
+
+        Returns True if it was hung up now, False if already gone or Asterisk refused.
+        """
+        try:
+            done = await self._client.hangup(channel_id, "normal")
+        except CallGone:
+            return False
+        except TelephonyError as err:
+            log.warning("ari.orphan_hangup_failed", call_id=channel_id, error=err.detail)
+            return False
+        log.info("ari.orphan_hung_up", call_id=channel_id, hung_up=done)
+        return done
+
+    # -- stream callbacks ------------------------------------------------------------------
+
+    async def _on_connected(self, info: ConnectInfo) -> None:
+        live = {c.id: c for c in info.channels}
+        if info.restarted:
+            # Every channel is gone with the old Asterisk; the engine ends its calls itself.
+            self._forget(set(self._calls))
+        else:
+            self._forget(set(self._calls) - set(live))
+        # A caller still waiting unanswered in our app is adopted as a new call rather than
+        # called an orphan: its StasisStart may sit in the stream's buffer (it entered while we
+        # reconciled), or a previous run never answered it. Answered unknown channels are
+        # orphans for the engine to hang up.
+        adopt = [
+            c
+            for cid, c in live.items()
+            if cid not in self._calls and c.state in _UNANSWERED and self._inbound_did(c)
+        ]
+        adopted = {c.id for c in adopt}
+        self._sink(
+            TelephonyConnected(
+                asterisk_id=info.asterisk_id,
+                startup_time=info.startup_time,
+                restarted=info.restarted,
+                first_connect=info.first_connect,
+                live_call_ids=frozenset(cid for cid in live if cid not in adopted),
+            )
+        )
+        for channel in adopt:
+            did = self._inbound_did(channel)
+            assert did is not None
+            log.info("ari.call_adopted", call_id=channel.id, did=did)
+            self._offer(channel, did, channel.creationtime)
+
+    def _on_disconnected(self, reason: str) -> None:
+        self._sink(TelephonyLost(reason=reason))
+
+    def _inbound_did(self, channel: Channel) -> str | None:
+        """The DID from ``Stasis(<app>,inbound,<did>)`` dialplan data, if that is the app."""
+        parts = channel.dialplan.app_data.split(",")
+        if len(parts) >= 2 and parts[0] == self.app and parts[1] == INBOUND:
+            return parts[2] if len(parts) > 2 else channel.dialplan.exten
+        return None
+
+    def _forget(self, call_ids: set[str]) -> None:
+        for cid in call_ids:
+            call = self._calls.pop(cid, None)
+            if call is not None and call.end_timer is not None:
+                call.end_timer.cancel()
+
+    def _offer(self, channel: Channel, did: str, at: datetime) -> None:
+        self._calls[channel.id] = _Call(channel.id, answered=channel.state == "Up")
+        self._sink(
+            CallOffered(
+                call_id=channel.id,
+                channel_name=channel.name,
+                did=did,
+                caller_number=channel.caller.number,
+                caller_name=channel.caller.name,
+                at=at,
+                protocol_id=channel.protocol_id,
+            )
+        )
+
+    # -- translation -----------------------------------------------------------------------
+
+    def handle_event(self, event: AriEvent) -> None:
+        """Translate one ARI event; sync and non-blocking (called by the stream's reader)."""
+        match event:
+            case StasisStart():
+                self._stasis_start(event)
+            case ChannelStateChange(channel=channel) if channel.state == "Up":
+                call = self._calls.get(channel.id)
+                if call is not None and not call.answered:
+                    call.answered = True
+                    self._sink(CallAnswered(call_id=channel.id, at=_at(event)))
+            case PlaybackStarted(playback=pb):
+                cid = _channel_of(pb.target_uri)
+                if cid in self._calls:
+                    self._sink(PromptStarted(call_id=cid, prompt_id=pb.id, at=_at(event)))
+            case PlaybackFinished(playback=pb):
+                cid = _channel_of(pb.target_uri)
+                if cid in self._calls:
+                    self._sink(
+                        PromptFinished(
+                            call_id=cid,
+                            prompt_id=pb.id,
+                            at=_at(event),
+                            failed=pb.state == "failed",
+                        )
+                    )
+            case ChannelDtmfReceived(channel=channel):
+                if channel.id in self._calls:
+                    self._sink(
+                        DigitPressed(
+                            call_id=channel.id,
+                            digit=event.digit,
+                            duration_ms=event.duration_ms,
+                            at=_at(event),
+                        )
+                    )
+            case ChannelHangupRequest(channel=channel):
+                self._hangup_request(event, channel)
+            case StasisEnd(channel=channel):
+                self._stasis_end(event, channel)
+            case ChannelDestroyed(channel=channel):
+                self._end(
+                    channel.id,
+                    event.cause,
+                    event.cause_txt,
+                    _at(event),
+                    event.tech_cause,
+                    "destroyed",
+                )
+            case _:
+                pass
+
+    def _stasis_start(self, event: StasisStart) -> None:
+        channel = event.channel
+        if channel.id in self._calls:
+            # Seen already: adopted at reconnect, then its buffered StasisStart arrived.
+            return
+        if len(event.args) >= 1 and event.args[0] == INBOUND:
+            did = event.args[1] if len(event.args) > 1 else channel.dialplan.exten
+            log.debug("ari.call_offered", call_id=channel.id, did=did)
+            self._offer(channel, did, _at(event))
+        else:
+            log.debug("ari.stasis_start_ignored", channel_id=channel.id, args=event.args)
+
+    def _hangup_request(self, event: ChannelHangupRequest, channel: Channel) -> None:
+        call = self._calls.get(channel.id)
+        if call is None:
+            return
+        if event.cause is not None:
+            call.hangup_cause = event.cause
+        if event.tech_cause is not None:
+            call.hangup_sip_code = event.tech_cause
+        if call.we_hung_up or call.caller_hung_up:
+            return
+        call.caller_hung_up = True
+        cause = event.cause if event.cause is not None else NORMAL_CLEARING
+        self._sink(CallerHungUp(call_id=channel.id, cause=cause, at=_at(event)))
+
+    def _stasis_end(self, event: StasisEnd, channel: Channel) -> None:
+        call = self._calls.get(channel.id)
+        if call is None or call.left_stasis:
+            return
+        call.left_stasis = True
+        at = _at(event)
+        cause = call.hangup_cause if call.hangup_cause is not None else NORMAL_CLEARING
+        loop = asyncio.get_running_loop()
+        call.end_timer = loop.call_later(
+            self.destroyed_grace,
+            self._end,
+            channel.id,
+            cause,
+            _CAUSE_TEXT.get(cause, ""),
+            at,
+            call.hangup_sip_code,
+            "stasis_end",
+        )
+
+    def _end(
+        self,
+        call_id: str,
+        cause: int,
+        cause_text: str,
+        at: datetime,
+        sip_code: int | None,
+        source: str,
+    ) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return  # not a call, or already ended (ChannelDestroyed after the grace timer)
+        if call.end_timer is not None:
+            call.end_timer.cancel()
+        log.debug("ari.call_ended", call_id=call_id, cause=cause, source=source)
+        self._sink(
+            CallEnded(call_id=call_id, cause=cause, cause_text=cause_text, at=at, sip_code=sip_code)
+        )
