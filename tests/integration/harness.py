@@ -1,0 +1,180 @@
+"""Shared pieces for integration tests: the real Asterisk sandbox, SIPp, an engine in-process.
+
+Nothing here is mocked: the engine talks to the sandbox's ARI and AMI, SIPp places real SIP
+calls over loopback, and facts land in a throwaway PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from engine import db
+from engine.config import Settings, load_settings
+from engine.main import Engine
+from tests.dbutil import fresh_database
+
+ROOT = Path(__file__).resolve().parents[2]
+SIPP_DIR = ROOT / "tests" / "integration" / "sipp"
+ARI_URL = os.environ.get("SAMBUNG_TEST_ARI_URL", "http://127.0.0.1:8088")
+ARI_USER = os.environ.get("SAMBUNG_ARI_USER", "sambung")
+ARI_PASSWORD = os.environ.get("SAMBUNG_ARI_PASSWORD", "sambung-dev-secret")
+TOKEN = "integration-token-0123456789"
+
+
+def ari_get(path: str, timeout: float = 2.0) -> Any:
+    import json
+
+    req = urllib.request.Request(f"{ARI_URL}/ari{path}")
+    cred = base64.b64encode(f"{ARI_USER}:{ARI_PASSWORD}".encode()).decode()
+    req.add_header("Authorization", f"Basic {cred}")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def ari_up() -> bool:
+    try:
+        ari_get("/asterisk/info")
+    except OSError:
+        return False
+    return True
+
+
+def wait_ari(timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ari_up():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def settings_for(database_url: str, ari_url: str = ARI_URL, **sections: Any) -> Settings:
+    s = load_settings(ROOT / "examples" / "sambung.toml", env={})
+    data = s.model_dump(mode="python")
+    # SecretStr fields dump as SecretStr objects; unwrap them so the dict validates again.
+    data["database"]["url"] = database_url
+    data["ari"]["url"] = ari_url
+    data["ari"]["password"] = ARI_PASSWORD
+    data["ari"]["backoff_initial_seconds"] = 0.2
+    data["ari"]["backoff_max_seconds"] = 2.0
+    data["ari"]["heartbeat_seconds"] = 2.0
+    data["ami"]["secret"] = s.ami.secret.get_secret_value()
+    data["http"]["port"] = 0
+    data["http"]["api_tokens"] = [TOKEN]
+    data["engine"]["drain_timeout_seconds"] = 5
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            data[section].update(values)
+        else:
+            data[section] = values
+    return Settings.model_validate(data)
+
+
+@dataclass
+class RunningEngine:
+    engine: Engine
+    pool: asyncpg.Pool
+    database_url: str
+
+    async def call_row(self, **where: Any) -> asyncpg.Record | None:
+        cond = " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(where)) or "true"
+        return await self.pool.fetchrow(
+            f"SELECT * FROM calls WHERE {cond} ORDER BY started_at DESC LIMIT 1", *where.values()
+        )
+
+    async def wait_closed(self, timeout: float = 30.0, **where: Any) -> asyncpg.Record:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            row = await self.call_row(**where)
+            if row is not None and row["ended_at"] is not None:
+                return row
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no closed call row for {where} within {timeout}s: {row}")
+            await asyncio.sleep(0.2)
+
+    async def wait_open(self, timeout: float = 15.0, **where: Any) -> asyncpg.Record:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            row = await self.call_row(**where)
+            if row is not None and row["answered_at"] is not None:
+                return row
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no answered call for {where} within {timeout}s")
+            await asyncio.sleep(0.1)
+
+    async def wait_connected(self, timeout: float = 30.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.engine.readiness()["ari"]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("engine did not connect to ARI")
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def running_engine(ari_url: str = ARI_URL, **sections: Any) -> AsyncIterator[RunningEngine]:
+    async with fresh_database() as url:
+        pool = await db.connect_pool(url, 1, 4)
+        try:
+            async with pool.acquire() as conn:
+                await db.migrate(conn)
+            settings = settings_for(url, ari_url, **sections)
+            engine = Engine(settings)
+            stop = asyncio.Event()
+            task = asyncio.create_task(engine.run(stop), name="engine-under-test")
+            try:
+                await asyncio.wait_for(engine.started.wait(), 15)
+                running = RunningEngine(engine, pool, url)
+                await running.wait_connected()
+                yield running
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 30)
+        finally:
+            await pool.close()
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    output: str
+
+
+async def sipp(
+    scenario: str,
+    number: str,
+    *,
+    calls: int = 1,
+    timeout: float = 40.0,
+    extra: list[str] | None = None,
+    workdir: Path | None = None,
+    local_port: int = 5070,
+) -> SippResult:
+    """Run one bounded SIPp UAC against the sandbox's trunk (loopback only)."""
+    args = [
+        "sipp", "-sf", str(SIPP_DIR / scenario), "-s", number, "127.0.0.1:5060",
+        "-i", "127.0.0.1", "-p", str(local_port), "-m", str(calls), "-l", "1",
+        "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-trace_err",
+        *(extra or []),
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=workdir or ROOT / "test-artifacts", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout + 10)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+    return SippResult(proc.returncode if proc.returncode is not None else -1,
+                      out.decode(errors="replace")[-3000:])
