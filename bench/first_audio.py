@@ -1,0 +1,255 @@
+"""INVITE-to-first-audio latency: through the engine vs Asterisk's own dialplan, in one run.
+
+For each path, N sequential SIPp calls (one at a time, loopback only). The SDP points the
+caller's audio at a UDP port this script listens on; "first audio" is the first RTP packet
+whose G.711 payload is not silence. INVITE send times come from SIPp's message trace. Both
+paths play the same file (hello-world):
+
+- engine: DID 1599 -> Stasis -> the engine answers over ARI and plays the greeting;
+- native: extension 7000 -> dialplan Answer() + Playback(hello-world), no engine involved.
+
+Run with the sandbox up (ops/sandbox up) and PostgreSQL reachable:
+
+    .venv/bin/python -m bench.first_audio --calls 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "bench" / "sipp" / "uac_bench.xml"
+ENGINE_DID = "1599"
+NATIVE_EXTEN = "7000"
+
+# G.711 silence sits at the top of the code space: 0xFF/0x7F for u-law, 0xD5/0x55 for A-law.
+_ULAW_SILENT = {0xFF, 0x7F, 0xFE, 0x7E}
+_ALAW_SILENT = {0xD5, 0x55, 0xD4, 0x54}
+
+
+def _silent(payload_type: int, payload: bytes) -> bool:
+    quiet = _ULAW_SILENT if payload_type == 0 else _ALAW_SILENT if payload_type == 8 else None
+    if quiet is None:
+        return True  # telephone-event or comfort noise: not audio
+    loud = sum(1 for b in payload if b not in quiet)
+    return loud < len(payload) // 8
+
+
+@dataclass
+class _Rtp(asyncio.DatagramProtocol):
+    first_any: dict[int, float] = field(default_factory=dict)
+    first_audio: dict[int, float] = field(default_factory=dict)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        now = time.time()
+        if len(data) < 12 or data[0] >> 6 != 2:
+            return
+        pt = data[1] & 0x7F
+        ssrc = int.from_bytes(data[8:12], "big")
+        self.first_any.setdefault(ssrc, now)
+        if ssrc not in self.first_audio and not _silent(pt, data[12:]):
+            self.first_audio[ssrc] = now
+
+
+_STAMP = re.compile(r"^-+ (\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)")
+
+
+def invite_times(trace: str) -> list[float]:
+    """Wall-clock send times of the initial INVITEs in a SIPp -trace_msg file."""
+    out: list[float] = []
+    stamp: float | None = None
+    lines = trace.splitlines()
+    for i, line in enumerate(lines):
+        m = _STAMP.match(line)
+        if m:
+            stamp = datetime.fromisoformat(f"{m.group(1)} {m.group(2)}").timestamp()
+            continue
+        if stamp is not None and "message sent" in line:
+            nxt = next((ln for ln in lines[i + 1 : i + 4] if ln.strip()), "")
+            if nxt.startswith("INVITE "):
+                out.append(stamp)
+            stamp = None
+    return out
+
+
+def latencies(invites: list[float], first_audio: list[float]) -> list[float]:
+    """Pair each INVITE with the first audio that arrived before the next INVITE."""
+    result: list[float] = []
+    audio = sorted(first_audio)
+    for i, t in enumerate(invites):
+        end = invites[i + 1] if i + 1 < len(invites) else float("inf")
+        hit = next((a for a in audio if t <= a < end), None)
+        if hit is not None:
+            result.append(hit - t)
+    return result
+
+
+async def run_calls(
+    number: str, calls: int, rtp_port: int, workdir: Path
+) -> tuple[list[float], int]:
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(_Rtp, local_addr=("127.0.0.1", rtp_port))
+    trace = workdir / f"trace-{number}.log"
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "sipp",
+            "-sf",
+            str(SCENARIO),
+            "-s",
+            number,
+            "127.0.0.1:5060",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "5070",
+            "-m",
+            str(calls),
+            "-l",
+            "1",
+            "-r",
+            "50",
+            "-set",
+            "rtpport",
+            str(rtp_port),
+            "-trace_msg",
+            "-message_file",
+            str(trace),
+            "-timeout",
+            f"{calls * 20}s",
+            "-timeout_error",
+            "-nostdin",
+            cwd=workdir,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            print(
+                f"sipp exited {proc.returncode}: {err.decode(errors='replace')[-500:]}",
+                file=sys.stderr,
+            )
+    finally:
+        transport.close()
+    lat = latencies(
+        invite_times(trace.read_text(errors="replace")), list(proto.first_audio.values())
+    )
+    return lat, calls - len(lat)
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(q * (len(s) - 1))))
+    return s[k]
+
+
+def wait_ready(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"engine not ready on port {port} within {timeout}s")
+
+
+CONFIG = """
+[engine]
+instance_id = "sambung-bench"
+log_format = "json"
+log_level = "warning"
+spool_dir = "{spool}"
+[http]
+port = {port}
+api_tokens = ["bench-token-0123456789abcdef"]
+[database]
+url = "{db}"
+[[hotlines]]
+did = "{did}"
+name = "Bench"
+greeting = ["sound:hello-world"]
+"""
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=30, help="calls per path (default 30)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternate paths this many times")
+    ap.add_argument("--http-port", type=int, default=8499)
+    args = ap.parse_args()
+    from tests.dbutil import fresh_database
+
+    async with fresh_database("sambung_bench") as db_url:
+        work = Path(tempfile.mkdtemp(prefix="sambung-bench-"))
+        cfg = work / "bench.toml"
+        cfg.write_text(
+            CONFIG.format(spool=work / "spool", port=args.http_port, db=db_url, did=ENGINE_DID)
+        )
+        env = {**os.environ, "SAMBUNG_CONFIG": str(cfg)}
+        exe = str(Path(sys.executable).parent / "sambung")
+        mig = await asyncio.create_subprocess_exec(
+            exe, "migrate", env=env, stdout=asyncio.subprocess.DEVNULL
+        )
+        assert await mig.wait() == 0, "migrate failed"
+        engine = await asyncio.create_subprocess_exec(
+            exe, "run", env=env, stderr=open(work / "engine.log", "wb")
+        )
+        try:
+            await asyncio.to_thread(wait_ready, args.http_port, 30)
+            per_round = max(1, args.calls // args.rounds)
+            results: dict[str, list[float]] = {"native": [], "engine": []}
+            missing = {"native": 0, "engine": 0}
+            await run_calls(NATIVE_EXTEN, 2, 40000, work)  # warm caches on both paths
+            await run_calls(ENGINE_DID, 2, 40002, work)
+            for r in range(args.rounds):
+                for label, number, port in (
+                    ("native", NATIVE_EXTEN, 40010 + r * 4),
+                    ("engine", ENGINE_DID, 40012 + r * 4),
+                ):
+                    lat, miss = await run_calls(number, per_round, port, work)
+                    results[label].extend(lat)
+                    missing[label] += miss
+        finally:
+            engine.send_signal(signal.SIGTERM)
+            await engine.wait()
+
+    print(
+        f"INVITE to first audio, {args.rounds} alternating rounds, loopback, "
+        f"sequential calls (engine log: {work / 'engine.log'})"
+    )
+    print(f"{'path':<8}{'n':>5}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'missed':>8}")
+    for label in ("native", "engine"):
+        v = results[label]
+        if not v:
+            print(f"{label:<8}{0:>5}  no samples")
+            continue
+        print(
+            f"{label:<8}{len(v):>5}{pct(v, 0.5) * 1000:>10.1f}{pct(v, 0.99) * 1000:>10.1f}"
+            f"{max(v) * 1000:>10.1f}{missing[label]:>8}"
+        )
+    if results["native"] and results["engine"]:
+        r50 = pct(results["engine"], 0.5) / pct(results["native"], 0.5)
+        r99 = pct(results["engine"], 0.99) / pct(results["native"], 0.99)
+        print(
+            f"ratio engine/native: p50 {r50:.2f}x, p99 {r99:.2f}x "
+            f"(mean difference {statistics.mean(results['engine']) * 1000 - statistics.mean(results['native']) * 1000:+.1f} ms)"
+        )
+    return 0 if results["native"] and results["engine"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
