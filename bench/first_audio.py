@@ -205,9 +205,9 @@ async def main() -> int:
             exe, "migrate", env=env, stdout=asyncio.subprocess.DEVNULL
         )
         assert await mig.wait() == 0, "migrate failed"
-        engine = await asyncio.create_subprocess_exec(
-            exe, "run", env=env, stderr=open(work / "engine.log", "wb")
-        )
+        log_fd = os.open(work / "engine.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        engine = await asyncio.create_subprocess_exec(exe, "run", env=env, stderr=log_fd)
+        os.close(log_fd)
         try:
             await asyncio.to_thread(wait_ready, args.http_port, 30)
             per_round = max(1, args.calls // args.rounds)
@@ -244,9 +244,10 @@ async def main() -> int:
     if results["native"] and results["engine"]:
         r50 = pct(results["engine"], 0.5) / pct(results["native"], 0.5)
         r99 = pct(results["engine"], 0.99) / pct(results["native"], 0.99)
+        diff_ms = (statistics.mean(results["engine"]) - statistics.mean(results["native"])) * 1000
         print(
             f"ratio engine/native: p50 {r50:.2f}x, p99 {r99:.2f}x "
-            f"(mean difference {statistics.mean(results['engine']) * 1000 - statistics.mean(results['native']) * 1000:+.1f} ms)"
+            f"(mean difference {diff_ms:+.1f} ms)"
         )
     return 0 if results["native"] and results["engine"] else 1
 
