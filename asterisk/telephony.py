@@ -177,6 +177,11 @@ class AriTelephony:
     async def stop_prompt(self, prompt_id: str) -> None:
         await self._client.stop_playback(prompt_id)
 
+    async def prompt_active(self, prompt_id: str) -> bool:
+        """Queued, playing or between URIs; False once finished, stopped or flushed."""
+        playback = await self._client.get_playback(prompt_id)
+        return playback is not None and playback.state in ("queued", "playing", "continuing")
+
     async def hangup(self, call_id: str, reason: str = "normal") -> None:
         call = self._calls.get(call_id)
         if call is not None:

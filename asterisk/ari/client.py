@@ -8,6 +8,7 @@ register local state before Asterisk's events about the object can arrive.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,7 +84,8 @@ class AriClient:
         root = base_url.rstrip("/")
         self.base_url = root if root.endswith("/ari") else root + "/ari"
         self.username = username
-        self._auth = aiohttp.BasicAuth(username, password)
+        token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
         self.app = app
         self._metrics = metrics
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -95,9 +97,9 @@ class AriClient:
         )
 
     @property
-    def auth(self) -> aiohttp.BasicAuth:
-        """For the event stream, which opens its WebSocket with the same credentials."""
-        return self._auth
+    def auth_headers(self) -> dict[str, str]:
+        """Basic auth, for the event stream's WebSocket (never logged: it holds the password)."""
+        return dict(self._headers)
 
     # -- transport -------------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class AriClient:
             url = url.update_query(dict(params))
         try:
             async with self._session.request(
-                method, url, auth=self._auth, json=body, timeout=self._timeout
+                method, url, headers=self._headers, json=body, timeout=self._timeout
             ) as resp:
                 return resp.status, _decode(await resp.text())
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
@@ -255,6 +257,16 @@ class AriClient:
             body["lang"] = lang
         data = await self.request("POST", path, body=body)
         return _parse(Playback.from_json, "POST", path, data)
+
+    async def get_playback(self, playback_id: str) -> Playback | None:
+        """The playback, or ``None`` once it is over (Asterisk forgets finished playbacks)."""
+        path = f"/playbacks/{_seg(playback_id)}"
+        status, data = await self._send("GET", path, None, None)
+        if status == 404:
+            return None
+        if status >= 300:
+            self._raise_for(status, "GET", path, data)
+        return _parse(Playback.from_json, "GET", path, data)
 
     async def stop_playback(self, playback_id: str) -> bool:
         """Stop a playback; ``False`` if it no longer exists (it finished or its channel left).

@@ -211,7 +211,7 @@ class AriEventStream:
             ws = await self._session.ws_connect(
                 self.events_url,
                 params={"app": self.app, "subscribeAll": "false"},
-                auth=self._client.auth,
+                headers=self._client.auth_headers,
                 heartbeat=self.heartbeat,
                 autoping=True,
             )

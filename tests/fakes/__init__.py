@@ -1,0 +1,1 @@
+"""Scripted fakes of the outside world (Asterisk ARI...) for component tests."""
