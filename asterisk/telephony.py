@@ -113,11 +113,7 @@ class AriTelephony:
         destroyed_grace: float = 1.0,
     ) -> None:
         self._client = client
-        self._sink = sink
-        self.app = client.app
-        # How long after StasisEnd we wait for ChannelDestroyed before ending the call anyway.
-        self.destroyed_grace = destroyed_grace
-        self._calls: dict[str, _Call] = {}
+        self.translator = CallEventTranslator(client.app, sink, destroyed_grace)
         if ws_url_base is None:
             ws_url_base = "ws" + client.base_url.removeprefix("http")
         self._stream = AriEventStream(
@@ -125,9 +121,9 @@ class AriTelephony:
             session,
             ws_url_base,
             client.app,
-            on_event=self.handle_event,
-            on_connected=self._on_connected,
-            on_disconnected=self._on_disconnected,
+            on_event=self.translator.handle_event,
+            on_connected=self.translator.on_connected,
+            on_disconnected=self.translator.on_disconnected,
             metrics=metrics,
             subscriptions=subscriptions,
             disallowed_events=disallowed_events,
@@ -143,9 +139,7 @@ class AriTelephony:
         try:
             await self._stream.run()
         finally:
-            for call in self._calls.values():
-                if call.end_timer is not None:
-                    call.end_timer.cancel()
+            self.translator.close()
 
     @property
     def is_connected(self) -> bool:
@@ -157,7 +151,7 @@ class AriTelephony:
 
     @property
     def live_calls(self) -> frozenset[str]:
-        return frozenset(self._calls)
+        return self.translator.live_calls
 
     def request_resync(self, reason: str) -> None:
         self._stream.request_resync(reason)
@@ -183,11 +177,7 @@ class AriTelephony:
         return playback is not None and playback.state in ("queued", "playing", "continuing")
 
     async def hangup(self, call_id: str, reason: str = "normal") -> None:
-        call = self._calls.get(call_id)
-        if call is not None:
-            # Asterisk reports our own DELETE as a ChannelHangupRequest too; that is not the
-            # caller hanging up.
-            call.we_hung_up = True
+        self.translator.hanging_up(call_id)
         await self._client.hangup(call_id, reason)
 
     async def hangup_orphan(self, channel_id: str) -> bool:
@@ -205,9 +195,41 @@ class AriTelephony:
         log.info("ari.orphan_hung_up", call_id=channel_id, hung_up=done)
         return done
 
+
+class CallEventTranslator:
+    """ARI events in, domain events out, for the channels that are calls.
+
+    Sync and non-blocking (the stream calls it from its delivery loop); keeps the map of live
+    calls so that events about other channels are dropped and each call ends exactly once.
+    """
+
+    def __init__(
+        self, app: str, sink: Callable[[EngineEvent], None], destroyed_grace: float = 1.0
+    ) -> None:
+        self.app = app
+        self._sink = sink
+        # How long after StasisEnd we wait for ChannelDestroyed before ending the call anyway.
+        self.destroyed_grace = destroyed_grace
+        self._calls: dict[str, _Call] = {}
+
+    @property
+    def live_calls(self) -> frozenset[str]:
+        return frozenset(self._calls)
+
+    def hanging_up(self, call_id: str) -> None:
+        """We are about to DELETE this call's channel: its ChannelHangupRequest is ours."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.we_hung_up = True
+
+    def close(self) -> None:
+        for call in self._calls.values():
+            if call.end_timer is not None:
+                call.end_timer.cancel()
+
     # -- stream callbacks ------------------------------------------------------------------
 
-    async def _on_connected(self, info: ConnectInfo) -> None:
+    async def on_connected(self, info: ConnectInfo) -> None:
         live = {c.id: c for c in info.channels}
         if info.restarted:
             # Every channel is gone with the old Asterisk; the engine ends its calls itself.
@@ -239,7 +261,7 @@ class AriTelephony:
             log.info("ari.call_adopted", call_id=channel.id, did=did)
             self._offer(channel, did, channel.creationtime)
 
-    def _on_disconnected(self, reason: str) -> None:
+    def on_disconnected(self, reason: str) -> None:
         self._sink(TelephonyLost(reason=reason))
 
     def _inbound_did(self, channel: Channel) -> str | None:

@@ -1,0 +1,295 @@
+"""ARI events -> domain events (the translation inside asterisk/telephony.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from asterisk.ari.events import Channel, parse_event
+from asterisk.ari.stream import ConnectInfo
+from asterisk.telephony import CallEventTranslator
+from engine.events import (
+    CallAnswered,
+    CallEnded,
+    CallerHungUp,
+    CallOffered,
+    DigitPressed,
+    EngineEvent,
+    PromptFinished,
+    PromptStarted,
+    TelephonyConnected,
+    TelephonyLost,
+)
+from tests.fakes.fake_ari import ari_time, channel_json
+
+GRACE = 0.05
+
+
+class Sink(list[EngineEvent]):
+    def __call__(self, event: EngineEvent) -> None:
+        self.append(event)
+
+
+def translator(sink: Sink) -> CallEventTranslator:
+    return CallEventTranslator("sambung", sink, destroyed_grace=GRACE)
+
+
+def feed(t: CallEventTranslator, *events: dict[str, Any]) -> None:
+    for data in events:
+        t.handle_event(
+            parse_event(
+                {"application": "sambung", "timestamp": ari_time(), "asterisk_id": "e", **data}
+            )
+        )
+
+
+def start(cid: str = "c1", args: tuple[str, ...] = ("inbound", "1500")) -> dict[str, Any]:
+    return {"type": "StasisStart", "args": list(args), "channel": channel_json(cid)}
+
+
+def up(cid: str = "c1") -> dict[str, Any]:
+    return {"type": "ChannelStateChange", "channel": channel_json(cid, state="Up")}
+
+
+def hangup_request(cid: str = "c1", cause: int | None = 16) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": "ChannelHangupRequest", "channel": channel_json(cid)}
+    if cause is not None:
+        data["cause"] = cause
+    return data
+
+
+def stasis_end(cid: str = "c1") -> dict[str, Any]:
+    return {"type": "StasisEnd", "channel": channel_json(cid, state="Up")}
+
+
+def destroyed(cid: str = "c1", cause: int = 16, tech: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": "ChannelDestroyed",
+        "cause": cause,
+        "cause_txt": "Normal Clearing",
+        "channel": channel_json(cid, state="Up"),
+    }
+    if tech is not None:
+        data["tech_cause"] = tech
+    return data
+
+
+def playback(kind: str, pb_id: str, cid: str = "c1", state: str = "playing") -> dict[str, Any]:
+    return {
+        "type": kind,
+        "playback": {
+            "id": pb_id,
+            "media_uri": "sound:hello-world",
+            "target_uri": f"channel:{cid}",
+            "language": "en",
+            "state": state,
+        },
+    }
+
+
+async def test_given_inbound_stasis_start_then_call_offered_with_caller_and_did() -> None:
+    sink = Sink()
+    feed(translator(sink), start())
+    [offer] = sink
+    assert isinstance(offer, CallOffered)
+    assert offer.call_id == "c1"
+    assert offer.did == "1500"
+    assert offer.caller_number == "628111000111"
+    assert offer.caller_name == "Budi"
+    assert offer.channel_name.startswith("PJSIP/trunk-")
+    assert offer.protocol_id == "c1@127.0.0.1"
+    assert offer.at.tzinfo is not None
+
+
+async def test_given_a_call_when_its_events_arrive_then_each_maps_to_its_domain_event() -> None:
+    sink = Sink()
+    t = translator(sink)
+    feed(
+        t,
+        start(),
+        up(),
+        up(),  # a second Up (e.g. after a re-INVITE) is not a second answer
+        playback("PlaybackStarted", "c1-p1"),
+        {
+            "type": "ChannelDtmfReceived",
+            "digit": "1",
+            "duration_ms": 120,
+            "channel": up()["channel"],
+        },
+        playback("PlaybackFinished", "c1-p1", state="done"),
+        playback("PlaybackStarted", "c1-p2"),
+        playback("PlaybackFinished", "c1-p2", state="failed"),
+    )
+    kinds = [type(e) for e in sink]
+    assert kinds == [
+        CallOffered,
+        CallAnswered,
+        PromptStarted,
+        DigitPressed,
+        PromptFinished,
+        PromptStarted,
+        PromptFinished,
+    ]
+    digit = sink[3]
+    assert isinstance(digit, DigitPressed)
+    assert (digit.digit, digit.duration_ms) == ("1", 120)
+    first, second = sink[4], sink[6]
+    assert isinstance(first, PromptFinished)
+    assert isinstance(second, PromptFinished)
+    assert (first.prompt_id, first.failed) == ("c1-p1", False)
+    assert (second.prompt_id, second.failed) == ("c1-p2", True)
+
+
+async def test_given_channel_not_a_call_then_its_events_are_dropped() -> None:
+    sink = Sink()
+    feed(
+        translator(sink),
+        start("agent-leg", args=("agent", "c1")),
+        up("agent-leg"),
+        playback("PlaybackStarted", "x", cid="agent-leg"),
+        hangup_request("agent-leg"),
+        stasis_end("agent-leg"),
+        destroyed("agent-leg"),
+        playback("PlaybackStarted", "b", cid="bridge-1"),
+    )
+    await asyncio.sleep(GRACE * 2)
+    assert sink == []
+
+
+async def test_given_caller_hangs_up_then_caller_hung_up_and_one_call_ended_from_destroyed() -> (
+    None
+):
+    sink = Sink()
+    feed(
+        translator(sink), start(), up(), hangup_request(cause=16), stasis_end(), destroyed(tech=200)
+    )
+    await asyncio.sleep(GRACE * 2)
+    assert [type(e) for e in sink] == [CallOffered, CallAnswered, CallerHungUp, CallEnded]
+    ended = sink[-1]
+    assert isinstance(ended, CallEnded)
+    assert (ended.cause, ended.cause_text, ended.sip_code) == (16, "Normal Clearing", 200)
+
+
+async def test_given_we_hang_up_then_no_caller_hung_up_and_one_call_ended() -> None:
+    sink = Sink()
+    t = translator(sink)
+    feed(t, start(), up())
+    t.hanging_up("c1")
+    feed(t, hangup_request(), stasis_end(), destroyed())
+    assert [type(e) for e in sink] == [CallOffered, CallAnswered, CallEnded]
+
+
+async def test_given_stasis_end_without_channel_destroyed_then_call_ended_after_grace() -> None:
+    sink = Sink()
+    t = translator(sink)
+    feed(t, start(), up(), hangup_request(cause=17), stasis_end())
+    assert not any(isinstance(e, CallEnded) for e in sink)
+    await asyncio.sleep(GRACE * 3)
+    ended = sink[-1]
+    assert isinstance(ended, CallEnded)
+    assert (ended.cause, ended.cause_text, ended.sip_code) == (17, "User busy", None)
+    assert t.live_calls == frozenset()
+    feed(t, destroyed(cause=17))  # late: the call already ended once
+    assert sum(isinstance(e, CallEnded) for e in sink) == 1
+
+
+async def test_given_stasis_end_without_any_cause_then_normal_clearing() -> None:
+    sink = Sink()
+    feed(translator(sink), start(), stasis_end())
+    await asyncio.sleep(GRACE * 3)
+    ended = sink[-1]
+    assert isinstance(ended, CallEnded)
+    assert ended.cause == 16
+
+
+async def test_given_hangup_request_twice_then_caller_hung_up_once() -> None:
+    sink = Sink()
+    feed(translator(sink), start(), hangup_request(), hangup_request(cause=None))
+    assert [type(e) for e in sink] == [CallOffered, CallerHungUp]
+
+
+async def test_given_duplicate_stasis_start_then_one_offer() -> None:
+    sink = Sink()
+    feed(translator(sink), start(), start())
+    assert len(sink) == 1
+
+
+def info(
+    channels: list[dict[str, Any]], *, restarted: bool = False, first: bool = False
+) -> ConnectInfo:
+    return ConnectInfo(
+        asterisk_id="e",
+        startup_time=datetime(2026, 8, 6, tzinfo=UTC),
+        restarted=restarted,
+        first_connect=first,
+        channels=[Channel.from_json(c) for c in channels],
+        bridges=[],
+    )
+
+
+async def test_given_reconnect_then_live_calls_are_listed_and_vanished_ones_forgotten() -> None:
+    sink = Sink()
+    t = translator(sink)
+    feed(t, start("c1"), up("c1"), start("c2"), up("c2"))
+    sink.clear()
+    await t.on_connected(info([channel_json("c1", state="Up")]))
+    [connected] = sink
+    assert isinstance(connected, TelephonyConnected)
+    assert connected.live_call_ids == frozenset({"c1"})
+    assert t.live_calls == frozenset({"c1"})
+    feed(t, destroyed("c2"))  # c2 vanished while we were away: the engine closes it, not us
+    assert len(sink) == 1
+
+
+async def test_given_unanswered_caller_waiting_at_reconnect_then_it_is_adopted_as_a_new_call() -> (
+    None
+):
+    sink = Sink()
+    t = translator(sink)
+    await t.on_connected(
+        info(
+            [
+                channel_json("waiting", state="Ring", did="1501"),
+                channel_json("answered-orphan", state="Up"),
+            ],
+            first=True,
+        )
+    )
+    connected, offered = sink
+    assert isinstance(connected, TelephonyConnected)
+    assert connected.live_call_ids == frozenset({"answered-orphan"})
+    assert connected.first_connect is True
+    assert isinstance(offered, CallOffered)
+    assert (offered.call_id, offered.did) == ("waiting", "1501")
+    feed(t, start("waiting"))  # its buffered StasisStart: not offered twice
+    assert len(sink) == 2
+
+
+async def test_given_asterisk_restarted_then_every_call_is_forgotten() -> None:
+    sink = Sink()
+    t = translator(sink)
+    feed(t, start("c1"), up("c1"))
+    await t.on_connected(info([], restarted=True))
+    assert t.live_calls == frozenset()
+    connected = sink[-1]
+    assert isinstance(connected, TelephonyConnected)
+    assert connected.restarted is True
+
+
+async def test_given_disconnect_then_telephony_lost() -> None:
+    sink = Sink()
+    translator(sink).on_disconnected("closed (code 1006)")
+    assert sink == [TelephonyLost(reason="closed (code 1006)")]
+
+
+@pytest.mark.parametrize("state", ["Ring", "Up"])
+async def test_given_stasis_start_with_channel_state_then_answered_once(state: str) -> None:
+    sink = Sink()
+    t = translator(sink)
+    data = start()
+    data["channel"]["state"] = state
+    feed(t, data, up())
+    assert sum(isinstance(e, CallAnswered) for e in sink) == (0 if state == "Up" else 1)
