@@ -129,6 +129,7 @@ class AriEventStream:
         backoff_max: float = 30.0,
         rng: random.Random | None = None,
         stable_after: float = 10.0,
+        connect_timeout: float = 10.0,
     ) -> None:
         self._client = client
         self._session = session
@@ -146,6 +147,8 @@ class AriEventStream:
         self._rng = rng if rng is not None else random.Random()
         # A connection that lived this long resets the backoff: the next drop is a new story.
         self.stable_after = stable_after
+        # The WebSocket handshake would otherwise use the session's default (5 minutes).
+        self.connect_timeout = connect_timeout
         self._resync = asyncio.Event()
         self._resync_reason = ""
         self._connected = False
@@ -155,6 +158,7 @@ class AriEventStream:
         self._down_logged = False
         self._failure_logged = False
         self._replaced = False
+        self._up_since = 0.0
 
     # -- public ----------------------------------------------------------------------------
 
@@ -181,7 +185,6 @@ class AriEventStream:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                started = loop.time()
                 try:
                     reason = await self._connect_and_serve()
                 except _ConnectFailed as failed:
@@ -190,8 +193,8 @@ class AriEventStream:
                 if self._replaced:
                     self._mark_down(reason)
                     return
-                if self._connected or (loop.time() - started) >= self.stable_after:
-                    attempt = 0
+                if self._connected and loop.time() - self._up_since >= self.stable_after:
+                    attempt = 0  # a connection that lived a while: this drop is a new outage
                 self._mark_down(reason)
                 delay = backoff_delay(attempt, self.backoff_initial, self.backoff_max, self._rng)
                 attempt += 1
@@ -208,13 +211,14 @@ class AriEventStream:
         info = await self._call(self._client.asterisk_info())
         self._resync.clear()
         try:
-            ws = await self._session.ws_connect(
-                self.events_url,
-                params={"app": self.app, "subscribeAll": "false"},
-                headers=self._client.auth_headers,
-                heartbeat=self.heartbeat,
-                autoping=True,
-            )
+            async with asyncio.timeout(self.connect_timeout):
+                ws = await self._session.ws_connect(
+                    self.events_url,
+                    params={"app": self.app, "subscribeAll": "false"},
+                    headers=self._client.auth_headers,
+                    heartbeat=self.heartbeat,
+                    autoping=True,
+                )
         except aiohttp.WSServerHandshakeError as err:
             if err.status == 401:
                 raise _ConnectFailed("authentication failed (401)", auth=True) from err
@@ -337,6 +341,7 @@ class AriEventStream:
             self._metrics.ari_reconnects.inc()
         self._ever_connected = True
         self._connected = True
+        self._up_since = asyncio.get_running_loop().time()
         self._down_logged = False
         self._failure_logged = False
         self._auth_failing = False
