@@ -38,7 +38,8 @@ from asterisk.ami.actions import forgetable_actions
 from asterisk.ami.errors import AmiLoginRejected, AmiUnavailable
 from asterisk.ami.model import AmiMessage
 
-_SECRET_RE: Final = re.compile(r"(?im)^(\s*secret\s*:\s*)\S+")
+# Both shapes panoramisk prints: "Secret: x" (str of an Action) and "'Secret': 'x'" (its repr).
+_SECRET_RE: Final = re.compile(r"""(?i)(secret['"]?\s*:\s*['"]?)[^'"\s,}\\]+""")
 
 
 class _RedactSecret(logging.Filter):
@@ -48,7 +49,7 @@ class _RedactSecret(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         if "ecret" in text:
-            record.msg = _SECRET_RE.sub(r"\1***", text)
+            record.msg = _SECRET_RE.sub(r"\g<1>***", text)
             record.args = ()
         return True
 

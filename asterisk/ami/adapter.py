@@ -156,15 +156,12 @@ class AmiAdapter:
         return session is not None and not session.lost.done()
 
     async def wait_connected(self, timeout: float) -> None:
-        """Return once logged in; ``AmiUnavailable`` if that does not happen within ``timeout``.
-
-        Only meaningful while ``run()`` is running."""
+        """Return once logged in; ``AmiUnavailable`` if that does not happen within ``timeout``
+        (``run()`` may be started after this is called)."""
         session = self._session
         if session is not None and not session.lost.done():
             return
-        if self._next_up is None:
-            raise AmiUnavailable("Login", "the adapter is not running")
-        await asyncio.wait({self._next_up}, timeout=timeout)
+        await asyncio.wait({self._next_up_future()}, timeout=timeout)
         if not self.connected:
             raise AmiUnavailable("Login", f"not connected within {timeout:g}s")
 
@@ -253,7 +250,6 @@ class AmiAdapter:
         if self._running:
             raise RuntimeError("AmiAdapter.run() is already running")
         self._running = True
-        self._next_up = asyncio.get_running_loop().create_future()
         self._metrics.ami_connected.set(0)
         try:
             async with asyncio.TaskGroup() as tg:
@@ -332,9 +328,8 @@ class AmiAdapter:
         self._ever_connected = True
         self._outage_logged = False
         self._login_error_logged = False
-        if self._next_up is not None and not self._next_up.done():
-            self._next_up.set_result(session)
-        self._next_up = asyncio.get_running_loop().create_future()
+        self._next_up_future().set_result(session)
+        self._next_up = None
         # Only now let this connection's events through: FullyBooted follows every login, and
         # its handler may use send_action, which needs ``_session`` set.
         session.start_events()
@@ -346,6 +341,12 @@ class AmiAdapter:
         self._metrics.ami_connected.set(0)
         log.warning("ami.disconnected", host=self.host, port=self.port, reason=reason)
         self._outage_logged = True
+
+    def _next_up_future(self) -> asyncio.Future[AmiSession]:
+        """Resolved by the next successful login (then replaced for the one after)."""
+        if self._next_up is None or self._next_up.done():
+            self._next_up = asyncio.get_running_loop().create_future()
+        return self._next_up
 
     def _note_unreachable(self, err: AmiUnavailable) -> None:
         if self._outage_logged:
@@ -373,9 +374,9 @@ class AmiAdapter:
         current = self._session
         if current is not None and current is not old and not current.lost.done():
             return current
-        waiter = self._next_up
-        if waiter is None:
+        if not self._running:
             raise AmiUnavailable(action, "the adapter stopped")
+        waiter = self._next_up_future()
         remaining = max(0.0, deadline - asyncio.get_running_loop().time())
         await asyncio.wait({waiter}, timeout=remaining)
         if not waiter.done():
