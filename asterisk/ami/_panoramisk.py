@@ -192,9 +192,13 @@ class AmiSession:
         # Manager.connection_made wires the protocol to the manager and writes the Login.
         self._manager.connection_made(connected)
         login = self._manager.authenticated_future
-        # asyncio.wait, not wait_for: cancelling panoramisk's future would make its own
-        # done-callback (Manager.login) raise inside the loop.
-        await asyncio.wait({login, self.lost}, timeout=timeout, return_when="FIRST_COMPLETED")
+        try:
+            # asyncio.wait, not wait_for: cancelling panoramisk's future would make its own
+            # done-callback (Manager.login) raise inside the loop.
+            await asyncio.wait({login, self.lost}, timeout=timeout, return_when="FIRST_COMPLETED")
+        except (Exception, asyncio.CancelledError):
+            self.close("cancelled_during_login")  # nobody else knows this socket yet
+            raise
         if login.done():
             reply = _to_message(login.result())
             if reply.is_error:

@@ -186,8 +186,13 @@ class AmiAdapter:
         Raises ``AmiUnavailable`` at once when not connected, ``AmiActionFailed`` when Asterisk
         answers Error, and for a connection lost before the reply: ``AmiActionOutcomeUnknown``
         for a non-idempotent action (never sent again), or one retry on the next connection for
-        a read-only one (then ``AmiUnavailable``). ``timeout`` bounds the whole call.
+        a read-only one (then ``AmiUnavailable``). ``timeout`` bounds the whole call; when it
+        expires a non-idempotent action also ends in ``AmiActionOutcomeUnknown``.
         The ActionID is always the adapter's own.
+
+        Asterisk answers a synchronous Originate only once the call is answered or has failed,
+        and panoramisk resolves an ``Async: true`` one only at its OriginateResponse (the call
+        outcome): give either a ``timeout`` longer than the Originate's own ``Timeout``.
         """
         name = _action_name(action)
         if not name:

@@ -509,6 +509,30 @@ async def test_given_asterisk_shuts_down_then_on_shutdown_and_reconnect(fake_ami
     assert reconnects(metrics) == 1
 
 
+async def test_given_login_pending_when_cancelled_then_socket_is_closed(fake_ami: FakeAmi) -> None:
+    fake_ami.half_open = True
+    adapter = make(fake_ami, build_metrics(), connect_timeout=5.0)
+    async with running(adapter, wait=False):
+        await fake_ami.wait_action("Login")
+        assert fake_ami.open_connections == 1
+    await fake_ami.wait_until(lambda: fake_ami.open_connections == 0)
+
+
+async def test_given_connected_when_cancelled_then_logoff_socket_closed_and_gauge_zero(
+    fake_ami: FakeAmi,
+) -> None:
+    metrics = build_metrics()
+    adapter = make(fake_ami, metrics)
+    async with running(adapter):
+        assert gauge(metrics) == 1
+    await fake_ami.wait_action("Logoff")
+    await fake_ami.wait_until(lambda: fake_ami.open_connections == 0)
+    assert gauge(metrics) == 0
+    assert not adapter.connected
+    with pytest.raises(AmiUnavailable):
+        await adapter.ping()
+
+
 async def test_run_twice_at_once_is_refused(fake_ami: FakeAmi) -> None:
     adapter = make(fake_ami, build_metrics())
     async with running(adapter):

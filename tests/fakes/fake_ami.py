@@ -151,6 +151,10 @@ class FakeAmi:
         return [a for a in self.received if a.name.lower() == name.lower()]
 
     @property
+    def open_connections(self) -> int:
+        return len(self._writers)
+
+    @property
     def logged_in_connections(self) -> int:
         return sum(1 for ok in self._writers.values() if ok)
 

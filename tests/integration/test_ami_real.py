@@ -1,0 +1,162 @@
+"""The AMI adapter against the real Asterisk 22 sandbox (``ops/sandbox up``).
+
+Read-only on purpose: the sandbox is shared with other tests running at the same time, so these
+tests never restart Asterisk, never originate calls and never change its configuration. They
+check what the fake cannot prove: that Asterisk 22 sends FullyBooted right after Login, answers
+PJSIPShowContacts and CoreShowChannels in the shape the adapter parses, answers our Ping, and
+rejects a wrong secret the way the adapter expects (error reply, then it closes).
+
+Set SAMBUNG_SKIP_INTEGRATION=1 to skip; otherwise a missing sandbox is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from asterisk.ami import AmiAdapter, FullyBooted
+from engine.metrics import Metrics, build_metrics
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+AMI_HOST = os.environ.get("SAMBUNG_AMI_HOST", "127.0.0.1")
+AMI_PORT = int(os.environ.get("SAMBUNG_AMI_PORT", "5038"))
+AMI_USER = os.environ.get("SAMBUNG_AMI_USER", "sambung")
+AMI_SECRET = os.environ.get("SAMBUNG_AMI_SECRET", "sambung-dev-secret")
+
+
+def ami_listening(timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((AMI_HOST, AMI_PORT), timeout=1.0) as sock:
+                banner = sock.recv(64)
+                if banner.startswith(b"Asterisk Call Manager/"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+@pytest.fixture(autouse=True)
+def real_ami() -> None:
+    if os.environ.get("SAMBUNG_SKIP_INTEGRATION") == "1":
+        pytest.skip("SAMBUNG_SKIP_INTEGRATION=1: integration tests skipped on request")
+    if not ami_listening(10.0):
+        pytest.fail(
+            f"no Asterisk manager on {AMI_HOST}:{AMI_PORT}: start the sandbox (ops/sandbox up)"
+        )
+
+
+class Booted:
+    def __init__(self) -> None:
+        self.calls: list[FullyBooted] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, booted: FullyBooted) -> None:
+        self.calls.append(booted)
+        self.arrived.set()
+
+
+@contextlib.asynccontextmanager
+async def running(adapter: AmiAdapter) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.get_running_loop().create_task(adapter.run(), name="ami-real")
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def sample(metrics: Metrics, name: str) -> float | None:
+    return metrics.registry.get_sample_value(name)
+
+
+async def test_login_fully_booted_contacts_channels_and_ping() -> None:
+    metrics = build_metrics()
+    booted = Booted()
+    adapter = AmiAdapter(
+        AMI_HOST,
+        AMI_PORT,
+        AMI_USER,
+        AMI_SECRET,
+        metrics,
+        on_fully_booted=booted,
+        ping_interval=0.5,
+        ping_timeout=2.0,
+    )
+    with capture_logs() as logs:
+        async with running(adapter):
+            await adapter.wait_connected(10.0)
+            assert sample(metrics, "sambung_ami_connected") == 1
+
+            # Asterisk 22 sends FullyBooted right after Login when already booted.
+            await asyncio.wait_for(booted.arrived.wait(), 5.0)
+            fb = booted.calls[0]
+            assert fb.status == "Fully Booted"
+            assert fb.uptime_seconds >= 0
+            assert fb.last_reload_seconds >= 0
+
+            contacts = await adapter.pjsip_contacts()
+            assert isinstance(contacts, list)
+            for c in contacts:
+                assert c.uri.startswith("sip"), c
+                assert c.aor, c
+                assert c.status in {"Reachable", "Unreachable", "NonQualified", "Unknown"}, c
+
+            channels = await adapter.core_show_channels()
+            assert isinstance(channels, list)
+            assert all(ch.channel and ch.uniqueid for ch in channels)
+
+            reply = await adapter.send_action({"Action": "Ping"})
+            assert reply[0].response == "Success"
+            assert reply[0].get("Ping") == "Pong"
+
+            # Let the watchdog run a few rounds against the real manager: no false alarm.
+            await asyncio.sleep(2.0)
+            assert adapter.connected
+            assert sample(metrics, "sambung_ami_reconnects_total") == 0
+    assert [e["event"] for e in logs if e["log_level"] in ("warning", "error")] == []
+    assert len([e for e in logs if e["event"] == "ami.connected"]) == 1
+    version = next(e for e in logs if e["event"] == "ami.connected")["ami_version"]
+    assert version, "the banner's protocol version was read"
+
+
+async def test_wrong_secret_is_one_error_line_and_retries_without_crashing() -> None:
+    metrics = build_metrics()
+    bad = "definitely-not-the-secret"
+    adapter = AmiAdapter(
+        AMI_HOST,
+        AMI_PORT,
+        AMI_USER,
+        bad,
+        metrics,
+        reconnect_initial=0.2,
+        reconnect_max=0.5,
+        connect_timeout=5.0,  # Asterisk waits 1 s before it answers a failed Login
+    )
+    with capture_logs() as logs:
+        async with running(adapter) as task:
+            deadline = asyncio.get_running_loop().time() + 20.0
+            while len([e for e in logs if e["event"] == "ami.login_retry"]) < 2:
+                assert asyncio.get_running_loop().time() < deadline, logs
+                assert not task.done()
+                await asyncio.sleep(0.1)
+            assert not adapter.connected
+            assert sample(metrics, "sambung_ami_connected") == 0
+    errors: list[dict[str, Any]] = [dict(e) for e in logs if e["log_level"] == "error"]
+    assert [e["event"] for e in errors] == ["ami.login_rejected"]
+    assert errors[0]["username"] == AMI_USER
+    assert errors[0]["host"] == AMI_HOST
+    assert errors[0]["asterisk_said"] == "Authentication failed"
+    assert bad not in repr(logs)
