@@ -426,3 +426,17 @@ class AmiAdapter:
                 error=repr(err),
                 exc_info=err,
             )
+
+
+__all__ = [
+    "AmiActionFailed",
+    "AmiActionOutcomeUnknown",
+    "AmiAdapter",
+    "AmiMessage",
+    "AmiUnavailable",
+    "CoreChannel",
+    "EventHandler",
+    "FullyBooted",
+    "PjsipContact",
+    "backoff_delay",
+]
