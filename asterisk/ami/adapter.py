@@ -209,11 +209,15 @@ class AmiAdapter:
         first_try = True
         while True:
             action_id, reply = session.send(action, as_list=_as_list(name, action))
-            await asyncio.wait(
-                {reply, session.lost},
-                timeout=max(0.0, deadline - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            try:
+                await asyncio.wait(
+                    {reply, session.lost},
+                    timeout=max(0.0, deadline - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            except asyncio.CancelledError:
+                session.forget(action_id)  # the caller gave up; a late reply has nobody to go to
+                raise
             # A reply that arrived together with the loss still counts: check it first.
             if reply.done():
                 return self._result(name, reply.result())
