@@ -55,7 +55,8 @@ class EngineSettings(_Section):
 
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=8480, ge=1, le=65535)
+    # 0 picks a free port (tests, side-by-side benchmarks); the bound port is logged at start.
+    port: int = Field(default=8480, ge=0, le=65535)
     api_tokens: list[SecretStr] = Field(default_factory=list)
 
     @field_validator("api_tokens")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from engine.errors import DatabaseUnavailable, SambungError
 

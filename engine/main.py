@@ -19,10 +19,10 @@ import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
-from asterisk.ami.adapter import AmiAdapter, FullyBooted
-from asterisk.telephony import AriTelephony
 
+from asterisk.ami.adapter import AmiAdapter, FullyBooted
 from asterisk.ari.client import AriClient
+from asterisk.telephony import AriTelephony
 from engine import db
 from engine.calls import CallDispatcher, CallInbox
 from engine.config import Settings

@@ -106,8 +106,12 @@ def step(state: GreetingState, event: GreetingEvent) -> tuple[GreetingState, lis
             why = reason or state.end_reason or "caller_hangup"
             return replace(state, phase=Phase.ENDED, end_reason=why), []
         case CallerHungUp():
+            # The adapter reports only the far end's hang-ups, never the echo of our own. One
+            # seen while we are hanging up means the caller left first: Asterisk reports a
+            # prompt cut short by a BYE as finished ("done") just before the hang-up request,
+            # so the prompt's end alone cannot tell a completed greeting from an abandoned one.
             if state.phase is Phase.HANGING_UP:
-                return state, []
+                return replace(state, end_reason="caller_hangup"), []
             return replace(state, phase=Phase.CALLER_GONE, end_reason="caller_hangup"), []
         case _ if state.phase is Phase.CALLER_GONE or state.phase is Phase.HANGING_UP:
             return state, []

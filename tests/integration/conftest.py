@@ -24,5 +24,7 @@ def asterisk_sandbox() -> None:
     if shutil.which("sipp") is None:
         pytest.fail("sipp is not installed: run ops/sandbox up (ops/test does)")
     if not wait_ari(5):
-        pytest.fail("the Asterisk sandbox does not answer on ARI: run ops/sandbox up (ops/test does)")
+        pytest.fail(
+            "the Asterisk sandbox does not answer on ARI: run ops/sandbox up (ops/test does)"
+        )
     (ROOT / "test-artifacts").mkdir(exist_ok=True)

@@ -122,26 +122,47 @@ class RunningEngine:
 
 
 @asynccontextmanager
-async def running_engine(ari_url: str = ARI_URL, **sections: Any) -> AsyncIterator[RunningEngine]:
+async def engine_database() -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A fresh, migrated database and a pool on it; dropped afterwards."""
     async with fresh_database() as url:
         pool = await db.connect_pool(url, 1, 4)
         try:
             async with pool.acquire() as conn:
                 await db.migrate(conn)
-            settings = settings_for(url, ari_url, **sections)
-            engine = Engine(settings)
-            stop = asyncio.Event()
-            task = asyncio.create_task(engine.run(stop), name="engine-under-test")
-            try:
-                await asyncio.wait_for(engine.started.wait(), 15)
-                running = RunningEngine(engine, pool, url)
-                await running.wait_connected()
-                yield running
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 30)
+            yield url, pool
         finally:
             await pool.close()
+
+
+@asynccontextmanager
+async def engine_running(
+    database: tuple[str, asyncpg.Pool], ari_url: str = ARI_URL, **sections: Any
+) -> AsyncIterator[RunningEngine]:
+    """An Engine running in this event loop; stopped (staged shutdown) on exit."""
+    url, pool = database
+    engine = Engine(settings_for(url, ari_url, **sections))
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop), name="engine-under-test")
+    try:
+        started = asyncio.create_task(engine.started.wait())
+        done, _ = await asyncio.wait(
+            {started, task}, timeout=15, return_when=asyncio.FIRST_COMPLETED
+        )
+        started.cancel()
+        if task in done:
+            task.result()  # the engine failed to start: raise its error here
+        running = RunningEngine(engine, pool, url)
+        await running.wait_connected()
+        yield running
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def running_engine(ari_url: str = ARI_URL, **sections: Any) -> AsyncIterator[RunningEngine]:
+    async with engine_database() as database, engine_running(database, ari_url, **sections) as r:
+        yield r
 
 
 @dataclass
@@ -162,19 +183,39 @@ async def sipp(
 ) -> SippResult:
     """Run one bounded SIPp UAC against the sandbox's trunk (loopback only)."""
     args = [
-        "sipp", "-sf", str(SIPP_DIR / scenario), "-s", number, "127.0.0.1:5060",
-        "-i", "127.0.0.1", "-p", str(local_port), "-m", str(calls), "-l", "1",
-        "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-trace_err",
+        "sipp",
+        "-sf",
+        str(SIPP_DIR / scenario),
+        "-s",
+        number,
+        "127.0.0.1:5060",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local_port),
+        "-m",
+        str(calls),
+        "-l",
+        "1",
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_err",
         *(extra or []),
     ]
     proc = await asyncio.create_subprocess_exec(
-        *args, cwd=workdir or ROOT / "test-artifacts", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+        *args,
+        cwd=workdir or ROOT / "test-artifacts",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout + 10)
     except TimeoutError:
         proc.kill()
         out, _ = await proc.communicate()
-    return SippResult(proc.returncode if proc.returncode is not None else -1,
-                      out.decode(errors="replace")[-3000:])
+    return SippResult(
+        proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace")[-3000:]
+    )

@@ -11,8 +11,12 @@ from structlog.testing import capture_logs
 from tests.fakes.tcp_proxy import FaultProxy
 from tests.integration.harness import ARI_URL, ROOT, running_engine, sipp, wait_ari
 
-LONG = {"did": "1501", "name": "Long greeting", "language": "en",
-        "greeting": ["sound:sambung/welcome"] * 3}
+LONG = {
+    "did": "1501",
+    "name": "Long greeting",
+    "language": "en",
+    "greeting": ["sound:sambung/welcome"] * 3,
+}
 
 
 async def test_given_a_call_up_when_the_ari_socket_is_cut_then_engine_recovers_and_serves() -> None:
@@ -20,8 +24,9 @@ async def test_given_a_call_up_when_the_ari_socket_is_cut_then_engine_recovers_a
     proxy = await FaultProxy(target.hostname or "127.0.0.1", target.port or 8088).start()
     try:
         with capture_logs() as logs:
-            async with running_engine(ari_url=f"http://127.0.0.1:{proxy.port}",
-                                      hotlines=[LONG]) as run:
+            async with running_engine(
+                ari_url=f"http://127.0.0.1:{proxy.port}", hotlines=[LONG]
+            ) as run:
                 call = asyncio.create_task(sipp("uac_wait_bye.xml", "1501"))
                 await run.wait_open(did="1501")
                 # Cut every connection and keep refusing for longer than the rest of the
@@ -42,13 +47,18 @@ async def test_given_a_call_up_when_the_ari_socket_is_cut_then_engine_recovers_a
         await proxy.close()
 
 
-async def test_given_a_call_up_when_asterisk_restarts_then_call_closed_and_next_call_served() -> None:
+async def test_given_a_call_up_when_asterisk_restarts_then_call_closed_and_next_call_served() -> (
+    None
+):
     async with running_engine(hotlines=[LONG]) as run:
         call = asyncio.create_task(sipp("uac_wait_bye.xml", "1501", timeout=30))
         row = await run.wait_open(did="1501")
         restart = await asyncio.create_subprocess_exec(
-            str(ROOT / "ops" / "sandbox"), "restart", stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            str(ROOT / "ops" / "sandbox"),
+            "restart",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         assert await restart.wait() == 0
         await call  # SIPp sees the call torn down one way or another; what matters is below
         closed = await run.wait_closed(timeout=60, call_id=row["call_id"])

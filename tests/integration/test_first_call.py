@@ -43,8 +43,12 @@ async def test_given_an_unknown_number_when_dialled_then_a_polite_message_and_ha
 
 
 async def test_given_a_caller_who_hangs_up_mid_greeting_then_the_row_says_so() -> None:
-    long_greeting = {"did": "1501", "name": "Long greeting", "language": "en",
-                     "greeting": ["sound:sambung/welcome"] * 4}
+    long_greeting = {
+        "did": "1501",
+        "name": "Long greeting",
+        "language": "en",
+        "greeting": ["sound:sambung/welcome"] * 4,
+    }
     async with running_engine(hotlines=[long_greeting]) as run:
         # The caller stays one second, well inside the greeting, then sends BYE.
         result = await sipp("uac_call.xml", "1501", extra=["-d", "1000"])

@@ -110,12 +110,12 @@ TABLE: list[tuple[str, GreetingState, GreetingEvent, Phase, list[object], str | 
         "completed",
     ),
     (
-        "our hang-up echoed as a hang-up request is not the caller's",
+        "a caller's BYE that cut the prompt short wins over 'completed'",
         at(Phase.HANGING_UP, end_reason="completed"),
         CallerHungUp(CID, 16, T),
         Phase.HANGING_UP,
         [],
-        "completed",
+        "caller_hangup",
     ),
     ("destroyed while answering", at(Phase.ANSWERING), ENDED, Phase.ENDED, [], "caller_hangup"),
     (
