@@ -30,6 +30,19 @@ ARI_URL = os.environ.get("SAMBUNG_TEST_ARI_URL", "http://127.0.0.1:8088")
 ARI_USER = os.environ.get("SAMBUNG_ARI_USER", "sambung")
 ARI_PASSWORD = os.environ.get("SAMBUNG_ARI_PASSWORD", "sambung-dev-secret")
 TOKEN = "integration-token-0123456789"
+EXAMPLE_HOTLINE = {
+    "did": "1500",
+    "name": "Collections hotline",
+    "language": "en",
+    "greeting": ["sound:sambung/welcome", "sound:hello-world"],
+}
+# A hotline whose greeting lasts long enough (about 6 s) to do things in the middle of a call.
+LONG_HOTLINE = {
+    "did": "1501",
+    "name": "Long greeting",
+    "language": "en",
+    "greeting": ["sound:sambung/welcome"] * 3,
+}
 
 
 def ari_get(path: str, timeout: float = 2.0) -> Any:
@@ -213,9 +226,11 @@ async def sipp(
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout + 10)
-    except TimeoutError:
+    except (TimeoutError, asyncio.CancelledError):
+        # Never leave a SIPp behind holding the trunk's port for the next test.
         proc.kill()
-        out, _ = await proc.communicate()
+        await proc.wait()
+        raise
     return SippResult(
         proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace")[-3000:]
     )
