@@ -238,16 +238,54 @@ class AmiAdapter:
     async def ping(self) -> None:
         await self.send_action({"Action": "Ping"})
 
-    async def pjsip_contacts(self) -> list[PjsipContact]:
-        """Every PJSIP contact Asterisk knows, with its qualify status (``PJSIPShowContacts``)."""
+    async def pjsip_contacts(self, include_static: bool = True) -> list[PjsipContact]:
+        """Every PJSIP contact with its qualify status: registered ones (agents' phones) from
+        ``PJSIPShowContacts``, then, unless ``include_static`` is False, the static ``contact=``
+        ones of AORs (trunks), which that action leaves out on Asterisk 22 (see PjsipContact).
+
+        Static contacts cost one ``PJSIPShowEndpoints`` plus one ``PJSIPShowEndpoint`` per
+        endpoint that has a contact not listed already: usually only the few trunks.
+        """
+        contacts = [
+            PjsipContact.from_message(m)
+            for m in await self._list_or_empty({"Action": "PJSIPShowContacts"})
+            if m.event == "ContactList"
+        ]
+        if not include_static:
+            return contacts
+        seen = {(c.aor, c.uri) for c in contacts}
+        endpoints: list[str] = []
+        for m in await self._list_or_empty({"Action": "PJSIPShowEndpoints"}):
+            # "Contacts: customers/sip:127.0.0.1:5080," -- aor/uri pairs, comma-terminated.
+            pairs = (p.strip().partition("/") for p in m.get("Contacts").split(","))
+            if m.event == "EndpointList" and any(
+                uri and (aor, uri) not in seen for aor, _, uri in pairs
+            ):
+                endpoints.append(m.get("ObjectName"))
+        for endpoint in endpoints:
+            detail = await self._list_or_empty(
+                {"Action": "PJSIPShowEndpoint", "Endpoint": endpoint}
+            )
+            for m in detail:
+                if m.event != "ContactStatusDetail":
+                    continue
+                contact = PjsipContact.from_status_detail(m)
+                if (contact.aor, contact.uri) not in seen:
+                    seen.add((contact.aor, contact.uri))
+                    contacts.append(contact)
+        return contacts
+
+    async def _list_or_empty(self, action: ActionFields) -> list[AmiMessage]:
+        """A list action whose "nothing there" answer is an error, not an empty list:
+        "No Contacts found", "No endpoints found", "Unable to retrieve endpoint x" (the
+        endpoint was deleted between two actions) (``res/res_pjsip/*.c``)."""
         try:
-            msgs = await self.send_action({"Action": "PJSIPShowContacts"})
+            return await self.send_action(action)
         except AmiActionFailed as err:
-            # Asterisk answers an empty list with an error (pjsip_options.c ami_show_contacts).
-            if err.message.lower().startswith("no contacts found"):
+            text = err.message.lower()
+            if text.startswith(("no ", "unable to retrieve")):
                 return []
             raise
-        return [PjsipContact.from_message(m) for m in msgs if m.event == "ContactList"]
 
     async def core_show_channels(self) -> list[CoreChannel]:
         """Every channel in Asterisk, Stasis or not (``CoreShowChannels``)."""

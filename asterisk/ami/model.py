@@ -103,12 +103,20 @@ class FullyBooted:
 
 @dataclass(frozen=True, slots=True)
 class PjsipContact:
-    """One ``ContactList`` item of ``PJSIPShowContacts``.
+    """One PJSIP contact and its qualify status.
 
     ``status`` is Reachable, Unreachable, NonQualified or Unknown. ``roundtrip_usec`` is None
-    unless the contact is Reachable (Asterisk sends "N/A"). ``endpoint`` is empty for a static
-    contact configured on an AOR: only REGISTERed contacts record their endpoint. ``aor`` comes
-    from the object name, ``<aor>;@<hash>`` for registered and ``<aor>@@<hash>`` for static ones.
+    unless the contact is Reachable (Asterisk sends "N/A").
+
+    Two sources, because Asterisk 22's ``PJSIPShowContacts`` lists only REGISTERed contacts
+    (it reads sorcery's contact store; checked on 22.10.1: a trunk's ``contact=`` line is shown
+    by ``pjsip show contacts`` on the CLI but not by the AMI action, which answers "No Contacts
+    found" when there are only static ones):
+
+    - ``from_message``: a ``ContactList`` item of ``PJSIPShowContacts``. ``aor`` comes from the
+      object name, ``<aor>;@<hash>`` (registered) or ``<aor>@@<hash>`` (static).
+    - ``from_status_detail``: a ``ContactStatusDetail`` item of ``PJSIPShowEndpoint``, which
+      does include static contacts, with the endpoint's name.
     """
 
     endpoint: str
@@ -130,6 +138,17 @@ class PjsipContact:
             endpoint=msg.get("Endpoint"),
             aor=aor,
             uri=msg.get("Uri"),
+            status=msg.get("Status"),
+            roundtrip_usec=int(rtt) if rtt.isdigit() else None,
+        )
+
+    @classmethod
+    def from_status_detail(cls, msg: AmiMessage) -> PjsipContact:
+        rtt = msg.get("RoundtripUsec")
+        return cls(
+            endpoint=msg.get("EndpointName"),
+            aor=msg.get("AOR"),
+            uri=msg.get("URI"),
             status=msg.get("Status"),
             roundtrip_usec=int(rtt) if rtt.isdigit() else None,
         )

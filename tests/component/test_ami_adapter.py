@@ -149,16 +149,25 @@ async def test_typed_helpers(fake_ami: FakeAmi) -> None:
     async with running(adapter):
         contacts = await adapter.pjsip_contacts()
         assert contacts == [
-            PjsipContact("", "customers", "sip:127.0.0.1:5070", "NonQualified", None),
             PjsipContact("agent-1001", "agent-1001", "sip:1001@127.0.0.1:5071", "Reachable", 1834),
+            PjsipContact("customers", "customers", "sip:127.0.0.1:5080", "NonQualified", None),
         ]
+        # The static one needed the endpoint detail of "customers" only, not of every endpoint.
+        assert [a.fields["endpoint"] for a in fake_ami.actions("PJSIPShowEndpoint")] == [
+            "customers"
+        ]
+        assert await adapter.pjsip_contacts(include_static=False) == contacts[:1]
         channels = await adapter.core_show_channels()
         assert [(c.channel, c.duration_seconds) for c in channels] == [
             ("PJSIP/customers-00000001", 42)
         ]
         await adapter.ping()
 
-        fake_ami.contacts = []  # Asterisk answers "Error: No Contacts found" for an empty list
+        # Only static contacts: PJSIPShowContacts answers "Error: No Contacts found".
+        fake_ami.contacts = [c for c in fake_ami.contacts if c.static]
+        assert [c.aor for c in await adapter.pjsip_contacts()] == ["customers"]
+        fake_ami.contacts = []
+        fake_ami.other_endpoints = []  # and "No endpoints found"
         assert await adapter.pjsip_contacts() == []
         fake_ami.channels = []
         assert await adapter.core_show_channels() == []
@@ -333,7 +342,7 @@ async def test_given_read_in_flight_when_connection_drops_then_retried_once_on_n
             fake_ami.withhold.clear()
             await fake_ami.drop_connections()
             contacts = await pending
-        assert [c.aor for c in contacts] == ["customers", "agent-1001"]
+        assert [c.aor for c in contacts] == ["agent-1001", "customers"]
         assert [a.connection for a in fake_ami.actions("PJSIPShowContacts")] == [1, 2]
         assert len(events(logs, "ami.action_retry")) == 1
 

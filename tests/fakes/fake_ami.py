@@ -49,45 +49,70 @@ class ReceivedAction:
         return self.fields.get("action", "")
 
 
-def static_contact(aor: str, uri: str, status: str = "NonQualified") -> dict[str, str]:
-    """A ContactList item as Asterisk 22 sends it for a ``contact=`` line on an AOR."""
-    digest = hashlib.md5(uri.encode(), usedforsecurity=False).hexdigest()
-    return {
-        "ObjectType": "contact",
-        "ObjectName": f"{aor}@@{digest}",
-        "ViaAddr": "",
-        "ViaPort": "0",
-        "QualifyTimeout": "3.000000",
-        "CallId": "",
-        "RegServer": "",
-        "PruneOnBoot": "no",
-        "Path": "",
-        "Endpoint": "",
-        "AuthenticateQualify": "no",
-        "Uri": uri,
-        "QualifyFrequency": "0",
-        "UserAgent": "",
-        "ExpirationTime": "0",
-        "OutboundProxy": "",
-        "Qualify2xxOnly": "no",
-        "Status": status,
-        "RoundtripUsec": "N/A",
-    }
+@dataclass(frozen=True)
+class FakeContact:
+    """A PJSIP contact as the fake's Asterisk knows it.
 
+    ``static`` contacts come from an AOR's ``contact=`` line (trunks). Like the real Asterisk
+    22.10.1, the fake leaves them out of ``PJSIPShowContacts`` and shows them only through
+    ``PJSIPShowEndpoints`` (as "aor/uri") and ``PJSIPShowEndpoint`` (``ContactStatusDetail``).
+    """
 
-def registered_contact(endpoint: str, uri: str, rtt_usec: int | None) -> dict[str, str]:
-    """A ContactList item for a phone that REGISTERed (it records its endpoint)."""
-    item = static_contact(endpoint, uri)
-    digest = item["ObjectName"].split("@@", 1)[1]
-    item.update(
-        ObjectName=f"{endpoint};@{digest}",
-        Endpoint=endpoint,
-        UserAgent="Yealink SIP-T31P",
-        Status="Reachable" if rtt_usec is not None else "Unreachable",
-        RoundtripUsec=str(rtt_usec) if rtt_usec is not None else "N/A",
-        QualifyFrequency="60",
-    )
-    return item
+    endpoint: str
+    aor: str
+    uri: str
+    static: bool = False
+    status: str = "NonQualified"
+    rtt_usec: int | None = None
+
+    @property
+    def _hash(self) -> str:
+        return hashlib.md5(self.uri.encode(), usedforsecurity=False).hexdigest()
+
+    def contact_list_item(self) -> dict[str, str]:
+        """The ``ContactList`` event body (res/res_pjsip/pjsip_options.c)."""
+        sep = "@@" if self.static else ";@"
+        return {
+            "ObjectType": "contact",
+            "ObjectName": f"{self.aor}{sep}{self._hash}",
+            "ViaAddr": "" if self.static else "127.0.0.1",
+            "ViaPort": "0" if self.static else "5071",
+            "QualifyTimeout": "3.000000",
+            "CallId": "" if self.static else "a84b4c76e66710",
+            "RegServer": "",
+            "PruneOnBoot": "no",
+            "Path": "",
+            "Endpoint": "" if self.static else self.endpoint,
+            "AuthenticateQualify": "no",
+            "Uri": self.uri,
+            "QualifyFrequency": "0" if self.static else "60",
+            "UserAgent": "" if self.static else "Yealink SIP-T31P",
+            "ExpirationTime": "0" if self.static else "1763803600",
+            "OutboundProxy": "",
+            "Qualify2xxOnly": "no",
+            "Status": self.status,
+            "RoundtripUsec": "N/A" if self.rtt_usec is None else str(self.rtt_usec),
+        }
+
+    def status_detail(self) -> dict[str, str]:
+        """The ``ContactStatusDetail`` event body of ``PJSIPShowEndpoint`` (as on 22.10.1)."""
+        sep = "@@" if self.static else ";@"
+        return {
+            "AOR": self.aor,
+            "URI": self.uri,
+            "UserAgent": "" if self.static else "Yealink SIP-T31P",
+            "RegExpire": "0",
+            "Status": self.status,
+            "RoundtripUsec": "N/A" if self.rtt_usec is None else str(self.rtt_usec),
+            "EndpointName": self.endpoint,
+            "ID": f"{self.aor}{sep}{self._hash}",
+            "AuthenticateQualify": "0",
+            "OutboundProxy": "",
+            "Path": "",
+            "QualifyFrequency": "0",
+            "QualifyTimeout": "3.000",
+            "Qualify2xxOnly": "0",
+        }
 
 
 def _render(headers: Mapping[str, str]) -> bytes:
@@ -114,10 +139,13 @@ class FakeAmi:
         self.send_fully_booted = True
         self.uptime = 4242
         self.withhold: set[str] = set()  # lower-cased action names never answered
-        self.contacts: list[dict[str, str]] = [
-            static_contact("customers", "sip:127.0.0.1:5070"),
-            registered_contact("agent-1001", "sip:1001@127.0.0.1:5071", 1834),
+        self.contacts: list[FakeContact] = [
+            FakeContact("customers", "customers", "sip:127.0.0.1:5080", static=True),
+            FakeContact(
+                "agent-1001", "agent-1001", "sip:1001@127.0.0.1:5071", False, "Reachable", 1834
+            ),
         ]
+        self.other_endpoints: list[str] = ["agent-1002"]  # configured, no contact
         self.channels: list[dict[str, str]] = []
         self.received: list[ReceivedAction] = []
         self.logins_ok = 0
@@ -297,7 +325,8 @@ class FakeAmi:
             w.write(_render({"Response": "Goodbye", **aid, "Message": "Thanks for all the fish."}))
             return False
         if name == "pjsipshowcontacts":
-            if not self.contacts:
+            registered = [c.contact_list_item() for c in self.contacts if not c.static]
+            if not registered:
                 w.write(_render({"Response": "Error", **aid, "Message": "No Contacts found\n"}))
                 return True
             self._write_list(
@@ -305,7 +334,68 @@ class FakeAmi:
                 aid,
                 "A listing of Contacts follows, presented as ContactList events",
                 "ContactList",
-                self.contacts,
+                registered,
+            )
+            return True
+        if name == "pjsipshowendpoints":
+            names = self._endpoint_names()
+            if not names:
+                w.write(_render({"Response": "Error", **aid, "Message": "No endpoints found\n"}))
+                return True
+            items = [
+                {
+                    "ObjectType": "endpoint",
+                    "ObjectName": ep,
+                    "Transport": "transport-udp",
+                    "Aor": ep,
+                    "Auths": "",
+                    "OutboundAuths": "",
+                    "Contacts": "".join(
+                        f"{c.aor}/{c.uri}," for c in self.contacts if c.endpoint == ep
+                    ),
+                    "DeviceState": "Not in use",
+                    "ActiveChannels": "0",
+                }
+                for ep in names
+            ]
+            self._write_list(
+                w,
+                aid,
+                "A listing of Endpoints follows, presented as EndpointList events",
+                "EndpointList",
+                items,
+            )
+            return True
+        if name == "pjsipshowendpoint":
+            ep = f.get("endpoint", "")
+            if ep not in self._endpoint_names():
+                msg = f"Unable to retrieve endpoint {ep}\n"
+                w.write(_render({"Response": "Error", **aid, "Message": msg}))
+                return True
+            w.write(
+                _render(
+                    {
+                        "Response": "Success",
+                        **aid,
+                        "EventList": "start",
+                        "Message": "Following are Events for each object associated with the "
+                        "Endpoint",
+                    }
+                )
+            )
+            w.write(_render({"Event": "EndpointDetail", **aid, "ObjectName": ep}))
+            details = [c.status_detail() for c in self.contacts if c.endpoint == ep]
+            for d in details:
+                w.write(_render({"Event": "ContactStatusDetail", **aid, **d}))
+            w.write(
+                _render(
+                    {
+                        "Event": "EndpointDetailComplete",
+                        **aid,
+                        "EventList": "Complete",
+                        "ListItems": str(len(details) + 1),
+                    }
+                )
             )
             return True
         if name == "coreshowchannels":
@@ -342,6 +432,10 @@ class FakeAmi:
             return True
         w.write(_render({"Response": "Error", **aid, "Message": "Invalid/unknown command"}))
         return True
+
+    def _endpoint_names(self) -> list[str]:
+        names = [c.endpoint for c in self.contacts] + self.other_endpoints
+        return list(dict.fromkeys(names))
 
     @staticmethod
     def _write_list(
@@ -398,9 +492,8 @@ async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
 __all__ = [
     "BANNER",
     "FakeAmi",
+    "FakeContact",
     "ReceivedAction",
     "fake_ami",
     "loop_errors",
-    "registered_contact",
-    "static_contact",
 ]

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 from asterisk.ami import AmiAdapter, FullyBooted
 from engine.metrics import Metrics, build_metrics
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 AMI_HOST = os.environ.get("SAMBUNG_AMI_HOST", "127.0.0.1")
 AMI_PORT = int(os.environ.get("SAMBUNG_AMI_PORT", "5038"))
@@ -113,6 +113,13 @@ async def test_login_fully_booted_contacts_channels_and_ping() -> None:
                 assert c.uri.startswith("sip"), c
                 assert c.aor, c
                 assert c.status in {"Reachable", "Unreachable", "NonQualified", "Unknown"}, c
+            # The customers trunk's AOR has a static contact=: Asterisk 22 leaves it out of
+            # PJSIPShowContacts, the adapter finds it through PJSIPShowEndpoint.
+            customers = [c for c in contacts if c.aor == "customers"]
+            assert customers, contacts
+            assert customers[0].endpoint == "customers"
+            registered_only = await adapter.pjsip_contacts(include_static=False)
+            assert all(c.aor != "customers" for c in registered_only), registered_only
 
             channels = await adapter.core_show_channels()
             assert isinstance(channels, list)
@@ -123,13 +130,29 @@ async def test_login_fully_booted_contacts_channels_and_ping() -> None:
             assert reply[0].get("Ping") == "Pong"
 
             # Let the watchdog run a few rounds against the real manager: no false alarm.
+            started = asyncio.get_running_loop().time()
             await asyncio.sleep(2.0)
-            assert adapter.connected
-            assert sample(metrics, "sambung_ami_reconnects_total") == 0
-    assert [e["event"] for e in logs if e["log_level"] in ("warning", "error")] == []
-    assert len([e for e in logs if e["event"] == "ami.connected"]) == 1
+            elapsed = asyncio.get_running_loop().time() - started + 10.0
+            if any(e["event"] == "ami.disconnected" for e in logs):
+                # Asterisk went away meanwhile; a restart ends with a new FullyBooted.
+                async with asyncio.timeout(30.0):
+                    while len(booted.calls) < 2:
+                        booted.arrived.clear()
+                        await booted.arrived.wait()
+            await adapter.wait_connected(15.0)
     version = next(e for e in logs if e["event"] == "ami.connected")["ami_version"]
     assert version, "the banner's protocol version was read"
+    # The sandbox is shared: another test may restart Asterisk meanwhile (tests/integration/
+    # test_faults.py does). That must show as a real restart (a new FullyBooted with a small
+    # uptime), never as a watchdog false alarm.
+    alarms = [e for e in logs if e["log_level"] in ("warning", "error")]
+    restarted = any(b.uptime_seconds <= elapsed for b in booted.calls[1:])
+    if not restarted:
+        assert alarms == []
+        assert len([e for e in logs if e["event"] == "ami.connected"]) == 1
+        assert sample(metrics, "sambung_ami_reconnects_total") == 0
+    else:
+        assert all(not str(e.get("reason", "")).startswith("ping_timeout") for e in alarms)
 
 
 async def test_wrong_secret_is_one_error_line_and_retries_without_crashing() -> None:

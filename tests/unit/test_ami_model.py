@@ -17,7 +17,7 @@ from asterisk.ami.actions import (
 )
 from asterisk.ami.adapter import backoff_delay
 from asterisk.ami.model import AmiMessage, CoreChannel, FullyBooted, PjsipContact
-from tests.fakes.fake_ami import registered_contact, static_contact
+from tests.fakes.fake_ami import FakeContact
 
 
 def test_headers_are_case_insensitive_and_repeated_headers_keep_every_value() -> None:
@@ -64,22 +64,45 @@ def test_fully_booted_with_missing_numbers_does_not_raise() -> None:
     assert FullyBooted.from_message(msg) == FullyBooted(0, 0, "")
 
 
-def test_static_contact_has_its_aor_from_the_object_name_and_no_endpoint() -> None:
-    msg = AmiMessage.from_headers({"Event": "ContactList", **static_contact("customers", "sip:a")})
+def test_static_contact_in_a_contact_list_has_its_aor_from_the_object_name_and_no_endpoint() -> (
+    None
+):
+    item = FakeContact("customers", "customers", "sip:a", static=True).contact_list_item()
+    msg = AmiMessage.from_headers({"Event": "ContactList", **item})
     assert PjsipContact.from_message(msg) == PjsipContact(
         endpoint="", aor="customers", uri="sip:a", status="NonQualified", roundtrip_usec=None
     )
 
 
 def test_registered_contact_has_endpoint_and_round_trip() -> None:
-    item = registered_contact("agent-1001", "sip:1001@127.0.0.1:5071", 1834)
-    contact = PjsipContact.from_message(AmiMessage.from_headers({"Event": "ContactList", **item}))
-    assert contact == PjsipContact(
+    fake = FakeContact("agent-1001", "agent-1001", "sip:1001@h:5071", False, "Reachable", 1834)
+    msg = AmiMessage.from_headers({"Event": "ContactList", **fake.contact_list_item()})
+    assert PjsipContact.from_message(msg) == PjsipContact(
         endpoint="agent-1001",
         aor="agent-1001",
-        uri="sip:1001@127.0.0.1:5071",
+        uri="sip:1001@h:5071",
         status="Reachable",
         roundtrip_usec=1834,
+    )
+
+
+def test_contact_status_detail_as_sent_by_pjsip_show_endpoint_on_22() -> None:
+    # Recorded from Asterisk 22.10.1 (sandbox), PJSIPShowEndpoint Endpoint=customers.
+    msg = AmiMessage.from_headers(
+        {
+            "Event": "ContactStatusDetail",
+            "AOR": "customers",
+            "URI": "sip:127.0.0.1:5080",
+            "UserAgent": "",
+            "RegExpire": "0",
+            "Status": "NonQualified",
+            "RoundtripUsec": "N/A",
+            "EndpointName": "customers",
+            "ID": "customers@@26a3684dba4df9317535b46b1a27a1f6",
+        }
+    )
+    assert PjsipContact.from_status_detail(msg) == PjsipContact(
+        "customers", "customers", "sip:127.0.0.1:5080", "NonQualified", None
     )
 
 
