@@ -16,13 +16,14 @@ import contextlib
 import os
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from asterisk.ami import AmiAdapter, FullyBooted
+from asterisk.ami import AmiActionOutcomeUnknown, AmiAdapter, AmiMessage, FullyBooted
 from engine.metrics import Metrics, build_metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -55,6 +56,71 @@ def real_ami() -> None:
         pytest.fail(
             f"no Asterisk manager on {AMI_HOST}:{AMI_PORT}: start the sandbox (ops/sandbox up)"
         )
+
+
+class SilencingProxy:
+    """A loopback TCP proxy to the real AMI that can go silent toward the client.
+
+    ``silence()`` keeps the connections open now, still carries what the client writes to
+    Asterisk, and throws away everything Asterisk answers: Asterisk acts on our action, but
+    the reply never arrives and no FIN or RST tells us. That is the worst half-open case for
+    a non-idempotent action. New connections work normally.
+    """
+
+    def __init__(self) -> None:
+        self._server: asyncio.Server | None = None
+        self._silenced: set[asyncio.StreamWriter] = set()
+        self._live: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._live):
+            w.transport.abort()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def silence(self) -> None:
+        self._silenced.update(self._live)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection(AMI_HOST, AMI_PORT)
+        self._live.update((writer, up_w))
+        loop = asyncio.get_running_loop()
+        for coro in (self._pipe(reader, up_w, None), self._pipe(up_r, writer, writer)):
+            task = loop.create_task(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(
+        self,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        client: asyncio.StreamWriter | None,
+    ) -> None:
+        try:
+            while data := await src.read(65536):
+                if client is not None and client in self._silenced:
+                    continue
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._live.discard(dst)
+            with contextlib.suppress(Exception):
+                dst.transport.abort()
 
 
 class Booted:
@@ -183,3 +249,91 @@ async def test_wrong_secret_is_one_error_line_and_retries_without_crashing() -> 
     assert errors[0]["host"] == AMI_HOST
     assert errors[0]["asterisk_said"] == "Authentication failed"
     assert bad not in repr(logs)
+
+
+async def test_reply_lost_after_asterisk_acted_is_outcome_unknown_and_never_repeated() -> None:
+    """On the real Asterisk: a non-idempotent action (UserEvent: harmless to everyone else
+    on the shared sandbox, but it does something observable) is executed, its reply is lost on
+    a half-open connection, the watchdog reconnects and FullyBooted arrives again: the caller
+    gets AmiActionOutcomeUnknown, and an independent AMI session sees the action's effect
+    exactly once."""
+    marker = f"sambung-test-{uuid.uuid4().hex}"
+    seen: list[str] = []
+
+    async def on_user_event(msg: AmiMessage) -> None:
+        if msg.get("UserEvent") == marker:
+            seen.append(marker)
+
+    observer = AmiAdapter(AMI_HOST, AMI_PORT, AMI_USER, AMI_SECRET, build_metrics())
+    observer.register_event("UserEvent", on_user_event)
+    proxy = SilencingProxy()
+    await proxy.start()
+    booted = Booted()
+    metrics = build_metrics()
+    subject = AmiAdapter(
+        "127.0.0.1",
+        proxy.port,
+        AMI_USER,
+        AMI_SECRET,
+        metrics,
+        on_fully_booted=booted,
+        ping_interval=0.2,
+        ping_timeout=0.5,
+        reconnect_initial=0.05,
+        reconnect_max=0.2,
+        action_timeout=10.0,
+    )
+    try:
+        async with running(observer), running(subject):
+            await observer.wait_connected(10.0)
+            await subject.wait_connected(10.0)
+            await asyncio.wait_for(booted.arrived.wait(), 5.0)
+            with capture_logs() as logs:
+                proxy.silence()
+                with pytest.raises(AmiActionOutcomeUnknown) as err:
+                    await subject.send_action({"Action": "UserEvent", "UserEvent": marker})
+                assert err.value.reason.startswith("ping_timeout"), err.value.reason
+                async with asyncio.timeout(10.0):
+                    while len(booted.calls) < 2:
+                        booted.arrived.clear()
+                        await booted.arrived.wait()
+                await subject.wait_connected(5.0)
+                for _ in range(3):
+                    await subject.ping()
+                await observer.ping()
+                await asyncio.sleep(0.5)
+            assert seen == [marker], "Asterisk ran the UserEvent exactly once"
+            disconnected = [e for e in logs if e["event"] == "ami.disconnected"]
+            assert len(disconnected) == 1, disconnected
+            assert disconnected[0]["reason"].startswith("ping_timeout")
+            assert len([e for e in logs if e["event"] == "ami.connected"]) == 1
+            assert sample(metrics, "sambung_ami_reconnects_total") == 1
+    finally:
+        await proxy.close()
+
+
+async def test_read_whose_reply_is_lost_is_retried_once_on_the_next_connection() -> None:
+    proxy = SilencingProxy()
+    await proxy.start()
+    subject = AmiAdapter(
+        "127.0.0.1",
+        proxy.port,
+        AMI_USER,
+        AMI_SECRET,
+        build_metrics(),
+        ping_interval=0.2,
+        ping_timeout=0.5,
+        reconnect_initial=0.05,
+        reconnect_max=0.2,
+        action_timeout=10.0,
+    )
+    try:
+        async with running(subject):
+            await subject.wait_connected(10.0)
+            with capture_logs() as logs:
+                proxy.silence()
+                channels = await subject.core_show_channels()
+            assert isinstance(channels, list)
+            assert len([e for e in logs if e["event"] == "ami.action_retry"]) == 1
+    finally:
+        await proxy.close()
