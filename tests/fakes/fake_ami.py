@@ -198,8 +198,9 @@ class FakeAmi:
 
     # -- life cycle ----------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
+    async def start(self, port: int = 0) -> None:
+        """Listen on ``port`` (0: an ephemeral one; the same port again to "restart")."""
+        self._server = await asyncio.start_server(self._serve, self.host, port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
