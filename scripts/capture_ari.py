@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,10 @@ FIXTURES = REPO_ROOT / "tests" / "fixtures" / "ari"
 SIPP_DIR = FIXTURES / "sipp"
 
 
+class Interrupted(Exception):
+    """The capture is not clean; run it again."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     sipp: str
@@ -48,6 +53,8 @@ class Scenario:
     app_hangs_up: bool
     story: str
     did: str = "1500"
+    # Also subscribe the app to the channel itself (eventSource channel:<id>) at StasisStart.
+    subscribe_channel: bool = False
 
 
 SCENARIOS = {
@@ -86,6 +93,22 @@ SCENARIOS = {
         story="the app answered and played the long sound:demo-congrats; the caller sent BYE "
         "1 s after the answer, while the prompt was still playing",
     ),
+    "inbound_caller_bye_subscribed": Scenario(
+        "uac_bye.xml",
+        ("sound:hello-world",),
+        app_hangs_up=False,
+        subscribe_channel=True,
+        story="as inbound_caller_bye, but at StasisStart the app also subscribed to the "
+        "channel (POST /applications/sambung/subscription eventSource=channel:<id>)",
+    ),
+    "inbound_app_hangup_subscribed": Scenario(
+        "uac_wait_bye.xml",
+        ("sound:hello-world",),
+        app_hangs_up=True,
+        subscribe_channel=True,
+        story="as inbound_app_hangup, but at StasisStart the app also subscribed to the "
+        "channel (POST /applications/sambung/subscription eventSource=channel:<id>)",
+    ),
 }
 
 
@@ -104,6 +127,11 @@ async def capture(
     async with aiohttp.ClientSession() as session:
         client = AriClient(session, url, user, password, app)
         info = await client.asterisk_info()
+        # One app, one socket: connecting would take the app from a running engine (it would
+        # get ApplicationReplaced), so refuse while someone holds it.
+        held = await client.request("GET", "/applications")
+        if any(a.get("name") == app for a in held or []):
+            raise SystemExit(f"app {app!r} is registered by another client; stop it first")
         ws_url = "ws" + client.base_url.removeprefix("http") + "/events"
         async with session.ws_connect(
             ws_url,
@@ -159,13 +187,18 @@ async def capture(
                         out, _ = await sipp.communicate()
                     await ws.close()
                     reader.cancel()
+    note = ""
+    replaced = [i for i, e in enumerate(events) if e.get("type") == "ApplicationReplaced"]
+    if replaced:
+        del events[replaced[0] :]
+        note = " Listening stopped early: another client registered the app after the call."
     sipp_ok = sipp.returncode == 0
     comment = (
         f"Captured {datetime.now(UTC):%Y-%m-%d} from Asterisk {info.version} "
         f"(ARI {url}, app {app}) by scripts/capture_ari.py {name}: SIPp "
         f"tests/fixtures/ari/sipp/{scenario.sipp} called {scenario.did} on the trunk from "
         f"127.0.0.1:5070; {scenario.story}. No event filter; events exactly as received, "
-        f"in order. SIPp exit {sipp.returncode}{'' if sipp_ok else ' (see stderr)'}."
+        f"in order. SIPp exit {sipp.returncode}{'' if sipp_ok else ' (see stderr)'}.{note}"
     )
     if not sipp_ok:
         print(out.decode(errors="replace")[-2000:], file=sys.stderr)
@@ -190,6 +223,7 @@ async def drive(
     channel_id = ""
     playback_id = ""
     deadline: float | None = None
+    ended = False
     loop = asyncio.get_running_loop()
     while True:
         remaining = None if deadline is None else deadline - loop.time()
@@ -204,9 +238,16 @@ async def drive(
         kind = data.get("type")
         channel = data.get("channel") or {}
         print(f"{data.get('timestamp')} {kind} {channel.get('id', '')}", file=sys.stderr)
+        if kind == "ApplicationReplaced":
+            # Another client (an engine under test) took the app from us on the shared sandbox.
+            if not ended:
+                raise Interrupted("another client registered the app during the call")
+            return
         if kind == "StasisStart" and not channel_id and data.get("args", [""])[0] == "inbound":
             channel_id = channel["id"]
             playback_id = f"{channel_id}-prompt-1"
+            if scenario.subscribe_channel:
+                await client.subscribe([f"channel:{channel_id}"])
             await client.answer(channel_id)
             await client.play(channel_id, playback_id, scenario.media)
         elif kind == "PlaybackFinished" and data["playback"]["id"] == playback_id:
@@ -214,6 +255,7 @@ async def drive(
                 with contextlib.suppress(AriNotFound):
                     await client.hangup(channel_id)
         elif kind == "StasisEnd" and channel.get("id") == channel_id and deadline is None:
+            ended = True
             # If ChannelDestroyed never comes, the linger after StasisEnd shows that.
             deadline = loop.time() + linger + 2.0
         elif kind == "ChannelDestroyed" and channel.get("id") == channel_id:
@@ -231,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--linger", type=float, default=2.0)
     parser.add_argument("--timeout", type=float, default=40.0)
     parser.add_argument("--out", type=Path, default=FIXTURES)
+    parser.add_argument("--attempts", type=int, default=5, help="retries of an interrupted one")
     args = parser.parse_args(argv)
     names = list(SCENARIOS) if args.all else args.scenario
     if not names:
@@ -239,18 +282,27 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
     for name in names:
-        comment, events = asyncio.run(
-            capture(
-                name,
-                SCENARIOS[name],
-                url=args.url,
-                user=args.user,
-                password=args.password,
-                app=args.app,
-                linger=args.linger,
-                timeout=args.timeout,
-            )
-        )
+        for attempt in range(1, args.attempts + 1):
+            try:
+                comment, events = asyncio.run(
+                    capture(
+                        name,
+                        SCENARIOS[name],
+                        url=args.url,
+                        user=args.user,
+                        password=args.password,
+                        app=args.app,
+                        linger=args.linger,
+                        timeout=args.timeout,
+                    )
+                )
+                break
+            except* Interrupted as group:
+                print(f"{name}: attempt {attempt}: {group.exceptions[0]}", file=sys.stderr)
+                time.sleep(5)
+        else:
+            print(f"{name}: no clean capture in {args.attempts} attempts", file=sys.stderr)
+            return 1
         path = args.out / f"{name}.jsonl"
         write_capture(path, comment, events)
         print(f"wrote {path}", file=sys.stderr)
