@@ -38,6 +38,9 @@ from ivr.service import GreetingService
 log = structlog.get_logger(__name__)
 
 
+ORPHAN_GRACE_SECONDS = 2.0
+
+
 class SchemaBehind(SambungError):
     error_id = "db.schema_behind"
     title = "Database schema is behind"
@@ -121,8 +124,14 @@ class Engine:
             self._service_tasks.start(self._hangup_orphans(orphans), name="hangup-orphans")
 
     async def _hangup_orphans(self, call_ids: frozenset[str]) -> None:
-        assert self.telephony is not None
-        for cid in call_ids:
+        # A call that entered Stasis while we were reconciling shows up in GET /channels before
+        # its StasisStart reaches the dispatcher (the stream holds events until reconciliation
+        # is done). Give those a moment to be claimed; only what is still unowned is an orphan
+        # (a call left by a previous engine process, whose state we cannot rebuild).
+        await asyncio.sleep(ORPHAN_GRACE_SECONDS)
+        assert self.telephony is not None and self.dispatcher is not None
+        for cid in call_ids - set(self.dispatcher.active_calls):
+            log.warning("reconcile.orphan_hangup", call_id=cid)
             await self.telephony.hangup_orphan(cid)
 
     # ---- background loops ---------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.fakes.fake_ari import FakeAri
+import asyncio
+
+from engine.main import ORPHAN_GRACE_SECONDS
+from tests.fakes.fake_ari import FakeAri, channel_json
 from tests.integration.harness import engine_database, engine_running, running_engine
 
 NO_AMI = {"enabled": False}
@@ -117,3 +120,20 @@ async def test_given_shutdown_with_a_call_up_then_it_is_hung_up_and_recorded(
         assert row is not None
         assert row["end_reason"] in ("shutdown", "completed")
         assert row["ended_at"] is not None
+
+
+async def test_given_a_channel_left_by_a_previous_engine_then_it_is_hung_up_after_a_grace(
+    fake_ari: FakeAri,
+) -> None:
+    # In Stasis before this engine connected: nobody can rebuild that call's state.
+    fake_ari.channels["left.1"] = channel_json("left.1", state="Up")
+    async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
+        # A call arriving right after the connect is not mistaken for an orphan.
+        cid = await fake_ari.inbound_call("1700000000.18")
+        await run.wait_closed(call_id=cid, timeout=5)
+        deadline = asyncio.get_running_loop().time() + ORPHAN_GRACE_SECONDS + 3
+        while not fake_ari.requests_to("DELETE", r"/channels/left\.1"):
+            assert asyncio.get_running_loop().time() < deadline, "orphan was not hung up"
+            await asyncio.sleep(0.1)
+        hangups = [r.path for r in fake_ari.requests if r.method == "DELETE"]
+        assert hangups.count(f"/channels/{cid}") == 1
