@@ -5,12 +5,25 @@ channels that are calls (entered our app with ``Stasis(<app>,inbound,<did>)``) p
 events; events about other channels (agent legs, Local halves, later features) are dropped by
 this translation until those features claim them.
 
-Exactly one ``CallEnded`` per call. ``ChannelDestroyed`` is the authoritative end and carries
-the cause and SIP code. Asterisk only delivers it while our app is still subscribed to the
-channel, and the subscription goes when the channel leaves Stasis, so ``StasisEnd`` starts a
-short grace timer: if ``ChannelDestroyed`` has not come by then, ``CallEnded`` is emitted from
-what ``ChannelHangupRequest`` told us (or cause 16, normal clearing). Whichever comes first
-wins; the other is dropped.
+Exactly one ``CallEnded`` per call, and it comes from ``StasisEnd``. Verified on Asterisk
+22.10.1 (captures in tests/fixtures/ari/): an inbound channel does NOT deliver
+``ChannelDestroyed`` to the app after ``StasisEnd``, neither when the caller hangs up
+(ChannelHangupRequest -> StasisEnd) nor when we DELETE it (ChannelHangupRequest{cause 32,
+soft} -> StasisEnd): the app's implicit subscription ends with Stasis. Only an explicit
+``channel:<id>`` subscription brings it, and then with cause 0 "Unknown" for a caller's BYE and
+no SIP code, so it is not worth a REST call per call. Hence:
+
+- ``StasisEnd`` after a hang-up request (the caller's, ours or anyone's) ends the call at once.
+- ``StasisEnd`` without one (the channel left the app alive: continue, redirect) waits a short
+  grace for ``ChannelDestroyed``, then ends the call anyway: we no longer control it.
+- ``ChannelDestroyed`` (subscribed channels, or an order we have not seen) ends it too; the
+  first of these wins and the rest are dropped.
+
+Other quirks seen in the captures: the caller's BYE gives a ``ChannelHangupRequest`` with no
+``cause`` at all; ours gives ``soft: true`` with ``cause`` 32, which is not the Q.850 cause we
+asked for, so the cause of a hang-up we asked for is taken from our own ``reason``. A prompt
+that is playing when the caller hangs up ends with ``PlaybackFinished`` state ``failed``
+(between ChannelHangupRequest and StasisEnd).
 """
 
 from __future__ import annotations
@@ -65,8 +78,23 @@ _CAUSE_TEXT = {
     18: "No user responding",
     19: "User alerting, no answer",
     21: "Call Rejected",
+    26: "Answered elsewhere",
     31: "Normal, unspecified",
+    34: "Circuit/channel congestion",
+    38: "Network out of order",
     127: "Interworking, unspecified",
+}
+# DELETE /channels reason -> the Q.850 cause Asterisk hangs up with (resource_channels.c).
+_REASON_CAUSE = {
+    "normal": 16,
+    "busy": 17,
+    "timeout": 18,
+    "no_answer": 19,
+    "rejected": 21,
+    "answered_elsewhere": 26,
+    "normal_unspecified": 31,
+    "congestion": 34,
+    "failure": 38,
 }
 # States in which a live channel found at reconnect is still waiting to be answered by us.
 _UNANSWERED = frozenset({"Ring", "Ringing", "Down", "Rsrved"})
@@ -78,7 +106,9 @@ class _Call:
     hangup_cause: int | None = None
     hangup_sip_code: int | None = None
     caller_hung_up: bool = False
+    hangup_requested: bool = False
     we_hung_up: bool = False
+    our_cause: int = NORMAL_CLEARING
     answered: bool = False
     left_stasis: bool = False
     end_timer: asyncio.TimerHandle | None = None
@@ -177,7 +207,7 @@ class AriTelephony:
         return playback is not None and playback.state in ("queued", "playing", "continuing")
 
     async def hangup(self, call_id: str, reason: str = "normal") -> None:
-        self.translator.hanging_up(call_id)
+        self.translator.hanging_up(call_id, reason)
         await self._client.hangup(call_id, reason)
 
     async def hangup_orphan(self, channel_id: str) -> bool:
@@ -216,11 +246,12 @@ class CallEventTranslator:
     def live_calls(self) -> frozenset[str]:
         return frozenset(self._calls)
 
-    def hanging_up(self, call_id: str) -> None:
+    def hanging_up(self, call_id: str, reason: str = "normal") -> None:
         """We are about to DELETE this call's channel: its ChannelHangupRequest is ours."""
         call = self._calls.get(call_id)
         if call is not None:
             call.we_hung_up = True
+            call.our_cause = _REASON_CAUSE.get(reason, NORMAL_CLEARING)
 
     def close(self) -> None:
         for call in self._calls.values():
@@ -360,10 +391,14 @@ class CallEventTranslator:
         call = self._calls.get(channel.id)
         if call is None:
             return
-        if event.cause is not None:
-            call.hangup_cause = event.cause
+        call.hangup_requested = True
         if event.tech_cause is not None:
             call.hangup_sip_code = event.tech_cause
+        if event.soft:
+            # Ours (DELETE) or an operator's; its `cause` is not a Q.850 cause (32 for ours).
+            return
+        if event.cause is not None:
+            call.hangup_cause = event.cause
         if call.we_hung_up or call.caller_hung_up:
             return
         call.caller_hung_up = True
@@ -376,18 +411,19 @@ class CallEventTranslator:
             return
         call.left_stasis = True
         at = _at(event)
-        cause = call.hangup_cause if call.hangup_cause is not None else NORMAL_CLEARING
+        if call.we_hung_up:
+            cause = call.our_cause
+        elif call.hangup_cause is not None:
+            cause = call.hangup_cause
+        else:
+            cause = NORMAL_CLEARING
+        args = (channel.id, cause, _CAUSE_TEXT.get(cause, ""), at, call.hangup_sip_code)
+        if call.hangup_requested or call.we_hung_up:
+            # Being hung up: ChannelDestroyed will not reach us (see the module docstring).
+            self._end(*args, "stasis_end")
+            return
         loop = asyncio.get_running_loop()
-        call.end_timer = loop.call_later(
-            self.destroyed_grace,
-            self._end,
-            channel.id,
-            cause,
-            _CAUSE_TEXT.get(cause, ""),
-            at,
-            call.hangup_sip_code,
-            "stasis_end",
-        )
+        call.end_timer = loop.call_later(self.destroyed_grace, self._end, *args, "left_stasis")
 
     def _end(
         self,

@@ -170,6 +170,7 @@ class FakeAri:
         self._sockets: set[web.WebSocketResponse] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel_locks: dict[str, asyncio.Lock] = {}
+        self._left_alive: set[str] = set()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -270,14 +271,23 @@ class FakeAri:
         await self.send_event({"type": "StasisStart", "args": ["inbound", did], "channel": ch})
         return channel_id
 
-    async def caller_hangup(self, channel_id: str, cause: int = 16, sip_code: int = 200) -> None:
-        """The caller sends BYE: the order the real Asterisk 22 produced (inbound_bye capture)."""
+    async def caller_hangup(self, channel_id: str, cause: int | None = None) -> None:
+        """The caller sends BYE, in the order Asterisk 22 produced (inbound_caller_bye capture).
+
+        ChannelHangupRequest (no ``cause`` for a plain BYE), PlaybackFinished ``failed`` for a
+        prompt that was playing (queued ones are flushed silently), StasisEnd; and no
+        ChannelDestroyed unless the app subscribed to ``channel:<id>``.
+        """
         ch = self.channels.get(channel_id)
         if ch is None:
             return
-        await self._stop_channel_playbacks(channel_id)
-        await self.send_event({"type": "ChannelHangupRequest", "cause": cause, "channel": dict(ch)})
-        await self._end_channel(channel_id, cause, sip_code)
+        await self._qos_varsets(ch)
+        request: dict[str, Any] = {"type": "ChannelHangupRequest", "channel": dict(ch)}
+        if cause is not None:
+            request["cause"] = cause
+        await self.send_event(request)
+        await self._stop_channel_playbacks(channel_id, "failed")
+        await self._end_channel(channel_id, destroyed_cause=0)
 
     async def press_digit(self, channel_id: str, digit: str, duration_ms: int = 120) -> None:
         ch = self.channels[channel_id]
@@ -337,6 +347,11 @@ class FakeAri:
             self.channels[ch["id"]] = dict(ch)
         elif kind == "ChannelDestroyed":
             self.channels.pop(ch["id"], None)
+        elif kind == "StasisEnd" and ch["id"] not in self._left_alive:
+            # The captured calls leave Stasis only to die; a channel:<id> subscriber still
+            # sees it until ChannelDestroyed.
+            if f"channel:{ch['id']}" not in self.subscriptions:
+                self.channels.pop(ch["id"], None)
         elif ch["id"] in self.channels and kind in ("ChannelStateChange", "StasisEnd"):
             self.channels[ch["id"]] = dict(ch)
 
@@ -358,28 +373,47 @@ class FakeAri:
             "events_disallowed": self.event_filter.get("disallowed", []),
         }
 
-    async def _end_channel(self, channel_id: str, cause: int, sip_code: int | None) -> None:
-        """StasisEnd then ChannelDestroyed: the order captured from Asterisk 22."""
+    async def _end_channel(self, channel_id: str, destroyed_cause: int) -> None:
+        """StasisEnd; then, only for a channel:<id> subscription, what Asterisk 22 sends after
+        (inbound_*_subscribed captures): STASISSTATUS, a soft hang-up request, ChannelDestroyed.
+        """
         ch = self.channels.get(channel_id)
         if ch is None:
             return
         await self.send_event({"type": "StasisEnd", "channel": dict(ch)})
-        gone = dict(ch)
-        destroyed: dict[str, Any] = {
-            "type": "ChannelDestroyed",
-            "cause": cause,
-            "cause_txt": "Normal Clearing" if cause == 16 else "Unknown",
-            "channel": gone,
-        }
-        if sip_code is not None:
-            destroyed["tech_cause"] = sip_code
-        await self.send_event(destroyed)
         self._channel_locks.pop(channel_id, None)
+        if f"channel:{channel_id}" not in self.subscriptions:
+            return
+        await self.send_event(
+            {"type": "ChannelVarset", "variable": "STASISSTATUS", "value": "", "channel": ch}
+        )
+        await self.send_event(
+            {"type": "ChannelHangupRequest", "cause": 16, "soft": True, "channel": dict(ch)}
+        )
+        await self.send_event(
+            {
+                "type": "ChannelDestroyed",
+                "cause": destroyed_cause,
+                "cause_txt": "Normal Clearing" if destroyed_cause == 16 else "Unknown",
+                "channel": dict(ch),
+            }
+        )
 
-    async def _stop_channel_playbacks(self, channel_id: str) -> None:
+    async def _qos_varsets(self, ch: Mapping[str, Any]) -> None:
+        """RTP statistics Asterisk sets on an answered channel as it hangs up (filtered by us)."""
+        if ch.get("state") != "Up":
+            return
+        for name in ("RTPAUDIOQOS", "RTPAUDIOQOSJITTER", "RTPAUDIOQOSLOSS", "RTPAUDIOQOSRTT"):
+            await self.send_event(
+                {"type": "ChannelVarset", "variable": name, "value": "", "channel": dict(ch)}
+            )
+
+    async def _stop_channel_playbacks(self, channel_id: str, end_state: str) -> None:
         for pb in list(self.playbacks.values()):
             if pb["target_uri"] == f"channel:{channel_id}":
                 task = pb.pop("_task", None)
+                pb["_end_state"] = end_state
+                self.playbacks.pop(pb["id"], None)
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -403,10 +437,11 @@ class FakeAri:
                 failed = playback["media_uri"] in self.missing_media
                 playback["state"] = "failed" if failed else "done"
         except asyncio.CancelledError:
-            # Stopped (DELETE /playbacks) or the channel hung up while playing: Asterisk still
-            # reports the end, with state "done".
+            # Stopped (DELETE /playbacks: state "done") or the channel hung up while playing
+            # (state "failed", inbound_caller_bye_during_playback capture). A playback still
+            # queued ends silently, as Asterisk flushes its command queue.
             if playback.get("state") == "playing":
-                playback["state"] = "done"
+                playback["state"] = playback.get("_end_state", "done")
                 self.playbacks.pop(playback["id"], None)
                 await self.send_event({"type": "PlaybackFinished", "playback": _public(playback)})
             raise
@@ -597,21 +632,23 @@ class FakeAri:
         channel_id = request.match_info["id"]
         if channel_id not in self.channels:
             return _error(404, "Channel not found")
-        reason = request.query.get("reason", "normal")
-        cause = {"normal": 16, "busy": 17, "congestion": 34, "no_answer": 19}.get(reason, 16)
-        self._spawn(self._app_hangup(channel_id, cause))
+        self._spawn(self._app_hangup(channel_id))
         return web.Response(status=204)
 
-    async def _app_hangup(self, channel_id: str, cause: int) -> None:
-        """Our DELETE: the order captured from Asterisk 22 (app_hangup capture)."""
+    async def _app_hangup(self, channel_id: str) -> None:
+        """Our DELETE, in the order Asterisk 22 produced (inbound_app_hangup capture): the
+        hang-up request is soft with cause 32 whatever reason we gave, then StasisEnd.
+        """
         ch = self.channels.get(channel_id)
         if ch is None:
             return
-        await self._stop_channel_playbacks(channel_id)
+        await self._qos_varsets(ch)
         await self.send_event(
-            {"type": "ChannelHangupRequest", "cause": cause, "soft": True, "channel": dict(ch)}
+            {"type": "ChannelHangupRequest", "cause": 32, "soft": True, "channel": dict(ch)}
         )
-        await self._end_channel(channel_id, cause, None)
+        # Not captured with a prompt playing; assumed to end like the caller's BYE does.
+        await self._stop_channel_playbacks(channel_id, "failed")
+        await self._end_channel(channel_id, destroyed_cause=16)
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         ch = self._stasis_channel(request)
@@ -677,6 +714,8 @@ class FakeAri:
         ch = self._stasis_channel(request)
         if isinstance(ch, web.Response):
             return ch
+        # The channel lives on in the dialplan: it leaves our app but not Asterisk.
+        self._left_alive.add(ch["id"])
         self._spawn(self.send_event({"type": "StasisEnd", "channel": dict(ch)}))
         ch["dialplan"] = {**ch["dialplan"], "app_name": "", "app_data": ""}
         return web.Response(status=204)

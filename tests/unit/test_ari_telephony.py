@@ -23,7 +23,7 @@ from engine.events import (
     TelephonyConnected,
     TelephonyLost,
 )
-from tests.fakes.fake_ari import ari_time, channel_json
+from tests.fakes.fake_ari import ari_time, channel_json, load_capture
 
 GRACE = 0.05
 
@@ -159,18 +159,169 @@ async def test_given_channel_not_a_call_then_its_events_are_dropped() -> None:
     assert sink == []
 
 
-async def test_given_caller_hangs_up_then_caller_hung_up_and_one_call_ended_from_destroyed() -> (
+def capture_events(name: str) -> tuple[str, list[dict[str, Any]]]:
+    """A capture from the real Asterisk and the id of its call."""
+    capture = load_capture(name)
+    return capture.channel_ids()[0], capture.events
+
+
+def feed_capture(t: CallEventTranslator, events: list[dict[str, Any]]) -> None:
+    for data in events:
+        t.handle_event(parse_event(data))
+
+
+def summary(events: list[EngineEvent]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for e in events:
+        match e:
+            case PromptFinished():
+                out.append(("PromptFinished", e.failed))
+            case DigitPressed():
+                out.append(("DigitPressed", e.digit, e.duration_ms))
+            case CallerHungUp():
+                out.append(("CallerHungUp", e.cause))
+            case CallEnded():
+                out.append(("CallEnded", e.cause, e.cause_text, e.sip_code))
+            case _:
+                out.append((type(e).__name__,))
+    return out
+
+
+OFFER_ANSWER_PROMPT = [("CallOffered",), ("CallAnswered",), ("PromptStarted",)]
+
+
+@pytest.mark.parametrize(
+    ("capture", "we_hang_up", "expected"),
+    [
+        (
+            "inbound_caller_bye",
+            False,
+            [
+                *OFFER_ANSWER_PROMPT,
+                ("PromptFinished", False),
+                ("CallerHungUp", 16),
+                ("CallEnded", 16, "Normal Clearing", None),
+            ],
+        ),
+        (
+            "inbound_caller_bye_subscribed",
+            False,
+            [
+                *OFFER_ANSWER_PROMPT,
+                ("PromptFinished", False),
+                ("CallerHungUp", 16),
+                ("CallEnded", 16, "Normal Clearing", None),
+            ],
+        ),
+        (
+            "inbound_app_hangup",
+            True,
+            [
+                *OFFER_ANSWER_PROMPT,
+                ("PromptFinished", False),
+                ("CallEnded", 16, "Normal Clearing", None),
+            ],
+        ),
+        (
+            "inbound_app_hangup_subscribed",
+            True,
+            [
+                *OFFER_ANSWER_PROMPT,
+                ("PromptFinished", False),
+                ("CallEnded", 16, "Normal Clearing", None),
+            ],
+        ),
+        (
+            "inbound_dtmf",
+            False,
+            [
+                *OFFER_ANSWER_PROMPT,
+                ("PromptFinished", False),
+                ("DigitPressed", "1", 280),
+                ("CallerHungUp", 16),
+                ("CallEnded", 16, "Normal Clearing", None),
+            ],
+        ),
+        (
+            "inbound_playback_failed",
+            True,
+            [
+                *OFFER_ANSWER_PROMPT,
+                ("PromptFinished", True),
+                ("CallEnded", 16, "Normal Clearing", None),
+            ],
+        ),
+        (
+            "inbound_caller_bye_during_playback",
+            False,
+            [
+                *OFFER_ANSWER_PROMPT,
+                ("CallerHungUp", 16),
+                ("PromptFinished", True),
+                ("CallEnded", 16, "Normal Clearing", None),
+            ],
+        ),
+    ],
+)
+async def test_given_a_call_captured_from_asterisk_when_translated_then_domain_events_match(
+    capture: str, we_hang_up: bool, expected: list[tuple[Any, ...]]
+) -> None:
+    sink = Sink()
+    t = translator(sink)
+    call_id, events = capture_events(capture)
+    if we_hang_up:
+        # The engine calls hangup() (which marks the call) before Asterisk reports it.
+        cut = next(i for i, e in enumerate(events) if e["type"] == "ChannelHangupRequest")
+        feed_capture(t, events[:cut])
+        t.hanging_up(call_id, "normal")
+        feed_capture(t, events[cut:])
+    else:
+        feed_capture(t, events)
+    # CallEnded comes from StasisEnd at once: no ChannelDestroyed follows for these channels.
+    assert summary(sink) == expected
+    assert all(getattr(e, "call_id", call_id) == call_id for e in sink)
+    assert t.live_calls == frozenset()
+    await asyncio.sleep(GRACE * 2)
+    assert len(sink) == len(expected)
+
+
+async def test_given_our_hangup_with_a_reason_then_call_ended_carries_its_cause() -> None:
+    sink = Sink()
+    t = translator(sink)
+    call_id, events = capture_events("inbound_app_hangup")
+    cut = next(i for i, e in enumerate(events) if e["type"] == "ChannelHangupRequest")
+    feed_capture(t, events[:cut])
+    t.hanging_up(call_id, "busy")
+    feed_capture(t, events[cut:])
+    ended = sink[-1]
+    assert isinstance(ended, CallEnded)
+    assert (ended.cause, ended.cause_text) == (17, "User busy")
+
+
+async def test_given_a_soft_hangup_we_did_not_ask_for_then_no_caller_hung_up_but_call_ended() -> (
     None
 ):
     sink = Sink()
-    feed(
-        translator(sink), start(), up(), hangup_request(cause=16), stasis_end(), destroyed(tech=200)
-    )
-    await asyncio.sleep(GRACE * 2)
+    _, events = capture_events("inbound_app_hangup")  # as if an operator hung it up
+    feed_capture(translator(sink), events)
+    assert [type(e) for e in sink][-2:] == [PromptFinished, CallEnded]
+
+
+async def test_given_caller_bye_then_destroyed_then_one_call_ended() -> None:
+    sink = Sink()
+    t = translator(sink)
+    feed(t, start(), up(), hangup_request(cause=16), stasis_end(), destroyed(tech=200))
     assert [type(e) for e in sink] == [CallOffered, CallAnswered, CallerHungUp, CallEnded]
+
+
+async def test_given_destroyed_before_stasis_end_then_it_ends_the_call_with_its_sip_code() -> None:
+    sink = Sink()
+    t = translator(sink)
+    feed(t, start(), up(), destroyed(cause=17, tech=486), stasis_end())
     ended = sink[-1]
     assert isinstance(ended, CallEnded)
-    assert (ended.cause, ended.cause_text, ended.sip_code) == (16, "Normal Clearing", 200)
+    assert (ended.cause, ended.sip_code) == (17, 486)
+    assert sum(isinstance(e, CallEnded) for e in sink) == 1
 
 
 async def test_given_we_hang_up_then_no_caller_hung_up_and_one_call_ended() -> None:
@@ -182,24 +333,23 @@ async def test_given_we_hang_up_then_no_caller_hung_up_and_one_call_ended() -> N
     assert [type(e) for e in sink] == [CallOffered, CallAnswered, CallEnded]
 
 
-async def test_given_stasis_end_without_channel_destroyed_then_call_ended_after_grace() -> None:
+async def test_given_channel_leaves_stasis_alive_then_call_ended_after_grace() -> None:
     sink = Sink()
     t = translator(sink)
-    feed(t, start(), up(), hangup_request(cause=17), stasis_end())
+    feed(t, start(), up(), stasis_end())  # e.g. continue in dialplan: no hang-up request
     assert not any(isinstance(e, CallEnded) for e in sink)
     await asyncio.sleep(GRACE * 3)
     ended = sink[-1]
     assert isinstance(ended, CallEnded)
-    assert (ended.cause, ended.cause_text, ended.sip_code) == (17, "User busy", None)
+    assert (ended.cause, ended.cause_text, ended.sip_code) == (16, "Normal Clearing", None)
     assert t.live_calls == frozenset()
-    feed(t, destroyed(cause=17))  # late: the call already ended once
+    feed(t, destroyed(cause=16))  # late: the call already ended once
     assert sum(isinstance(e, CallEnded) for e in sink) == 1
 
 
 async def test_given_stasis_end_without_any_cause_then_normal_clearing() -> None:
     sink = Sink()
-    feed(translator(sink), start(), stasis_end())
-    await asyncio.sleep(GRACE * 3)
+    feed(translator(sink), start(), hangup_request(cause=None), stasis_end())
     ended = sink[-1]
     assert isinstance(ended, CallEnded)
     assert ended.cause == 16
