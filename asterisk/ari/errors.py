@@ -141,9 +141,12 @@ def error_for(status: int, method: str, path: str, message: str) -> AriHttpError
 
 
 def message_of(body: Any) -> str:
-    """Asterisk's error bodies are ``{"message": "..."}``; anything else is kept as text."""
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
+    """Asterisk's error text: ``{"message": ...}`` mostly, ``{"error": ...}`` for the 500s
+    ("Allocation failed", seen on originate); anything else is kept as text."""
+    if isinstance(body, dict):
+        for key in ("message", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
     if body is None:
         return ""
     return str(body)[:500]

@@ -616,7 +616,8 @@ class FakeAri:
         if channel_id in self.channels:
             return _error(409, "Channel with given unique ID already exists")
         if endpoint in self.unreachable_endpoints:
-            return _error(500, "Allocation failed")
+            # Asterisk 22 words this one differently from its other errors.
+            return web.json_response({"error": "Allocation failed"}, status=500)
         ch = channel_json(channel_id, app=self.app_name, state="Down", name=f"{endpoint}-00000001")
         ch["dialplan"] = {
             "context": "default",
@@ -758,7 +759,7 @@ class FakeAri:
             "name": request.query.get("name", ""),
             "channels": [],
             "creationtime": ari_time(),
-            "video_mode": "none",
+            "video_mode": "talker",
         }
         self.bridges[bridge_id] = bridge
         return web.json_response(bridge)

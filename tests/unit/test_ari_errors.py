@@ -98,7 +98,8 @@ def test_given_unavailable_then_it_is_telephony_unavailable_with_context() -> No
     ("body", "expected"),
     [
         ({"message": "Channel not found"}, "Channel not found"),
-        ({"error": "x"}, "{'error': 'x'}"),
+        ({"error": "Allocation failed"}, "Allocation failed"),
+        ({"details": "x"}, "{'details': 'x'}"),
         (None, ""),
         ("plain text", "plain text"),
     ],
