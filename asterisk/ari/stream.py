@@ -292,7 +292,12 @@ class AriEventStream:
                 return "application replaced by another connection"
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, queue: asyncio.Queue[_Item]) -> None:
-        """Only reads and parses; never waits on anything else, so Asterisk never blocks."""
+        """Only reads and parses; never waits on anything else, so Asterisk never blocks.
+
+        Always ends by queueing ``_Closed``, even on a bug here, so delivery never waits on a
+        reader that is gone.
+        """
+        reason = "reader stopped"
         try:
             async for msg in ws:
                 if msg.type is not aiohttp.WSMsgType.TEXT:
@@ -306,7 +311,11 @@ class AriEventStream:
                 reason = f"{reason}: {_describe(exc)}"
         except (aiohttp.ClientError, OSError) as err:
             reason = f"read failed: {_describe(err)}"
-        queue.put_nowait(_Closed(reason))
+        except Exception as err:
+            log.exception("ari.reader_failed")
+            reason = f"reader failed: {_describe(err)}"
+        finally:
+            queue.put_nowait(_Closed(reason))
 
     def _parse(self, text: str) -> AriEvent | None:
         try:

@@ -392,3 +392,27 @@ async def test_given_malformed_event_when_read_then_it_is_logged_and_skipped(
         await harness.rec.wait_events(1)
     assert [type(e).__name__ for e in harness.rec.events] == ["StasisStart"]
     assert any(e["event"] == "ari.event_unparseable" for e in logs)
+
+
+async def test_given_a_bug_in_parsing_when_reading_then_stream_reconnects_instead_of_hanging(
+    fake_ari: FakeAri, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = make_stream(fake_ari, session)
+    h.start()
+    try:
+        await h.rec.wait_connects(1)
+
+        def broken(text: str) -> AriEvent | None:
+            raise RuntimeError("parser bug")
+
+        monkeypatch.setattr(h.stream, "_parse", broken)
+        with capture_logs() as logs:
+            await fake_ari.inbound_call("c1")
+            async with asyncio.timeout(3):
+                while not h.rec.disconnects:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
+            monkeypatch.undo()
+            await h.rec.wait_connects(2)
+        assert any(e["event"] == "ari.reader_failed" for e in logs)
+    finally:
+        await h.stop()

@@ -148,3 +148,15 @@ async def test_given_a_replayed_call_in_progress_when_connection_drops_then_it_i
     assert again.live_call_ids == frozenset({"live-1"})
     await fake_ari.replay(events[answered:])
     await sink.wait_for(CallEnded)
+
+
+async def test_given_replay_capture_twice_then_each_replay_is_a_fresh_call(
+    fake_ari: FakeAri, tel: tuple[AriTelephony, Sink]
+) -> None:
+    _, sink = tel
+    first = await fake_ari.replay_capture("inbound_caller_bye")
+    second = await fake_ari.replay_capture("inbound_caller_bye")
+    await sink.wait_for(CallEnded, count=2)
+    offered = [e.call_id for e in sink if isinstance(e, CallOffered)]
+    assert offered == [first[0]["channel"]["id"], second[0]["channel"]["id"]]
+    assert offered[0] != offered[1]

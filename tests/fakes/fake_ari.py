@@ -171,6 +171,7 @@ class FakeAri:
         self._tasks: set[asyncio.Task[None]] = set()
         self._channel_locks: dict[str, asyncio.Lock] = {}
         self._left_alive: set[str] = set()
+        self._replays = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -251,6 +252,23 @@ class FakeAri:
 
     def load_capture(self, name: str) -> Capture:
         return load_capture(name)
+
+    async def replay_capture(
+        self, name: str, ids: Mapping[str, str] | None = None, *, gap: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Replay tests/fixtures/ari/<name>.jsonl, with channel ids renamed by ``ids``
+        (default: each captured channel id gets a fresh ``<name>-<n>`` id, so one capture can
+        be replayed many times in a test). Returns the events as sent."""
+        capture = load_capture(name)
+        if ids is None:
+            self._replays += 1
+            ids = {
+                old: f"{capture.name}-{self._replays}-{i}"
+                for i, old in enumerate(capture.channel_ids(), start=1)
+            }
+        events = capture.rewritten(ids)
+        await self.replay(events, gap=gap)
+        return events
 
     async def inbound_call(
         self,
