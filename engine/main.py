@@ -129,7 +129,8 @@ class Engine:
         # is done). Give those a moment to be claimed; only what is still unowned is an orphan
         # (a call left by a previous engine process, whose state we cannot rebuild).
         await asyncio.sleep(ORPHAN_GRACE_SECONDS)
-        assert self.telephony is not None and self.dispatcher is not None
+        assert self.telephony is not None
+        assert self.dispatcher is not None
         for cid in call_ids - set(self.dispatcher.active_calls):
             log.warning("reconcile.orphan_hangup", call_id=cid)
             await self.telephony.hangup_orphan(cid)
