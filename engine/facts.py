@@ -79,16 +79,67 @@ class CallEndedFact(Fact):
 class OpenCallsClosedFact(Fact):
     """Close every call an engine instance left open, except the ones still alive."""
 
-    sql = """UPDATE calls SET ended_at = $3, end_reason = $4
-             WHERE engine_instance = $1 AND ended_at IS NULL AND NOT (call_id = ANY($2::text[]))"""
+    sql = """WITH closed AS (
+                 UPDATE calls SET ended_at = $3, end_reason = $4
+                 WHERE engine_instance = $1 AND ended_at IS NULL
+                   AND NOT (call_id = ANY($2::text[]))
+                 RETURNING call_id)
+             UPDATE ivr_sessions s SET ended_at = $3, outcome = 'lost', end_reason = $4
+             FROM closed WHERE s.call_id = closed.call_id AND s.ended_at IS NULL"""
     engine_instance: str
     keep_call_ids: list[str]
     ended_at: datetime
     end_reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class IvrSessionStartedFact(Fact):
+    sql = """INSERT INTO ivr_sessions (call_id, flow, flow_version, started_at, language)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id) DO NOTHING"""
+    call_id: str
+    flow: str
+    flow_version: str
+    started_at: datetime
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class IvrStepFact(Fact):
+    sql = """INSERT INTO ivr_steps (call_id, seq, at, node, kind, choice)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (call_id, seq) DO NOTHING"""
+    call_id: str
+    seq: int
+    at: datetime
+    node: str
+    kind: str
+    choice: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IvrSessionEndedFact(Fact):
+    sql = """UPDATE ivr_sessions SET ended_at = $2, outcome = $3, end_reason = $4,
+                 last_node = $5, language = $6, attributes = $7::jsonb
+             WHERE call_id = $1 AND ended_at IS NULL"""
+    call_id: str
+    ended_at: datetime
+    outcome: str
+    end_reason: str
+    last_node: str
+    language: str
+    attributes_json: str
+
+
 _FACT_TYPES: dict[str, type[Fact]] = {
-    t.__name__: t for t in (CallStartedFact, CallAnsweredFact, CallEndedFact, OpenCallsClosedFact)
+    t.__name__: t
+    for t in (
+        CallStartedFact,
+        CallAnsweredFact,
+        CallEndedFact,
+        OpenCallsClosedFact,
+        IvrSessionStartedFact,
+        IvrStepFact,
+        IvrSessionEndedFact,
+    )
 }
 
 
