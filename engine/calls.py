@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import structlog
 
@@ -32,7 +33,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class _Envelope:
-    event: CallEvent
+    event: object  # a CallEvent, or an event the call task posted to itself
     queued_at: float
 
 
@@ -48,8 +49,21 @@ class CallInbox:
     def put(self, event: CallEvent) -> None:
         self._queue.put_nowait(_Envelope(event, self._loop.time()))
 
+    def post_local(self, event: object) -> None:
+        """An event the call task makes for itself (a timer fired, a lookup answered).
+
+        It goes through the same queue as Asterisk's events so the task sees one order.
+        """
+        self._queue.put_nowait(_Envelope(event, self._loop.time()))
+
     async def next(self, timeout: float | None = None) -> CallEvent | None:
-        """The next event, or None if ``timeout`` seconds pass without one."""
+        """The next event, or None if ``timeout`` seconds pass without one.
+
+        For tasks that never post local events.
+        """
+        return cast("CallEvent | None", await self.next_any(timeout))
+
+    async def next_any(self, timeout: float | None = None) -> object | None:
         try:
             env = await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:

@@ -118,6 +118,17 @@ class CallSettings(_Section):
     max_silent_seconds: float = Field(default=300.0, gt=0)
 
 
+class IvrSettings(_Section):
+    # Flow files (YAML). Relative paths are taken from the settings file's folder.
+    flows: list[Path] = Field(default_factory=list)
+    max_menu_depth: int = Field(default=4, ge=1, le=20)
+    # Queues a transfer node may name. The ACD will own this list; until then it is declared.
+    queues: list[str] = Field(default_factory=list)
+    # Asterisk's sounds folder as this machine sees it, to check that every prompt a flow
+    # names exists; unset skips the check (the engine runs on another host than Asterisk).
+    sounds_root: Path | None = None
+
+
 class Settings(_Section):
     engine: EngineSettings = EngineSettings()
     http: HttpSettings = HttpSettings()
@@ -125,7 +136,10 @@ class Settings(_Section):
     ari: AriSettings = AriSettings()
     ami: AmiSettings = AmiSettings()
     calls: CallSettings = CallSettings()
+    ivr: IvrSettings = IvrSettings()
     hotlines: list[HotlineSettings] = Field(default_factory=list)
+    # Where the settings came from; relative paths inside are resolved against its folder.
+    source: Path | None = None
 
     @model_validator(mode="after")
     def _unique_dids(self) -> Settings:
@@ -205,7 +219,7 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         http = data.setdefault("http", {})
         http["api_tokens"] = [*http.get("api_tokens", []), extra_token]
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         key = _loc(first["loc"])
@@ -219,3 +233,7 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         if env_key and any(k.startswith(env_key) for k in env):
             origin = f"{source} (or environment {env_key}*)"
         raise ConfigError(origin, key, f"{first['msg']}{shown}") from err
+    base = path.parent if path is not None else Path.cwd()
+    flows = [p if p.is_absolute() else base / p for p in settings.ivr.flows]
+    ivr = settings.ivr.model_copy(update={"flows": flows})
+    return settings.model_copy(update={"ivr": ivr, "source": path})

@@ -30,6 +30,14 @@ class Metrics:
     db_write_retries: Counter
     db_pending_writes: Gauge
     db_up: Gauge
+    ivr_calls: Counter
+    ivr_node_visits: Counter
+    ivr_choices: Counter
+    ivr_outcomes: Counter
+    ivr_time: Histogram
+    ivr_digit_to_prompt: Histogram
+    ivr_lookups: Counter
+    ivr_flow_reloads: Counter
 
 
 def build_metrics() -> Metrics:
@@ -86,4 +94,41 @@ def build_metrics() -> Metrics:
             "sambung_db_pending_writes", "Facts waiting to be written to PostgreSQL", registry=r
         ),
         db_up=Gauge("sambung_db_up", "1 while the last database check succeeded", registry=r),
+        # Labels are bounded by the flow files (flow, node, option keys), never by callers.
+        ivr_calls=Counter("sambung_ivr_calls", "Calls that entered a flow", ["flow"], registry=r),
+        ivr_node_visits=Counter(
+            "sambung_ivr_node_visits", "Nodes entered", ["flow", "node"], registry=r
+        ),
+        ivr_choices=Counter(
+            "sambung_ivr_choices",
+            "Menu keys chosen, and invalid or missing input",
+            ["flow", "node", "choice"],
+            registry=r,
+        ),
+        ivr_outcomes=Counter(
+            "sambung_ivr_outcomes",
+            "How IVR sessions ended: completed in the IVR (contained), transferred, abandoned "
+            "(the caller hung up in the IVR), failed, lost",
+            ["flow", "outcome"],
+            registry=r,
+        ),
+        ivr_time=Histogram(
+            "sambung_ivr_time_seconds",
+            "Time a caller spent in the IVR",
+            ["flow"],
+            buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600),
+            registry=r,
+        ),
+        ivr_digit_to_prompt=Histogram(
+            "sambung_ivr_digit_to_prompt_seconds",
+            "From a key press to the start of the prompt it led to (Asterisk's timestamps)",
+            buckets=fast,
+            registry=r,
+        ),
+        ivr_lookups=Counter(
+            "sambung_ivr_lookups", "CRM lookups by result", ["flow", "result"], registry=r
+        ),
+        ivr_flow_reloads=Counter(
+            "sambung_ivr_flow_reloads", "Flow reloads by result", ["result"], registry=r
+        ),
     )

@@ -185,7 +185,7 @@ class SippResult:
 
 
 async def sipp(
-    scenario: str,
+    scenario: str | Path,
     number: str,
     *,
     calls: int = 1,

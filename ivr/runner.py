@@ -1,0 +1,308 @@
+"""Runs IVR calls: one task per call steps the pure machine (``ivr/menu.py``) and does what it
+decides. Timers and CRM lookups post their results back into the call's own inbox, so the
+machine sees one ordered stream of events and the task never blocks on either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import structlog
+
+from engine.calls import CallInbox
+from engine.errors import CallGone, TelephonyError
+from engine.events import (
+    CallAnswered,
+    CallEnded,
+    CallerHungUp,
+    CallOffered,
+    CallResynced,
+    DigitPressed,
+    PromptFinished,
+    PromptStarted,
+)
+from engine.facts import (
+    CallAnsweredFact,
+    CallEndedFact,
+    CallStartedFact,
+    Fact,
+    IvrSessionEndedFact,
+    IvrSessionStartedFact,
+    IvrStepFact,
+)
+from engine.metrics import Metrics
+from engine.ports import Telephony
+from ivr import menu
+from ivr.model import Flow
+
+log = structlog.get_logger(__name__)
+
+_HANGUP_CONFIRM_SECONDS = 5.0
+# Reasons the engine gives when it, not the flow or the caller, ended the session.
+_LOST = {"asterisk_restart", "lost_while_disconnected", "shutdown", "engine_restart"}
+_FAILED = {"engine_error", "flow_loop", "timeout"}
+
+
+def outcome_of(end_reason: str) -> str:
+    """The IVR's view of how a session ended, for containment figures."""
+    if end_reason.startswith("transfer:"):
+        return "transferred"
+    if end_reason == "caller_abandoned_ivr":
+        return "abandoned"
+    if end_reason in _LOST:
+        return "lost"
+    if end_reason in _FAILED:
+        return "failed"
+    return "completed"
+
+
+class IvrRunner:
+    def __init__(
+        self,
+        telephony: Telephony,
+        record: Callable[[Fact], None],
+        http: aiohttp.ClientSession,
+        metrics: Metrics,
+        engine_instance: str,
+        asterisk_id: Callable[[], str],
+        max_silent_seconds: float = 300.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._tel = telephony
+        self._record = record
+        self._http = http
+        self._m = metrics
+        self._instance = engine_instance
+        self._asterisk_id = asterisk_id
+        self._max_silent = max_silent_seconds
+        self._now = clock
+
+    async def handle(self, offer: CallOffered, inbox: CallInbox, flow: Flow) -> None:
+        call_id = offer.call_id
+        self._record(
+            CallStartedFact(
+                call_id, "inbound", offer.channel_name, offer.did, offer.caller_number,
+                offer.caller_name, flow.name, self._asterisk_id(), self._instance, offer.at,
+            )
+        )
+        self._record(
+            IvrSessionStartedFact(call_id, flow.name, flow.version, offer.at, flow.default_language)
+        )
+        self._m.ivr_calls.labels(flow=flow.name).inc()
+        log.info("ivr.call_offered", flow=flow.name, version=flow.version[:12], did=offer.did)
+        call = _IvrCall(self, offer, inbox, flow)
+        await call.run()
+
+
+class _IvrCall:
+    """One call's life in the IVR; owned by its call task only."""
+
+    def __init__(self, r: IvrRunner, offer: CallOffered, inbox: CallInbox, flow: Flow) -> None:
+        self.r = r
+        self.offer = offer
+        self.inbox = inbox
+        self.flow = flow
+        self.call_id = offer.call_id
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.lookups: dict[str, asyncio.Task[None]] = {}
+        self.state: menu.IvrState | None = None
+        self.ended: CallEnded | CallerHungUp | None = None
+        self.last_digit_at: datetime | None = None
+
+    async def run(self) -> None:
+        r = self.r
+        try:
+            try:
+                await r._tel.answer(self.call_id)
+            except CallGone:
+                log.info("ivr.gone_before_answer")
+                await self._close("caller_abandoned_ivr", None)
+                return
+            except TelephonyError as err:
+                log.warning("ivr.answer_failed", error=str(err))
+                await self._close("engine_error", None)
+                return
+            now = r._now()
+            r._record(CallAnsweredFact(self.call_id, now))
+            attrs = {
+                "caller_number": self.offer.caller_number,
+                "caller_name": self.offer.caller_name,
+                "did": self.offer.did,
+            }
+            state, commands = menu.start(self.call_id, self.flow, now, attrs)
+            await self._apply(state, commands, "start")
+            while self.state is not None and self.state.phase is not menu.Phase.ENDED:
+                ending = self.state.phase is menu.Phase.ENDING
+                item = await self.inbox.next_any(
+                    _HANGUP_CONFIRM_SECONDS if ending else r._max_silent
+                )
+                if item is None:
+                    if ending:
+                        break  # our hang-up was not confirmed; close the call anyway
+                    log.warning("ivr.silent_call")
+                    await self._hangup("timeout")
+                    break
+                await self._feed(item)
+        finally:
+            for h in self.timers.values():
+                h.cancel()
+            for t in self.lookups.values():
+                t.cancel()
+            if self.lookups:
+                await asyncio.gather(*self.lookups.values(), return_exceptions=True)
+            state = self.state
+            reason = state.end_reason if state is not None and state.end_reason else None
+            if self.ended is None:
+                # The task is ending without Asterisk saying the call is over (shutdown past
+                # its drain time, a crash, an unconfirmed hang-up): make sure it is.
+                try:
+                    await r._tel.hangup(self.call_id)
+                except TelephonyError:
+                    pass
+            await self._close(reason or "shutdown", state)
+
+    async def _feed(self, item: object) -> None:
+        match item:
+            case CallEnded() | CallerHungUp():
+                if self.ended is None or isinstance(item, CallEnded):
+                    self.ended = item
+            case DigitPressed(at=at):
+                self.last_digit_at = at
+            case PromptStarted(at=at) if self.last_digit_at is not None:
+                lag = (at - self.last_digit_at).total_seconds()
+                if lag >= 0:
+                    self.r._m.ivr_digit_to_prompt.observe(lag)
+                    log.info("ivr.digit_to_prompt", ms=round(lag * 1000, 1))
+                self.last_digit_at = None
+            case menu.TimerFired(timer_id=tid):
+                self.timers.pop(tid, None)
+            case menu.LookupDone(node_id=nid):
+                self.lookups.pop(nid, None)
+            case CallAnswered() | CallOffered():
+                return  # answered is acted on from the REST reply; offers never come twice
+        if not isinstance(item, menu.IVR_EVENT_TYPES):
+            return
+        assert self.state is not None
+        state, commands = menu.step(self.state, item)
+        await self._apply(state, commands, type(item).__name__)
+
+    async def _apply(self, state: menu.IvrState, commands: list[menu.Command], why: str) -> None:
+        old = self.state
+        self.state = state
+        if old is None or old.node_id != state.node_id or old.phase is not state.phase:
+            log.info(
+                f"transition: {old.node_id if old else '-'}/{old.phase.value if old else '-'} "
+                f"-> {why} -> {state.node_id}/{state.phase.value}",
+                detail=state.last_transition,
+            )
+        for cmd in commands:
+            await self._execute(cmd)
+
+    async def _execute(self, cmd: menu.Command) -> None:
+        r = self.r
+        flow = self.flow.name
+        try:
+            match cmd:
+                case menu.Play(prompt_id=pid, media=media, language=lang):
+                    await r._tel.play(self.call_id, pid, media, language=lang)
+                case menu.StopPrompts(prompt_ids=ids):
+                    for pid in ids:
+                        await r._tel.stop_prompt(pid)
+                case menu.StartTimer(timer_id=tid, seconds=secs):
+                    loop = asyncio.get_running_loop()
+                    self.timers[tid] = loop.call_later(
+                        secs, lambda t=tid: self.inbox.post_local(menu.TimerFired(t, r._now()))
+                    )
+                case menu.CancelTimer(timer_id=tid):
+                    handle = self.timers.pop(tid, None)
+                    if handle is not None:
+                        handle.cancel()
+                case menu.Lookup(node_id=nid, url=url, timeout_seconds=tmo, attempts=n):
+                    self.lookups[nid] = asyncio.get_running_loop().create_task(
+                        self._lookup(nid, url, tmo, n), name=f"lookup-{self.call_id}-{nid}"
+                    )
+                case menu.CheckPrompt(prompt_id=pid):
+                    playing = await r._tel.prompt_active(pid)
+                    self.inbox.post_local(menu.PromptCheck(pid, playing, r._now()))
+                case menu.RecordStep(seq=seq, node_id=node, kind=kind, choice=choice, at=at):
+                    r._record(IvrStepFact(self.call_id, seq, at, node, kind, choice))
+                    if kind == "enter":
+                        r._m.ivr_node_visits.labels(flow=flow, node=node).inc()
+                    elif kind in ("option", "invalid", "no_input"):
+                        label = choice if kind == "option" and choice else kind
+                        r._m.ivr_choices.labels(flow=flow, node=node, choice=label).inc()
+                case menu.SetLanguage(language=lang):
+                    log.info("ivr.language", language=lang)
+                case menu.Transfer(queue=queue):
+                    # Queues do not exist yet: the flow has already told the caller; release
+                    # the call. The ACD will take the call from here instead.
+                    log.info("ivr.transfer_requested", queue=queue)
+                    await r._tel.hangup(self.call_id)
+                case menu.Hangup():
+                    await r._tel.hangup(self.call_id)
+        except CallGone:
+            log.debug("ivr.command_on_gone_call", command=type(cmd).__name__)
+        except TelephonyError as err:
+            log.warning("ivr.command_failed", command=type(cmd).__name__, error=str(err))
+            if not isinstance(cmd, menu.Hangup | menu.Transfer | menu.StopPrompts):
+                await self._hangup("engine_error")
+
+    async def _hangup(self, reason: str) -> None:
+        if self.state is not None and not self.state.end_reason:
+            self.state = menu.with_end_reason(self.state, reason)
+        try:
+            await self.r._tel.hangup(self.call_id)
+        except TelephonyError as err:
+            log.warning("ivr.hangup_failed", error=str(err))
+
+    async def _lookup(self, node_id: str, url: str, timeout: float, attempts: int) -> None:
+        r = self.r
+        data: dict[str, str] = {}
+        ok = False
+        for attempt in range(1, max(1, attempts) + 1):
+            try:
+                async with r._http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                    if resp.status == 200:
+                        body: Any = await resp.json(content_type=None)
+                        if isinstance(body, dict):
+                            data = {str(k): str(v) for k, v in body.items()
+                                    if isinstance(v, str | int | float | bool)}
+                            ok = True
+                            break
+                        log.warning("ivr.lookup_not_an_object", node=node_id)
+                        break
+                    if resp.status == 404:
+                        break  # an unknown account is an answer, not a fault: no retry
+                    log.warning("ivr.lookup_http_error", node=node_id, status=resp.status,
+                                attempt=attempt)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+                log.warning("ivr.lookup_failed", node=node_id, error=repr(err), attempt=attempt)
+        r._m.ivr_lookups.labels(flow=self.flow.name, result="ok" if ok else "failed").inc()
+        self.inbox.post_local(menu.LookupDone(node_id, ok, data, r._now()))
+
+    async def _close(self, reason: str, state: menu.IvrState | None) -> None:
+        r = self.r
+        now = r._now()
+        ended = self.ended
+        outcome = outcome_of(reason)
+        started = self.offer.at
+        r._m.ivr_outcomes.labels(flow=self.flow.name, outcome=outcome).inc()
+        r._m.ivr_time.labels(flow=self.flow.name).observe(max(0.0, (now - started).total_seconds()))
+        r._record(
+            IvrSessionEndedFact(
+                self.call_id, now, outcome, reason,
+                state.node_id if state else "", state.language if state else "",
+                json.dumps(dict(state.attributes) if state else {}, ensure_ascii=False),
+            )
+        )
+        synthetic = isinstance(ended, CallEnded) and ended.reason is not None
+        cause = None if ended is None or synthetic else ended.cause
+        text = ended.cause_text if isinstance(ended, CallEnded) else None
+        sip = ended.sip_code if isinstance(ended, CallEnded) else None
+        r._record(CallEndedFact(self.call_id, ended.at if ended else now, reason, cause, text, sip))
+        log.info("ivr.ended", reason=reason, outcome=outcome)
