@@ -406,6 +406,7 @@ class _Manifest:
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(body, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o644)
+        _match_owner(self.path.parent, tmp)
         os.replace(tmp, self.path)
 
 
@@ -491,11 +492,16 @@ def main(argv: list[str] | None = None, synthesise: Synthesiser = espeak_synthes
     except CatalogueError as err:
         print(f"prompts: {err}", file=sys.stderr)
         return 2
+    dirs = {p.language: language_dir(p.language, sounds_root, english_dir) for p in prompts}
+    for lang, d in sorted(dirs.items()):
+        # Debian's sounds/en_US and the like are absolute symlinks meant for inside the tree;
+        # followed from here they dangle or, worse, point into the host's own /etc.
+        if d.is_symlink():
+            print(f"prompts: language {lang!r}: {d} is a symlink; not supported", file=sys.stderr)
+            return 2
     try:
         with _locked(sounds_root):
-            outcome = sync(
-                prompts, lambda lang: language_dir(lang, sounds_root, english_dir), synthesise
-            )
+            outcome = sync(prompts, dirs.__getitem__, synthesise)
     except SynthesisError as err:
         print(f"prompts: {err}", file=sys.stderr)
         return 1

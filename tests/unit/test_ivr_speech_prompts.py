@@ -400,3 +400,17 @@ def test_main_reports_a_synthesis_failure_with_status_1(
     argv = ["--sounds-root", str(root), "--english-dir", str(en), "--catalogue", str(cat)]
     assert gen.main(argv, broken) == 1
     assert "espeak-ng" in capsys.readouterr().err
+
+
+def test_main_refuses_a_language_folder_that_is_a_symlink(
+    tree: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, en = tree
+    (root / "en_US").symlink_to("/etc/alternatives/asterisk-prompt-en-us")
+    cat = tmp_path / "prompts.json"
+    cat.write_text(json.dumps({"sambung/x": {"en_US": "Hello"}}))
+    argv = ["--sounds-root", str(root), "--english-dir", str(en), "--catalogue", str(cat)]
+    synth = FakeSynth()
+    assert gen.main(argv, synth) == 2
+    assert synth.calls == []
+    assert "symlink" in capsys.readouterr().err
