@@ -2,9 +2,10 @@
 
 ``start(call_id, flow, at, attributes)`` enters the flow; ``step(state, event)`` decides what
 an event means. Both return ``(state, commands)``: no I/O, no clock reads (every event carries
-its time), no async. The call task (``ivr/runner.py``) feeds events and executes the commands;
-every decision is here, so executing a command is one call to the telephony port, a timer, an
-HTTP request or a fact.
+its time, aware UTC; a naive one is taken as UTC), no async. The call task (``ivr/runner.py``)
+feeds events and executes the commands; every decision is here, so executing a command is one
+call to the telephony port, a timer, an HTTP request or a fact. ``state.last_transition`` says
+in words what the last step did, for the transition log line.
 
 Rules worth knowing
 -------------------
