@@ -52,9 +52,59 @@ async def _run(settings: Settings) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    engine = Engine(settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Engine(settings).run(stop)
+    loop.add_signal_handler(signal.SIGHUP, engine.request_reload)
+    await engine.run(stop)
+    return 0
+
+
+async def _reload(settings: Settings) -> int:
+    """Ask the running engine to reload its flows, through its API."""
+    import aiohttp
+
+    if not settings.http.api_tokens:
+        print(
+            "sambung: reload needs an API token in the settings (http.api_tokens)", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "::") else settings.http.host
+    url = f"http://{host}:{settings.http.port}/api/v1/flows/reload"
+    token = settings.http.api_tokens[0].get_secret_value()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                url, headers={"Authorization": f"Bearer {token}"}, timeout=aiohttp.ClientTimeout(30)
+            ) as resp,
+        ):
+            body = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError) as err:
+        print(f"sambung: cannot reach the engine at {url}: {err}", file=sys.stderr)
+        return EXIT_RUNTIME
+    if resp.status != 200:
+        print(f"sambung: reload refused: {body.get('detail', body)}", file=sys.stderr)
+        return EXIT_RUNTIME
+    for f in body["flows"]:
+        print(f"{f['flow']} {f['version']} dids={','.join(f['dids'])} ({f['file']})")
+    return 0
+
+
+def _check_config(arg: str | None, settings: Settings) -> int:
+    """The same checks the engine makes at start-up, flows included."""
+    from engine.main import Engine
+
+    try:
+        table = Engine(settings).load_flows()
+    except SambungError as err:
+        print(f"sambung: flow error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    name = arg or os.environ.get("SAMBUNG_CONFIG") or "(defaults)"
+    flows = {f.name for f in table.by_did.values()}
+    print(f"{name}: ok, {len(settings.hotlines)} hotline(s), {len(flows)} flow(s)")
     return 0
 
 
@@ -64,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in (
         ("run", "run the engine"),
         ("migrate", "apply pending database migrations"),
-        ("check-config", "validate a settings file and exit"),
+        ("check-config", "validate a settings file and its flow files, and exit"),
+        ("reload", "make the running engine load its flow files again"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")

@@ -233,7 +233,7 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         if env_key and any(k.startswith(env_key) for k in env):
             origin = f"{source} (or environment {env_key}*)"
         raise ConfigError(origin, key, f"{first['msg']}{shown}") from err
-    base = path.parent if path is not None else Path.cwd()
+    base = path.resolve().parent if path is not None else Path.cwd()
     flows = [p if p.is_absolute() else base / p for p in settings.ivr.flows]
     ivr = settings.ivr.model_copy(update={"flows": flows})
     return settings.model_copy(update={"ivr": ivr, "source": path})

@@ -90,6 +90,8 @@ class HttpDeps:
     readiness: Callable[[], dict[str, bool]]
     active_calls: Callable[[], list[dict[str, Any]]]
     call_record: Callable[[str], Awaitable[dict[str, Any] | None]]
+    flows: Callable[[], list[dict[str, object]]] = lambda: []
+    reload_flows: Callable[[], Awaitable[list[dict[str, object]]]] | None = None
 
 
 def build_app(deps: HttpDeps) -> web.Application:
@@ -121,7 +123,17 @@ def build_app(deps: HttpDeps) -> web.Application:
     async def version(_: web.Request) -> web.Response:
         return web.json_response({"version": __version__})
 
+    async def flows(_: web.Request) -> web.Response:
+        return web.json_response({"flows": deps.flows()})
+
+    async def reload_flows(_: web.Request) -> web.Response:
+        if deps.reload_flows is None:
+            raise NotFound("flow reload is not available")
+        return web.json_response({"flows": await deps.reload_flows()})
+
     app.router.add_get("/health", health)
+    app.router.add_get("/api/v1/flows", flows)
+    app.router.add_post("/api/v1/flows/reload", reload_flows)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/version", version)

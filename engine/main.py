@@ -32,7 +32,9 @@ from engine.facts import FactWriter, OpenCallsClosedFact
 from engine.http import HttpDeps, build_app
 from engine.metrics import Metrics, build_metrics
 from engine.tasks import TaskSet
+from ivr.flows import FlowTable, load_flow_table
 from ivr.model import GreetingFlow
+from ivr.runner import IvrRunner
 from ivr.service import GreetingService
 
 log = structlog.get_logger(__name__)
@@ -60,6 +62,8 @@ class Engine:
         self._pool: asyncpg.Pool | None = None
         self._service_tasks = TaskSet("services")
         self._greeting: GreetingService | None = None
+        self._ivr: IvrRunner | None = None
+        self.flows = FlowTable()
 
     # ---- readiness and API views ---------------------------------------------------------
 
@@ -171,6 +175,9 @@ class Engine:
             )
             stack.push_async_callback(self._pool.close)
             await self._check_schema()
+            self.flows = self.load_flows()
+            for warning in self.flows.warnings:
+                log.warning("ivr.flow_warning", detail=warning)
 
             s.engine.spool_dir.mkdir(parents=True, exist_ok=True)
             self.facts = FactWriter(
@@ -210,6 +217,15 @@ class Engine:
                 backoff_max=s.ari.backoff_max_seconds,
             )
             self._greeting = self._greeting_service(self.telephony, self.facts)
+            self._ivr = IvrRunner(
+                telephony=self.telephony,
+                record=self.facts.record,
+                http=session,
+                metrics=self.metrics,
+                engine_instance=s.engine.instance_id,
+                asterisk_id=lambda: self.asterisk_id,
+                max_silent_seconds=s.calls.max_silent_seconds,
+            )
 
             runner = web.AppRunner(
                 build_app(
@@ -331,8 +347,58 @@ class Engine:
         )
 
     async def _handle_call(self, offer: CallOffered, inbox: CallInbox) -> None:
+        # The flow is picked once, here: a reload later never changes a call in progress.
+        flow = self.flows.by_did.get(offer.did)
+        if flow is not None:
+            assert self._ivr is not None
+            await self._ivr.handle(offer, inbox, flow)
+            return
         assert self._greeting is not None
         await self._greeting.handle(offer, inbox)
+
+    # ---- flows ---------------------------------------------------------------------------
+
+    def load_flows(self) -> FlowTable:
+        s = self.settings
+        reserved = {h.did: f"hotline {h.name!r} in the settings file" for h in s.hotlines}
+        return load_flow_table(
+            s.ivr.flows,
+            queues=s.ivr.queues,
+            sounds_root=s.ivr.sounds_root,
+            max_menu_depth=s.ivr.max_menu_depth,
+            reserved_dids=reserved,
+        )
+
+    def flows_view(self) -> list[dict[str, object]]:
+        return self.flows.describe()
+
+    async def reload_flows(self) -> list[dict[str, object]]:
+        """Load every flow file again and swap them in as one; a bad file changes nothing.
+
+        Calls already in a flow keep the version they started with (they hold it).
+        """
+        try:
+            table = await asyncio.to_thread(self.load_flows)
+        except SambungError as err:
+            self.metrics.ivr_flow_reloads.labels(result="refused").inc()
+            log.error("ivr.reload_refused", error=str(err))
+            raise
+        self.flows = table
+        for warning in table.warnings:
+            log.warning("ivr.flow_warning", detail=warning)
+        self.metrics.ivr_flow_reloads.labels(result="ok").inc()
+        view = table.describe()
+        log.info("ivr.reloaded", flows=[f"{f['flow']}@{f['version']}" for f in view])
+        return view
+
+    def request_reload(self) -> None:
+        """From a signal handler (SIGHUP): reload in a task the engine owns."""
+        self._service_tasks.start(self._reload_quietly(), name="reload-flows")
+
+    async def _reload_quietly(self) -> None:
+        # A refused reload is logged by reload_flows; the old flows stay.
+        with contextlib.suppress(SambungError):
+            await self.reload_flows()
 
     async def _refuse_call(self, offer: CallOffered) -> None:
         assert self._greeting is not None

@@ -6,6 +6,7 @@ machine sees one ordered stream of events and the task never blocks on either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,9 +22,7 @@ from engine.events import (
     CallEnded,
     CallerHungUp,
     CallOffered,
-    CallResynced,
     DigitPressed,
-    PromptFinished,
     PromptStarted,
 )
 from engine.facts import (
@@ -45,7 +44,7 @@ log = structlog.get_logger(__name__)
 _HANGUP_CONFIRM_SECONDS = 5.0
 # Reasons the engine gives when it, not the flow or the caller, ended the session.
 _LOST = {"asterisk_restart", "lost_while_disconnected", "shutdown", "engine_restart"}
-_FAILED = {"engine_error", "flow_loop", "timeout"}
+_FAILED = {"engine_error", "flow_loop", "flow_error", "timeout"}
 
 
 def outcome_of(end_reason: str) -> str:
@@ -86,8 +85,16 @@ class IvrRunner:
         call_id = offer.call_id
         self._record(
             CallStartedFact(
-                call_id, "inbound", offer.channel_name, offer.did, offer.caller_number,
-                offer.caller_name, flow.name, self._asterisk_id(), self._instance, offer.at,
+                call_id,
+                "inbound",
+                offer.channel_name,
+                offer.did,
+                offer.caller_number,
+                offer.caller_name,
+                flow.name,
+                self._asterisk_id(),
+                self._instance,
+                offer.at,
             )
         )
         self._record(
@@ -155,16 +162,14 @@ class _IvrCall:
                 t.cancel()
             if self.lookups:
                 await asyncio.gather(*self.lookups.values(), return_exceptions=True)
-            state = self.state
-            reason = state.end_reason if state is not None and state.end_reason else None
+            final = self.state
+            reason = final.end_reason if final is not None and final.end_reason else None
             if self.ended is None:
                 # The task is ending without Asterisk saying the call is over (shutdown past
                 # its drain time, a crash, an unconfirmed hang-up): make sure it is.
-                try:
+                with contextlib.suppress(TelephonyError):
                     await r._tel.hangup(self.call_id)
-                except TelephonyError:
-                    pass
-            await self._close(reason or "shutdown", state)
+            await self._close(reason or "shutdown", final)
 
     async def _feed(self, item: object) -> None:
         match item:
@@ -215,9 +220,7 @@ class _IvrCall:
                         await r._tel.stop_prompt(pid)
                 case menu.StartTimer(timer_id=tid, seconds=secs):
                     loop = asyncio.get_running_loop()
-                    self.timers[tid] = loop.call_later(
-                        secs, lambda t=tid: self.inbox.post_local(menu.TimerFired(t, r._now()))
-                    )
+                    self.timers[tid] = loop.call_later(secs, self._fire, tid)
                 case menu.CancelTimer(timer_id=tid):
                     handle = self.timers.pop(tid, None)
                     if handle is not None:
@@ -252,6 +255,11 @@ class _IvrCall:
             if not isinstance(cmd, menu.Hangup | menu.Transfer | menu.StopPrompts):
                 await self._hangup("engine_error")
 
+    def _fire(self, timer_id: str) -> None:
+        # A loop callback, not a task: it only posts the event; the call task acts on it.
+        self.timers.pop(timer_id, None)
+        self.inbox.post_local(menu.TimerFired(timer_id, self.r._now()))
+
     async def _hangup(self, reason: str) -> None:
         if self.state is not None and not self.state.end_reason:
             self.state = menu.with_end_reason(self.state, reason)
@@ -270,16 +278,21 @@ class _IvrCall:
                     if resp.status == 200:
                         body: Any = await resp.json(content_type=None)
                         if isinstance(body, dict):
-                            data = {str(k): str(v) for k, v in body.items()
-                                    if isinstance(v, str | int | float | bool)}
+                            data = {
+                                str(k): str(v)
+                                for k, v in body.items()
+                                if isinstance(v, str | int | float | bool)
+                            }
                             ok = True
                             break
                         log.warning("ivr.lookup_not_an_object", node=node_id)
                         break
                     if resp.status == 404:
+                        log.info("ivr.lookup_not_found", node=node_id)
                         break  # an unknown account is an answer, not a fault: no retry
-                    log.warning("ivr.lookup_http_error", node=node_id, status=resp.status,
-                                attempt=attempt)
+                    log.warning(
+                        "ivr.lookup_http_error", node=node_id, status=resp.status, attempt=attempt
+                    )
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
                 log.warning("ivr.lookup_failed", node=node_id, error=repr(err), attempt=attempt)
         r._m.ivr_lookups.labels(flow=self.flow.name, result="ok" if ok else "failed").inc()
@@ -295,8 +308,12 @@ class _IvrCall:
         r._m.ivr_time.labels(flow=self.flow.name).observe(max(0.0, (now - started).total_seconds()))
         r._record(
             IvrSessionEndedFact(
-                self.call_id, now, outcome, reason,
-                state.node_id if state else "", state.language if state else "",
+                self.call_id,
+                now,
+                outcome,
+                reason,
+                state.node_id if state else "",
+                state.language if state else "",
                 json.dumps(dict(state.attributes) if state else {}, ensure_ascii=False),
             )
         )

@@ -25,6 +25,7 @@ def language_dirs(sounds_root: Path, languages: Iterable[str]) -> dict[str, list
             inside = sounds_root / target.name
             if inside.is_dir():
                 dirs.append(inside)
-        dirs.extend(sorted(p for p in sounds_root.glob(f"{lang}_*") if p.is_dir() and p not in dirs))
+        voices = sorted(p for p in sounds_root.glob(f"{lang}_*") if p.is_dir())
+        dirs.extend(p for p in voices if p not in dirs)
         out[lang] = dirs
     return out

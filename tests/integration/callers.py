@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PCAP_DIR = Path("/usr/share/sip-tester")
-_PCAP_NAME = {"*": "star", "#": "pound"}
 
 
 @dataclass(frozen=True)
@@ -17,10 +16,79 @@ class Pause:
 
 @dataclass(frozen=True)
 class Press:
-    """Press keys one after another; each tone is ~250 ms, then ``gap_ms`` of silence."""
+    """Press keys one after another: each tone lasts ``tone_ms``, then ``gap_ms`` of silence."""
 
     keys: str
-    gap_ms: int = 350
+    tone_ms: int = 160
+    gap_ms: int = 240
+
+
+# RFC 4733 event codes.
+_EVENT = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13, "C": 14, "D": 15}
+
+
+class DtmfStream:
+    """RFC 4733 key presses written as pcap files for SIPp's play_pcap_audio.
+
+    SIPp replays a capture as it is, RTP sequence numbers and timestamps included, and
+    Asterisk drops telephone-events that do not move forward (a retransmission, or an older
+    packet). SIPp's own one-key captures were cut from one recording, so replaying them in an
+    order other than 0,1,2,... loses keys. This writes every Press of a call as one stream
+    whose sequence numbers and timestamps only grow, from call start to end.
+    """
+
+    def __init__(self) -> None:
+        self.seq = 1000
+        self.ts = 8000
+        # Ethernet + IPv4 + UDP headers of SIPp's own capture: SIPp rewrites addresses, ports
+        # and checksums, and every event packet has the same length, so one template fits all.
+        sample = (PCAP_DIR / "dtmf_2833_1.pcap").read_bytes()
+        self.header = sample[24 + 16 : 24 + 16 + 42]
+
+    def write(self, path: Path, press: Press) -> float:
+        """Write the pcap; return how long it plays, in seconds."""
+        import struct
+
+        out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        t = 0.0  # seconds from the first packet
+        for key in press.keys:
+            code = _EVENT[key]
+            steps = max(1, press.tone_ms // 20)
+            start_ts = self.ts
+            for i in range(steps):
+                duration = (i + 1) * 160
+                out += self._packet(t + i * 0.02, code, False, duration, i == 0, start_ts)
+            end_t = t + steps * 0.02
+            for r in range(3):  # the end packet, sent three times as RFC 4733 advises
+                out += self._packet(
+                    end_t + r * 0.005, code, True, steps * 160, False, start_ts, same_seq=r > 0
+                )
+            t = end_t + (press.gap_ms / 1000.0)
+            self.ts += int((press.tone_ms + press.gap_ms) * 8)
+        path.write_bytes(bytes(out))
+        return t
+
+    def _packet(
+        self,
+        at: float,
+        code: int,
+        end: bool,
+        duration: int,
+        marker: bool,
+        ts: int,
+        *,
+        same_seq: bool = False,
+    ) -> bytes:
+        import struct
+
+        if not same_seq:
+            self.seq = (self.seq + 1) & 0xFFFF
+        rtp = struct.pack(">BBHII", 0x80, (0x80 if marker else 0) | 101, self.seq, ts, 0x5A4B0101)
+        event = struct.pack(">BBH", code, (0x80 if end else 0) | 10, duration)
+        frame = self.header + rtp + event
+        sec = int(1_700_000_000 + at)
+        usec = round((at % 1) * 1_000_000) % 1_000_000
+        return struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame
 
 
 Step = Pause | Press
@@ -102,22 +170,24 @@ _SEND_BYE = """  <send retrans="500">
 """
 
 
-def caller_scenario(steps: list[Step], *, hang_up: bool, bye_timeout_ms: int = 60000) -> str:
+def caller_scenario(
+    steps: list[Step], *, hang_up: bool, workdir: Path, bye_timeout_ms: int = 60000
+) -> str:
     """A SIPp UAC: answer, then ``steps``; then send BYE (``hang_up``) or wait for the far
     end's BYE. A BYE from the far end while steps are still running fails the call, which
     is what a test of "the caller hangs up first" wants."""
     body = [_INVITE]
-    for step in steps:
+    stream = DtmfStream()
+    for n, step in enumerate(steps):
         if isinstance(step, Pause):
             body.append(f'  <pause milliseconds="{step.ms}"/>\n')
             continue
-        for key in step.keys:
-            name = _PCAP_NAME.get(key, key)
-            pcap = PCAP_DIR / f"dtmf_2833_{name}.pcap"
-            body.append(
-                f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
-                f'  <pause milliseconds="{250 + step.gap_ms}"/>\n'
-            )
+        pcap = workdir / f"keys-{n}.pcap"
+        seconds = stream.write(pcap, step)
+        body.append(
+            f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+            f'  <pause milliseconds="{int(seconds * 1000) + 100}"/>\n'
+        )
     body.append(_SEND_BYE if hang_up else _WAIT_BYE.format(timeout_ms=bye_timeout_ms))
     return (
         '<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
@@ -128,5 +198,5 @@ def caller_scenario(steps: list[Step], *, hang_up: bool, bye_timeout_ms: int = 6
 
 def write_scenario(directory: Path, name: str, steps: list[Step], *, hang_up: bool) -> Path:
     path = directory / f"{name}.xml"
-    path.write_text(caller_scenario(steps, hang_up=hang_up))
+    path.write_text(caller_scenario(steps, hang_up=hang_up, workdir=directory))
     return path

@@ -86,6 +86,9 @@ def settings_for(database_url: str, ari_url: str = ARI_URL, **sections: Any) -> 
     data["http"]["port"] = 0
     data["http"]["api_tokens"] = [TOKEN]
     data["engine"]["drain_timeout_seconds"] = 5
+    # Foundation tests run the simple hotline on 1500; IVR tests pass their own flows.
+    data["ivr"]["flows"] = []
+    data["hotlines"] = [EXAMPLE_HOTLINE]
     for section, values in sections.items():
         if isinstance(values, dict):
             data[section].update(values)

@@ -26,7 +26,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_given_the_example_config_when_loaded_then_it_is_valid() -> None:
     s = load_settings(Path("examples/sambung.toml"), env={})
-    assert s.hotline_for("1500") is not None
+    assert s.hotline_for("1400") is not None
+    assert s.ivr.flows[0].name == "collections.yaml"
+    assert s.ivr.flows[0].is_absolute()
     assert s.hotline_for("9999") is None
 
 
