@@ -228,3 +228,21 @@ async def test_caller_hangs_up_mid_menu_without_errors(crm: str, tmp_path: Path)
     assert row["end_reason"] == "caller_abandoned_ivr"
     errors = [e for e in logs if e.get("log_level") in ("error", "critical")]
     assert errors == []
+
+
+async def test_a_prompt_missing_in_the_callers_language_plays_in_english(
+    crm: str, tmp_path: Path
+) -> None:
+    # hello-world exists only in English (1.4 s); an Indonesian caller must still hear it.
+    flow = Flow(
+        name="fallback", dids=(DID,), start="bye",
+        nodes=(("bye", HangupNode("bye", ("sound:hello-world",), "ivr_completed")),),
+        default_language="id", languages=("id", "en"), zero_out_target=None,
+        source="tests/integration/test_ivr.py", version="test-v1",
+    )
+    async with running_engine() as run:
+        with_flow(run, flow)
+        await call_ivr(run, tmp_path, "fallback", [], hang_up=False)
+        row = await run.wait_closed(did=DID)
+        assert row["end_reason"] == "ivr_completed"
+        assert (row["ended_at"] - row["answered_at"]).total_seconds() > 1.2
