@@ -132,11 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.engine.log_format, settings.engine.log_level)
     if args.command == "check-config":
-        print(
-            f"{args.config or os.environ.get('SAMBUNG_CONFIG') or '(defaults)'}: ok, "
-            f"{len(settings.hotlines)} hotline(s)"
-        )
-        return 0
+        return _check_config(args.config, settings)
+    if args.command == "reload":
+        return asyncio.run(_reload(settings))
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))

@@ -235,6 +235,8 @@ class Engine:
                         readiness=self.readiness,
                         active_calls=self.active_calls,
                         call_record=self.call_record,
+                        flows=self.flows_view,
+                        reload_flows=self.reload_flows,
                     )
                 ),
                 access_log=None,
