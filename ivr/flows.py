@@ -42,8 +42,8 @@ def load_flow_table(
     """
     if not paths:
         return FlowTable()
-    from ivr.errors import FlowError  # type: ignore[import-not-found]
-    from ivr.loader import load_flows  # type: ignore[import-not-found]
+    from ivr.errors import FlowError
+    from ivr.loader import load_flows
 
     sound_dirs = language_dirs(sounds_root, LANGUAGES) if sounds_root is not None else None
     flowset = load_flows(
