@@ -547,9 +547,9 @@ def _show(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, dict):
-        return "a mapping"
+        return "a mapping" if v else "an empty mapping"
     if isinstance(v, list):
-        return "a list"
+        return "a list" if v else "an empty list"
     if isinstance(v, int | float):
         return f"the number {v}"
     return repr(v)
@@ -789,7 +789,7 @@ class _FlowReader:
         self.calendar_names: set[str] = set()
         self.hasher = hashlib.sha256()
         self.say_nodes: list[tuple[SayNode, _At]] = []
-        self.menus_with_keys: list[tuple[MenuNode, _Obj]] = []
+        self.zero_out: tuple[str | None, str | None] = (None, None)  # (key, target node)
 
     def err(self, at: _At, expected: str, file: str | None = None) -> None:
         self.errors.append(FlowProblem(file or self.file, at.node, at.key, expected, at.line))
@@ -798,7 +798,12 @@ class _FlowReader:
         self.warnings.append(FlowProblem(self.file, at.node, at.key, expected, at.line))
 
     def result(self, flow: Flow | None = None, name: str | None = None) -> _Result:
-        return _Result(flow, name, None, [], self.errors, self.warnings)
+        return _Result(flow, name, None, [], self.in_file_order(self.errors), self.warnings)
+
+    def in_file_order(self, problems: list[FlowProblem]) -> list[FlowProblem]:
+        """The flow file's problems by line, then those of included files: the order to fix
+        them in (found in another order: graph checks come last)."""
+        return sorted(problems, key=lambda p: (p.file != self.file, p.file, p.line or 0))
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -846,9 +851,9 @@ class _FlowReader:
             path_to = where.get(id(mapping), ())
             at_dup = _at_path((*path_to, str(key)), line)
             if path_to == ("nodes",):
-                msg = f"node {key!r} is defined twice (first at line {first})"
+                msg = f"defined twice (first at line {first}); YAML would keep only one"
             else:
-                msg = f"key appears twice (first at line {first}); remove one"
+                msg = f"given twice (first at line {first}); YAML would keep only one"
             self.err(at_dup, msg, file)
         return data
 
@@ -903,12 +908,10 @@ class _FlowReader:
             nodes_data = None
         if isinstance(nodes_data, _Map):
             self.survey_nodes(nodes_data)
-        zero_key: str | None = None
-        zero_target: str | None = None
         if top.has("zero_out"):
             zero = self.read_zero_out(top.raw("zero_out"), top.at_("zero_out"))
             if zero is not None:
-                zero_key, zero_target = zero
+                self.zero_out = zero
         start = top.take("start", _target)
         nodes: list[tuple[str, Node]] = []
         if isinstance(nodes_data, _Map):
@@ -920,8 +923,8 @@ class _FlowReader:
                     self.broken.add(nid)
                 else:
                     nodes.append((nid, node))
-        self.check_menu_keys(zero_key, zero_target)
-        self.check_refs()
+        if isinstance(nodes_data, _Map):
+            self.check_refs()  # (without nodes, every reference would be unknown)
         if start is not None and isinstance(nodes_data, _Map):
             self.check_graph(start)
         if self.sound_dirs is not None:
@@ -942,8 +945,8 @@ class _FlowReader:
                 default_language=default_language,
                 languages=languages,
                 calendars=calendars,
-                zero_out_key=zero_key,
-                zero_out_target=zero_target,
+                zero_out_key=self.zero_out[0],
+                zero_out_target=self.zero_out[1],
                 source=self.file,
                 version=self.hasher.hexdigest(),
             )
@@ -952,7 +955,7 @@ class _FlowReader:
             name,
             top.at_("flow").line,
             dids or [],
-            self.errors,
+            self.in_file_order(self.errors),
             self.warnings,
         )
 
@@ -1298,6 +1301,7 @@ class _FlowReader:
         retry = o.take("retry", self.read_retry, Retry())
         repeat = o.take("repeat_key", _key_or_none, "")
         zero_out = o.take("zero_out", _boolean, True)
+        self.check_menu_keys(nid, o, repeat, zero_out)
         if (
             prompts is None
             or options is None
@@ -1307,9 +1311,31 @@ class _FlowReader:
             or zero_out is None
         ):
             return None
-        node = MenuNode(nid, prompts, options, timeout, retry, repeat or None, zero_out)
-        self.menus_with_keys.append((node, o))
-        return node
+        return MenuNode(nid, prompts, options, timeout, retry, repeat or None, zero_out)
+
+    def check_menu_keys(self, nid: str, o: _Obj, repeat: str | None, zero_out: bool | None) -> None:
+        """Option keys the machine would take for something else (they could never be chosen);
+        the zero-out key as an edge of the graph. Done even when other keys of the menu are
+        wrong, so that all is said at once (an unreadable zero_out counts as its default)."""
+        zero_key, zero_target = self.zero_out
+        if zero_out is False or zero_key is None or zero_target is None:
+            zero_key = None
+        else:
+            self.edges.setdefault(nid, []).append(zero_target)
+        clash = (
+            f"key {zero_key} is the flow's zero-out key (zero_out.key); pick another key or set "
+            "zero_out: false on this menu"
+        )
+        options = o.raw("options")
+        for k in options if isinstance(options, _Map) else ():
+            key = str(k)
+            k_at = o.at_("options").child(key, options.lines[k])
+            if repeat and key == repeat:
+                self.err(k_at, f"key {key} is this menu's repeat_key; pick another key")
+            elif zero_key is not None and zero_out is not None and key == zero_key:
+                self.err(k_at, clash)
+        if zero_key is not None and zero_out is not None and repeat == zero_key:
+            self.err(o.at_("repeat_key"), clash)
 
     def read_options(self, _r: _FlowReader, v: Any, at: _At) -> tuple[tuple[str, str], ...] | None:
         if not isinstance(v, _Map) or not v:
@@ -1727,29 +1753,6 @@ class _FlowReader:
 
     # -- cross-checks --------------------------------------------------------------------------
 
-    def check_menu_keys(self, zero_key: str | None, zero_target: str | None) -> None:
-        for node, o in self.menus_with_keys:
-            zero_here = node.zero_out and zero_key is not None and zero_target is not None
-            options: _Map = o.data["options"]
-            for key, _ in node.options:
-                k_at = o.at_("options").child(key, options.lines.get(_yaml_key(options, key)))
-                if key == node.repeat_key:
-                    self.err(k_at, f"key {key} is this menu's repeat_key; pick another key")
-                elif zero_here and key == zero_key:
-                    self.err(
-                        k_at,
-                        f"key {key} is the flow's zero-out key (zero_out.key); pick another key "
-                        "or set zero_out: false on this menu",
-                    )
-            if zero_here and node.repeat_key == zero_key:
-                self.err(
-                    o.at_("repeat_key"),
-                    f"key {zero_key} is the flow's zero-out key (zero_out.key); pick another key "
-                    "or set zero_out: false on this menu",
-                )
-            if zero_here and zero_target is not None:
-                self.edges.setdefault(node.id, []).append(zero_target)
-
     def check_refs(self) -> None:
         ids = list(self.kinds)
         known = set(ids) | self.broken
@@ -1764,7 +1767,9 @@ class _FlowReader:
             return  # reported as an unknown target; everything would look unreachable
         edges = {n: [t for t in ts if t in known] for n, ts in self.edges.items()}
         seen = reachable([start], edges)
-        for nid in ids:
+        # A node that could not be read may have lost edges: what looks unreachable past it
+        # may not be, so say nothing rather than something wrong.
+        for nid in [] if seen & self.broken else ids:
             if nid not in seen:
                 self.err(
                     _At(nid, "", self.node_lines.get(nid)),
@@ -1791,14 +1796,6 @@ class _FlowReader:
                 f"menus nested {len(path)} deep ({' -> '.join(path)}); "
                 f"max_menu_depth is {self.max_menu_depth}",
             )
-
-
-def _yaml_key(data: _Map, key: str) -> Any:
-    """The key as YAML wrote it (1 for "1" when unquoted)."""
-    for k in data:
-        if str(k) == key:
-            return k
-    return key
 
 
 def _cycle(first: str, edges: Mapping[str, Sequence[str]], within: set[str]) -> list[str]:
