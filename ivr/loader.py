@@ -168,9 +168,15 @@ from ivr.model import (
     SetNode,
     TransferNode,
 )
-from ivr.speech import INDONESIAN_NUMBER_WORDS, NUMBER_PROMPT_DIR, RUPIAH_PROMPT
+from ivr.speech import (
+    INDONESIAN_NUMBER_WORDS,
+    NUMBER_PROMPT_DIR,
+    RUPIAH_PROMPT,
+    indonesian_number_words,
+)
 
 __all__ = [
+    "MAX_MENU_PATHS",
     "SOUND_EXTENSIONS",
     "FlowSet",
     "load_flow",
@@ -183,6 +189,9 @@ __all__ = [
 # The formats Asterisk plays a sound:<name> from (format modules loaded in the sandbox).
 SOUND_EXTENSIONS = ("wav", "gsm", "ulaw", "alaw", "sln", "g722", "sln16", "wav16")
 MEDIA_SCHEMES = ("sound", "digits", "number", "characters", "tone", "recording")
+# Menu paths the depth check follows before it gives up (a warning): far more than any flow a
+# person can keep in mind has, and a fraction of a second.
+MAX_MENU_PATHS = 100_000
 EXIT_KINDS = frozenset({"hangup", "transfer"})
 DTMF_KEYS = "0123456789*#ABCD"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -373,13 +382,21 @@ def loops_without_exit(
 
 
 def menus_too_deep(
-    start: str, edges: Mapping[str, Iterable[str]], menus: Collection[str], max_depth: int
-) -> dict[str, tuple[str, ...]]:
+    start: str,
+    edges: Mapping[str, Iterable[str]],
+    menus: Collection[str],
+    max_depth: int,
+    *,
+    max_paths: int = MAX_MENU_PATHS,
+) -> dict[str, tuple[str, ...]] | None:
     """Menus that some path from ``start`` reaches as its ``max_depth + 1``-th distinct menu,
     each with the first such path found (the menus along it).
 
     A path may pass other nodes any number of times but counts each menu once: the search is
     over simple paths in the graph of "menu -> the menus reachable through non-menu nodes".
+    That is exponential in the worst case (menus all linked to each other); after
+    ``max_paths`` paths the search gives up: it returns None, or the menus found too deep so
+    far if there are any.
     """
     if len(menus) <= max_depth:
         return {}
@@ -401,21 +418,25 @@ def menus_too_deep(
 
     ahead: dict[str, list[str]] = {}
     too_deep: dict[str, tuple[str, ...]] = {}
+    paths = 0
 
-    def walk(path: tuple[str, ...]) -> None:
+    def walk(path: tuple[str, ...]) -> bool:
+        """False when the search gave up."""
+        nonlocal paths
+        paths += 1
+        if paths > max_paths:
+            return False
         last = path[-1]
         if len(path) > max_depth:
             too_deep.setdefault(last, path)
-            return
+            return True
         if last not in ahead:
             ahead[last] = menus_ahead(last)
-        for m in ahead[last]:
-            if m not in path:
-                walk((*path, m))
+        return all(walk((*path, m)) for m in ahead[last] if m not in path)
 
     firsts = [start] if start in menus else menus_ahead(start)
-    for m in firsts:
-        walk((m,))
+    if not all(walk((m,)) for m in firsts) and not too_deep:
+        return None  # (menus found too deep are problems even if there may be more)
     return too_deep
 
 
@@ -1735,13 +1756,13 @@ class _FlowReader:
         # Indonesian amounts are composed from our own word files; no English file stands in.
         speaks_indonesian = [lang for lang in self.languages if re.split(r"[_-]", lang)[0] == "id"]
         if self.say_nodes and speaks_indonesian:
-            node, at = self.say_nodes[0]
+            _, at = self.say_nodes[0]
+            # Digits are said with the ten digit words; numbers and amounts need them all.
+            words = INDONESIAN_NUMBER_WORDS
+            if all(n.kind == "digits" for n, _ in self.say_nodes):
+                words = tuple(indonesian_number_words(d)[0] for d in range(10))
             for lang in speaks_indonesian:
-                missing = [
-                    w
-                    for w in INDONESIAN_NUMBER_WORDS
-                    if not found(f"{NUMBER_PROMPT_DIR}/{w}", lang)
-                ]
+                missing = [w for w in words if not found(f"{NUMBER_PROMPT_DIR}/{w}", lang)]
                 if missing:
                     self.err(
                         at,
@@ -1790,7 +1811,14 @@ class _FlowReader:
                 f"reached from {names}",
             )
         menus = {n for n, k in self.kinds.items() if k == "menu"}
-        for menu, path in menus_too_deep(start, edges, menus, self.max_menu_depth).items():
+        deep = menus_too_deep(start, edges, menus, self.max_menu_depth)
+        if deep is None:
+            self.warn(
+                _At("", "start", None),
+                f"menu depth not checked: more than {MAX_MENU_PATHS} paths through the menus",
+            )
+            deep = {}
+        for menu, path in deep.items():
             self.err(
                 _At(menu, "", self.node_lines.get(menu)),
                 f"menus nested {len(path)} deep ({' -> '.join(path)}); "

@@ -519,3 +519,35 @@ def test_given_a_money_say_then_rupiah_and_the_indonesian_number_words_are_requi
     assert "prompt sambung/rupiah not found in English" in text
     assert "say needs the Indonesian number words in id" in text
     assert "missing sambung/num/juta" in text
+
+
+# ---- the documentation --------------------------------------------------------------------
+
+
+def test_given_the_format_example_in_the_loader_docstring_then_it_loads(tmp_path: Path) -> None:
+    """The module docstring's complete example is a valid flow (docs that do not rot)."""
+    from ivr import loader
+
+    doc = loader.__doc__ or ""
+    block = doc.split("A complete example", 1)[1].split("::\n", 1)[1].split("\nConditions", 1)[0]
+    text = "\n".join(line.removeprefix("    ") for line in block.splitlines())
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "holidays").mkdir()
+    shutil.copy(ROOT / "examples" / "holidays" / "id-2026.yaml", tmp_path / "holidays")
+    path = write(tmp_path / "flows", "doc.yaml", text)
+    flow = load(path)
+    assert flow.name == "collections"
+    assert {n for n, _ in flow.nodes} >= {"language", "main", "account", "lookup", "closed"}
+    assert len(flow.calendar("office").holidays) == 17
+
+
+def test_given_only_digits_said_then_only_the_ten_digit_words_are_required(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "s.yaml", SAY_FLOW.replace("kind: money", "kind: digits"))
+    digits = ["nol", "satu", "dua", "tiga", "empat", "lima", "enam", "tujuh", "delapan", "sembilan"]
+    dirs = sounds(tmp_path, [], [f"{NUMBER_PROMPT_DIR}/{w}" for w in digits])
+    assert load_set([path], sound_dirs=dirs).warnings == ()  # no rupiah, no juta needed
+    (tmp_path / "sounds" / "id" / f"{NUMBER_PROMPT_DIR}/nol.wav").unlink()
+    with pytest.raises(FlowError, match=r"missing sambung/num/nol$"):
+        load_set([path], sound_dirs=dirs)

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.errors import FlowError, FlowProblem
-from ivr.loader import load_flow, loops_without_exit, menus_too_deep, reachable
+from ivr.loader import load_flow, load_flows, loops_without_exit, menus_too_deep, reachable
 
 LOOP = "loop with no exit: "
 
@@ -362,12 +362,38 @@ def test_menus_too_deep_agrees_with_brute_force(graph: Graph, max_depth: int) ->
     edges = edges_of(graph)
     menus = {i for i, k in kinds.items() if k == "menu"}
     deep = menus_too_deep("n0", edges, menus, max_depth)
+    assert deep is not None  # 8 nodes never need 100 000 paths
     assert bool(deep) == (brute_depth("n0", kinds, edges) > max_depth)
     for last, path in deep.items():
         assert path[-1] == last
         assert len(path) == max_depth + 1
         assert len(set(path)) == len(path)
         assert set(path) <= menus
+
+
+def test_given_menus_all_linked_to_each_other_then_the_depth_search_gives_up_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """Longest simple paths are exponential: 9 menus each offering the 8 others are 8! paths
+    and more; none is deeper than 9, but the search cannot afford to find that out."""
+    names = [f"m{i}" for i in range(9)]
+    edges = {m: [o for o in names if o != m] for m in names}
+    edges["m0"].append("m9")  # a tenth menu, so that nesting 10 deep is conceivable
+    edges["m9"] = []
+    menus = {*names, "m9"}
+    assert menus_too_deep("m0", edges, menus, 9, max_paths=1000) is None
+    assert menus_too_deep("m0", edges, menus, 9) is None
+    found = menus_too_deep("m0", edges, menus, 3, max_paths=1000)
+    assert found  # what was found before giving up is reported
+    nodes: dict[str, object] = {m: menu(*edges[m], on_failure="end") for m in names}
+    nodes["m9"] = menu("end")
+    nodes["end"] = HANGUP
+    path = tmp_path / "dense.yaml"
+    path.write_text(yaml.safe_dump({"flow": "d", "dids": ["1500"], "start": "m0", "nodes": nodes}))
+    flows = load_flows([path], known_queues=(), sound_dirs=None, max_menu_depth=9)
+    assert flows.warnings == (
+        f"{path}: start: menu depth not checked: more than 100000 paths through the menus",
+    )
 
 
 @pytest.mark.parametrize(
