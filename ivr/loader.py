@@ -483,19 +483,29 @@ def _line(node: yaml.Node) -> int:
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)  # merge keys (<<: *base)
+    written = {id(k) for k, _ in node.value}
+    # Merge keys (<<: *defaults) put the merged pairs first; a key written here overrides one
+    # merged (that is what merging is for), and of two merged the first wins, as in YAML.
+    loader.flatten_mapping(node)
     out = _Map(_line(node))
+    merged: set[Any] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, list | dict):
             raise yaml.constructor.ConstructorError(
                 None, None, "a mapping key must be a plain value", key_node.start_mark
             )
-        if key in out:
-            loader.duplicates.append((out, key, _line(key_node), out.lines[key]))
+        here = id(key_node) in written
+        if key in out and (not here or key not in merged):
+            if here:
+                loader.duplicates.append((out, key, _line(key_node), out.lines[key]))
             continue
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = _line(key_node)
+        if here:
+            merged.discard(key)
+        else:
+            merged.add(key)
     return out
 
 

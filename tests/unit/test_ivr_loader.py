@@ -551,3 +551,39 @@ def test_given_only_digits_said_then_only_the_ten_digit_words_are_required(
     (tmp_path / "sounds" / "id" / f"{NUMBER_PROMPT_DIR}/nol.wav").unlink()
     with pytest.raises(FlowError, match=r"missing sambung/num/nol$"):
         load_set([path], sound_dirs=dirs)
+
+
+def test_given_anchors_and_merge_keys_then_shared_settings_work_and_overrides_are_no_duplicates(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "anchors.yaml",
+        """
+flow: anchors
+dids: ["1500"]
+start: a
+nodes:
+  a:
+    type: menu
+    prompts: [a]
+    options: {"1": b, "2": c}
+    retry: &retry {attempts: 2, no_input: [no-input], on_failure: bye}
+  b: &menu
+    type: menu
+    prompts: [b]
+    options: {"1": bye}
+    timeout: 4
+    retry: *retry
+  c:
+    <<: *menu
+    timeout: 8
+  bye: {type: hangup}
+""",
+    )
+    flow = load(path)
+    b, c = flow.node("b"), flow.node("c")
+    assert isinstance(b, MenuNode)
+    assert isinstance(c, MenuNode)
+    assert (b.timeout_seconds, c.timeout_seconds) == (4.0, 8.0)
+    assert b.retry == c.retry == Retry(2, ("sound:no-input",), (), "bye")
