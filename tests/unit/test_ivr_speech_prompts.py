@@ -414,3 +414,12 @@ def test_main_refuses_a_language_folder_that_is_a_symlink(
     assert gen.main(argv, synth) == 2
     assert synth.calls == []
     assert "symlink" in capsys.readouterr().err
+
+
+def test_the_example_catalogue_reads_as_pyyaml_reads_it() -> None:
+    if not gen.DEFAULT_CATALOGUE.is_file():
+        pytest.skip(f"no {gen.DEFAULT_CATALOGUE}")
+    mine = gen.load_catalogue(gen.DEFAULT_CATALOGUE)
+    theirs = yaml.safe_load(gen.DEFAULT_CATALOGUE.read_text(encoding="utf-8"))
+    assert mine == theirs
+    assert all(set(sentences) == {"en", "id"} for sentences in mine.values())
