@@ -97,6 +97,9 @@ def _check_config(arg: str | None, settings: Settings) -> int:
 
     try:
         table = Engine(settings).load_flows()
+    except ConfigError as err:
+        print(f"sambung: config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     except SambungError as err:
         print(f"sambung: flow error: {err}", file=sys.stderr)
         return EXIT_CONFIG

@@ -26,7 +26,7 @@ from asterisk.telephony import AriTelephony
 from engine import db
 from engine.calls import CallDispatcher, CallInbox
 from engine.config import Settings
-from engine.errors import SambungError
+from engine.errors import ConfigError, SambungError
 from engine.events import CallOffered, TelephonyConnected, TelephonyLost
 from engine.facts import FactWriter, OpenCallsClosedFact
 from engine.http import HttpDeps, build_app
@@ -362,6 +362,15 @@ class Engine:
 
     def load_flows(self) -> FlowTable:
         s = self.settings
+        root = s.ivr.sounds_root
+        if s.ivr.flows and root is not None and not root.is_dir():
+            # Without this every prompt would be reported missing, which hides the real cause.
+            raise ConfigError(
+                str(s.source or "(settings)"),
+                "ivr.sounds_root",
+                f"an existing folder, but {root} is not there: start the sandbox "
+                "(ops/sandbox up) or remove the key to skip the prompt check",
+            )
         reserved = {h.did: f"hotline {h.name!r} in the settings file" for h in s.hotlines}
         return load_flow_table(
             s.ivr.flows,

@@ -18,7 +18,6 @@ import structlog
 from engine.calls import CallInbox
 from engine.errors import CallGone, TelephonyError
 from engine.events import (
-    CallAnswered,
     CallEnded,
     CallerHungUp,
     CallOffered,
@@ -184,12 +183,9 @@ class _IvrCall:
                     self.r._m.ivr_digit_to_prompt.observe(lag)
                     log.info("ivr.digit_to_prompt", ms=round(lag * 1000, 1))
                 self.last_digit_at = None
-            case menu.TimerFired(timer_id=tid):
-                self.timers.pop(tid, None)
             case menu.LookupDone(node_id=nid):
                 self.lookups.pop(nid, None)
-            case CallAnswered() | CallOffered():
-                return  # answered is acted on from the REST reply; offers never come twice
+        # CallAnswered is acted on from the REST reply and never reaches the machine.
         if not isinstance(item, menu.IVR_EVENT_TYPES):
             return
         assert self.state is not None

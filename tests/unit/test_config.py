@@ -118,3 +118,19 @@ def test_check_config_exits_non_zero_naming_file_and_key(
     assert str(path) in err
     assert "ami.port" in err
     assert main(["check-config", "-c", "examples/sambung.toml"]) == 0
+
+
+def test_check_config_names_a_missing_sounds_root_instead_of_every_prompt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = Path("examples/flows/collections.yaml").resolve()
+    path = write(
+        tmp_path,
+        f'[ivr]\nflows = ["{flows}"]\nqueues = ["collections"]\n'
+        f'sounds_root = "{tmp_path / "no-such-folder"}"\n',
+    )
+    assert main(["check-config", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "ivr.sounds_root" in err
+    assert "ops/sandbox up" in err
+    assert "prompt" not in err.split("ivr.sounds_root")[0]
