@@ -29,6 +29,7 @@ that is playing when the caller hangs up ends with ``PlaybackFinished`` state ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,27 +39,39 @@ import aiohttp
 import structlog
 
 from asterisk.ari.client import AriClient
+from asterisk.ari.errors import AriNotFound, AriServerError
 from asterisk.ari.events import (
     AriEvent,
     Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
+    ChannelEnteredBridge,
     ChannelHangupRequest,
+    ChannelHold,
     ChannelStateChange,
+    ChannelUnhold,
+    DeviceStateChanged,
+    Dial,
     PlaybackFinished,
     PlaybackStarted,
     StasisEnd,
     StasisStart,
 )
 from asterisk.ari.stream import DEFAULT_DISALLOWED_EVENTS, AriEventStream, ConnectInfo
-from engine.errors import CallGone, TelephonyError
+from engine.errors import CallGone, EndpointUnavailable, TelephonyError
 from engine.events import (
+    BridgeJoined,
     CallAnswered,
     CallEnded,
     CallerHungUp,
     CallOffered,
+    DeviceChanged,
     DigitPressed,
     EngineEvent,
+    LegAnswered,
+    LegEnded,
+    LegHeld,
+    LegRinging,
     PromptFinished,
     PromptStarted,
     TelephonyConnected,
@@ -69,6 +82,9 @@ from engine.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 INBOUND = "inbound"
+FEATURE = "feature"
+# appArgs of the legs the engine originates: ``leg,<owner call id>``.
+LEG = "leg"
 NORMAL_CLEARING = 16
 # Q.850 texts as Asterisk words them (ast_cause2str), for the causes a StasisEnd fallback sees.
 _CAUSE_TEXT = {
@@ -112,6 +128,23 @@ class _Call:
     answered: bool = False
     left_stasis: bool = False
     end_timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class _Leg:
+    leg_id: str
+    owner: str  # the call (or callback) whose task handles this leg's events
+    answered: bool = False
+    hangup_cause: int | None = None
+    sip_code: int | None = None
+    we_hung_up: bool = False
+    ended: bool = False
+
+
+def _endpoint_of(channel_name: str) -> str:
+    """``PJSIP/agent1001-0000002a`` -> ``agent1001``."""
+    _, _, rest = channel_name.partition("/")
+    return rest.rpartition("-")[0] or rest
 
 
 def _at(event: AriEvent) -> datetime:
@@ -210,6 +243,86 @@ class AriTelephony:
         self.translator.hanging_up(call_id, reason)
         await self._client.hangup(call_id, reason)
 
+    # -- bridges, legs and devices (the ACD) ----------------------------------------------
+
+    async def ensure_holding_bridge(self, bridge_id: str, moh_class: str) -> None:
+        """Create the queue's holding bridge if missing and (re)start its music.
+
+        Restarting the music of a bridge that survived an engine restart is harmless; a
+        bridge's MOH is its one announcer, so it is stopped first (ari-notes 1.3).
+        """
+        try:
+            await self._client.get_bridge(bridge_id)
+            existed = True
+        except AriNotFound:
+            existed = False
+        if not existed:
+            await self._client.create_bridge(bridge_id, "holding", name=bridge_id)
+        else:
+            # No music may be playing (a restart of ours cut it): that is fine.
+            with contextlib.suppress(TelephonyError):
+                await self._client.stop_bridge_moh(bridge_id)
+        await self._client.start_bridge_moh(bridge_id, moh_class)
+
+    async def create_mixing_bridge(self, bridge_id: str) -> None:
+        await self._client.create_bridge(bridge_id, "mixing", name=bridge_id)
+
+    async def join_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        await self._client.add_channel(bridge_id, channel_ids)
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self._client.destroy_bridge(bridge_id)
+
+    async def dial(
+        self,
+        owner: str,
+        leg_id: str,
+        endpoint: str,
+        *,
+        caller_id: str | None,
+        timeout: int,
+        originator: str | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> None:
+        """Ring ``endpoint`` as a leg of ``owner``; its events go to the owner's task.
+
+        Raises ``EndpointUnavailable`` when Asterisk cannot even start the call: an
+        unregistered PJSIP endpoint answers the originate with 500 (ari-notes pitfall 12).
+        """
+        self.translator.track_leg(leg_id, owner)
+        try:
+            await self._client.originate(
+                endpoint,
+                channel_id=leg_id,
+                app_args=(LEG, owner),
+                caller_id=caller_id,
+                ring_timeout=timeout,
+                originator=originator,
+                variables=variables,
+            )
+        except (AriServerError, AriNotFound) as err:
+            self.translator.forget_leg(leg_id)
+            raise EndpointUnavailable(f"{endpoint}: {err.detail}") from err
+        except BaseException:
+            self.translator.forget_leg(leg_id)
+            raise
+
+    async def hangup_leg(self, leg_id: str, reason: str = "normal") -> None:
+        self.translator.hanging_up_leg(leg_id)
+        await self._client.hangup(leg_id, reason)
+
+    async def device_state(self, device: str) -> str:
+        return await self._client.get_device_state(device)
+
+    async def play_on(
+        self, channel_id: str, prompt_id: str, media: Sequence[str], language: str | None = None
+    ) -> None:
+        """Play on any channel of a call (a leg too); events come as the owner's prompts."""
+        await self._client.play(channel_id, prompt_id, media, lang=language)
+
+    async def record_message(self, call_id: str, name: str, max_seconds: int) -> None:
+        await self._client.record(call_id, name, max_seconds=max_seconds, max_silence_seconds=10)
+
     async def hangup_orphan(self, channel_id: str) -> bool:
         """Hang up a channel left in our app by an earlier run; never raises.
 
@@ -241,6 +354,7 @@ class CallEventTranslator:
         # How long after StasisEnd we wait for ChannelDestroyed before ending the call anyway.
         self.destroyed_grace = destroyed_grace
         self._calls: dict[str, _Call] = {}
+        self._legs: dict[str, _Leg] = {}
 
     @property
     def live_calls(self) -> frozenset[str]:
@@ -252,6 +366,27 @@ class CallEventTranslator:
         if call is not None:
             call.we_hung_up = True
             call.our_cause = _REASON_CAUSE.get(reason, NORMAL_CLEARING)
+
+    def track_leg(self, leg_id: str, owner: str) -> None:
+        """Route this (about to be originated) channel's events to ``owner``'s task.
+
+        Called before the originate: Asterisk's first events about the leg can beat the HTTP
+        response (ari-notes pitfall 4).
+        """
+        self._legs[leg_id] = _Leg(leg_id, owner)
+
+    def forget_leg(self, leg_id: str) -> None:
+        """The originate failed outright: no events will come for this leg."""
+        self._legs.pop(leg_id, None)
+
+    def hanging_up_leg(self, leg_id: str) -> None:
+        leg = self._legs.get(leg_id)
+        if leg is not None:
+            leg.we_hung_up = True
+
+    @property
+    def live_legs(self) -> dict[str, str]:
+        return {lid: leg.owner for lid, leg in self._legs.items()}
 
     def close(self) -> None:
         for call in self._calls.values():
@@ -267,6 +402,15 @@ class CallEventTranslator:
             self._forget(set(self._calls))
         else:
             self._forget(set(self._calls) - set(live))
+        # A leg that vanished while the stream was down ended without us hearing it; its owner
+        # must know, or it would wait for an answer forever.
+        now = datetime.now(UTC)
+        gone = [x for x in self._legs if info.restarted or x not in info.all_channel_ids]
+        for lid in gone:
+            leg = self._legs.pop(lid)
+            self._sink(
+                LegEnded(leg.owner, lid, 0, "lost while disconnected", now, None, leg.answered)
+            )
         # A caller still waiting unanswered in our app is adopted as a new call rather than
         # called an orphan: its StasisStart may sit in the stream's buffer (it entered while we
         # reconciled), or a previous run never answered it. Answered unknown channels are
@@ -283,7 +427,10 @@ class CallEventTranslator:
                 startup_time=info.startup_time,
                 restarted=info.restarted,
                 first_connect=info.first_connect,
-                live_call_ids=frozenset(cid for cid in live if cid not in adopted),
+                # Legs are owned through their call, not calls themselves: never orphans.
+                live_call_ids=frozenset(
+                    cid for cid in live if cid not in adopted and cid not in self._legs
+                ),
             )
         )
         for channel in adopt:
@@ -308,7 +455,14 @@ class CallEventTranslator:
             if call is not None and call.end_timer is not None:
                 call.end_timer.cancel()
 
-    def _offer(self, channel: Channel, did: str, at: datetime) -> None:
+    def _offer(
+        self,
+        channel: Channel,
+        did: str,
+        at: datetime,
+        kind: str = INBOUND,
+        endpoint: str = "",
+    ) -> None:
         self._calls[channel.id] = _Call(channel.id, answered=channel.state == "Up")
         self._sink(
             CallOffered(
@@ -319,6 +473,8 @@ class CallEventTranslator:
                 caller_name=channel.caller.name,
                 at=at,
                 protocol_id=channel.protocol_id,
+                kind=kind,
+                endpoint=endpoint,
             )
         )
 
@@ -335,12 +491,12 @@ class CallEventTranslator:
                     call.answered = True
                     self._sink(CallAnswered(call_id=channel.id, at=_at(event)))
             case PlaybackStarted(playback=pb):
-                cid = _channel_of(pb.target_uri)
-                if cid in self._calls:
+                cid = self._owner_of(_channel_of(pb.target_uri) or "")
+                if cid is not None:
                     self._sink(PromptStarted(call_id=cid, prompt_id=pb.id, at=_at(event)))
             case PlaybackFinished(playback=pb):
-                cid = _channel_of(pb.target_uri)
-                if cid in self._calls:
+                cid = self._owner_of(_channel_of(pb.target_uri) or "")
+                if cid is not None:
                     self._sink(
                         PromptFinished(
                             call_id=cid,
@@ -359,6 +515,38 @@ class CallEventTranslator:
                             at=_at(event),
                         )
                     )
+            case Dial(peer=peer) if peer.id in self._legs:
+                if event.dialstatus in ("RINGING", "PROGRESS"):
+                    leg = self._legs[peer.id]
+                    self._sink(LegRinging(leg.owner, leg.leg_id, _at(event)))
+            case ChannelHold(channel=channel) | ChannelUnhold(channel=channel) if (
+                channel.id in self._legs
+            ):
+                leg = self._legs[channel.id]
+                held = isinstance(event, ChannelHold)
+                self._sink(LegHeld(leg.owner, leg.leg_id, held, _at(event)))
+            case ChannelEnteredBridge(channel=channel) if channel is not None:
+                owner = self._owner_of(channel.id)
+                if owner is not None:
+                    self._sink(BridgeJoined(owner, channel.id, event.bridge.id, _at(event)))
+            case DeviceStateChanged(device_state=ds):
+                self._sink(DeviceChanged(ds.name, ds.state, _at(event)))
+            case ChannelHangupRequest(channel=channel) if channel.id in self._legs:
+                leg = self._legs[channel.id]
+                if not event.soft and event.cause is not None:
+                    leg.hangup_cause = event.cause
+                if event.tech_cause is not None:
+                    leg.sip_code = event.tech_cause
+            case StasisEnd(channel=channel) if channel.id in self._legs:
+                # An answered leg leaves the app only by hanging up (we never send legs on to
+                # dialplan), and ChannelDestroyed may not follow StasisEnd: end it here.
+                leg = self._legs[channel.id]
+                cause = leg.hangup_cause if leg.hangup_cause is not None else NORMAL_CLEARING
+                self._end_leg(channel.id, cause, _CAUSE_TEXT.get(cause, ""), _at(event), None)
+            case ChannelDestroyed(channel=channel) if channel.id in self._legs:
+                self._end_leg(
+                    channel.id, event.cause, event.cause_txt, _at(event), event.tech_cause
+                )
             case ChannelHangupRequest(channel=channel):
                 self._hangup_request(event, channel)
             case StasisEnd(channel=channel):
@@ -380,12 +568,36 @@ class CallEventTranslator:
         if channel.id in self._calls:
             # Seen already: adopted at reconnect, then its buffered StasisStart arrived.
             return
+        leg = self._legs.get(channel.id)
+        if leg is not None:
+            if not leg.answered:
+                leg.answered = True
+                self._sink(LegAnswered(leg.owner, leg.leg_id, _at(event)))
+            return
         if len(event.args) >= 1 and event.args[0] == INBOUND:
             did = event.args[1] if len(event.args) > 1 else channel.dialplan.exten
             log.debug("ari.call_offered", call_id=channel.id, did=did)
             self._offer(channel, did, _at(event))
+        elif len(event.args) >= 2 and event.args[0] == FEATURE:
+            self._offer(channel, event.args[1], _at(event), FEATURE, _endpoint_of(channel.name))
         else:
             log.debug("ari.stasis_start_ignored", channel_id=channel.id, args=event.args)
+
+    def _owner_of(self, channel_id: str) -> str | None:
+        if channel_id in self._calls:
+            return channel_id
+        leg = self._legs.get(channel_id)
+        return leg.owner if leg is not None else None
+
+    def _end_leg(
+        self, leg_id: str, cause: int, text: str, at: datetime, sip_code: int | None
+    ) -> None:
+        leg = self._legs.pop(leg_id, None)
+        if leg is None:
+            return
+        sip = sip_code if sip_code is not None else leg.sip_code
+        log.debug("ari.leg_ended", leg_id=leg_id, owner=leg.owner, cause=cause, sip_code=sip)
+        self._sink(LegEnded(leg.owner, leg_id, cause, text, at, sip, leg.answered))
 
     def _hangup_request(self, event: ChannelHangupRequest, channel: Channel) -> None:
         call = self._calls.get(channel.id)

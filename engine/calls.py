@@ -21,6 +21,7 @@ from engine.events import (
     CallEvent,
     CallOffered,
     CallResynced,
+    DeviceChanged,
     EngineEvent,
     TelephonyConnected,
     TelephonyLost,
@@ -82,11 +83,13 @@ class CallDispatcher:
         refuse: Callable[[CallOffered], Awaitable[None]],
         metrics: Metrics,
         on_connection: Callable[[TelephonyConnected | TelephonyLost], None] | None = None,
+        on_device: Callable[[DeviceChanged], None] | None = None,
     ) -> None:
         self._handler = handler
         self._refuse = refuse
         self._metrics = metrics
         self._on_connection = on_connection
+        self._on_device = on_device
         self._inboxes: dict[str, CallInbox] = {}
         self._offers: dict[str, CallOffered] = {}
         self.tasks = TaskSet("calls")
@@ -100,6 +103,10 @@ class CallDispatcher:
         if isinstance(event, TelephonyConnected | TelephonyLost):
             if self._on_connection is not None:
                 self._on_connection(event)
+            return
+        if isinstance(event, DeviceChanged):
+            if self._on_device is not None:
+                self._on_device(event)
             return
         if isinstance(event, CallOffered):
             self._offer(event)
@@ -121,6 +128,23 @@ class CallDispatcher:
         self._metrics.calls_active.set(len(self._inboxes))
         work = self._handler(offer, inbox) if self.accepting else self._refuse(offer)
         self.tasks.start(self._own(offer.call_id, work), name=f"call-{offer.call_id}")
+
+    def start_owned(self, call_id: str, work: Callable[[CallInbox], Awaitable[None]]) -> bool:
+        """Start a task that owns ``call_id`` without an inbound offer (a callback attempt).
+
+        Events about its legs reach it like any call's. False when the engine is draining or
+        the id is taken.
+        """
+        if not self.accepting or call_id in self._inboxes:
+            return False
+        inbox = CallInbox(call_id, self._metrics)
+        self._inboxes[call_id] = inbox
+        self._metrics.calls_active.set(len(self._inboxes))
+        self.tasks.start(self._own(call_id, work(inbox)), name=f"call-{call_id}")
+        return True
+
+    def inbox_of(self, call_id: str) -> CallInbox | None:
+        return self._inboxes.get(call_id)
 
     async def _own(self, call_id: str, work: Awaitable[None]) -> None:
         structlog.contextvars.bind_contextvars(call_id=call_id)

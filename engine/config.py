@@ -38,6 +38,10 @@ Prompt = Annotated[
 ]
 
 
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+Level = Annotated[int, Field(ge=1, le=5)]
+
+
 class _Section(BaseModel):
     # Unknown keys are typos until proven otherwise: refuse them so they are noticed.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -107,7 +111,17 @@ class HotlineSettings(_Section):
     did: Digits
     name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
     language: Literal["en", "id"] = "en"
-    greeting: list[Prompt] = Field(min_length=1)
+    greeting: list[Prompt] = Field(default_factory=list)
+    # Straight into this queue (which plays its own greeting) instead of greeting and hanging up.
+    queue: Name | None = None
+
+    @model_validator(mode="after")
+    def _greeting_or_queue(self) -> HotlineSettings:
+        if self.queue is None and not self.greeting:
+            raise ValueError("a hotline needs a greeting, or a queue to send calls to")
+        if self.queue is not None and self.greeting:
+            raise ValueError("a hotline with a queue takes no greeting: the queue greets")
+        return self
 
 
 class CallSettings(_Section):
@@ -129,6 +143,126 @@ class IvrSettings(_Section):
     sounds_root: Path | None = None
 
 
+class SkillNeedSettings(_Section):
+    skill: Name
+    min_level: Level = 1
+
+
+class RelaxStepSettings(_Section):
+    # After this many seconds of waiting, ``needs`` replaces the queue's needs for the call.
+    after_seconds: float = Field(gt=0, le=86400)
+    needs: list[SkillNeedSettings] = Field(default_factory=list)
+
+
+class OverflowSettings(_Section):
+    # What happens when the queue is full on arrival or a caller has waited max_wait_seconds.
+    action: Literal["queue", "relax", "message", "callback", "hangup"] = "hangup"
+    target: Name | None = None  # the queue, for action "queue"
+    prompts: list[Prompt] = Field(default_factory=list)  # said first; defaults per action
+
+    @model_validator(mode="after")
+    def _target_for_queue(self) -> OverflowSettings:
+        if self.action == "queue" and self.target is None:
+            raise ValueError("overflow action 'queue' needs a target queue")
+        if self.action != "queue" and self.target is not None:
+            raise ValueError(f"overflow action {self.action!r} takes no target")
+        return self
+
+
+class QueueSettings(_Section):
+    name: Name
+    language: Literal["en", "id"] = "en"
+    greeting: list[Prompt] = Field(default_factory=list)
+    moh_class: str = "default"
+    # Position (and expected wait) said to each caller on their own channel this often; 0 = never.
+    announce_every_seconds: float = Field(default=30.0, ge=0, le=3600)
+    announce_position: bool = True
+    announce_wait: bool = True
+    priority: int = Field(default=0, ge=0, le=9)
+    # Every this many seconds of waiting raises a call's priority by one (0 = no aging).
+    aging_seconds: float = Field(default=120.0, ge=0, le=86400)
+    max_wait_seconds: float = Field(default=900.0, gt=0, le=86400)
+    max_length: int = Field(default=100, ge=1, le=10000)
+    overflow: OverflowSettings = OverflowSettings()
+    service_level_seconds: float = Field(default=20.0, gt=0, le=3600)
+    wrap_up_seconds: float = Field(default=10.0, ge=0, le=3600)
+    ring_timeout_seconds: int = Field(default=15, ge=3, le=120)
+    strategy: Literal["longest_idle", "fewest_calls", "best_skill", "round_robin"] = "longest_idle"
+    needs: list[SkillNeedSettings] = Field(default_factory=list)
+    relax: list[RelaxStepSettings] = Field(default_factory=list)
+    # A digit that asks for a callback while waiting ("" = no callback offer while waiting).
+    callback_key: Annotated[str, StringConstraints(pattern=r"^[0-9*#]?$")] = ""
+    # Said to the agent's phone before the caller is connected (the queue's name, usually).
+    whisper: list[Prompt] = Field(default_factory=list)
+    # Handle time assumed before enough calls were measured, for the expected wait.
+    default_handle_seconds: float = Field(default=180.0, gt=0, le=7200)
+
+    @field_validator("relax")
+    @classmethod
+    def _relax_sorted(cls, v: list[RelaxStepSettings]) -> list[RelaxStepSettings]:
+        times = [r.after_seconds for r in v]
+        if times != sorted(times) or len(set(times)) != len(times):
+            raise ValueError("relax steps must have strictly increasing after_seconds")
+        return v
+
+
+class AgentSettings(_Section):
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    endpoint: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    # Entered on the desk phone after a feature code (digits only, 4 to 8).
+    pin: SecretStr
+    skills: dict[Name, Level] = Field(default_factory=dict)
+    queues: list[Name] = Field(default_factory=list)
+    team: str = ""
+
+    @field_validator("pin")
+    @classmethod
+    def _pin_digits(cls, v: SecretStr) -> SecretStr:
+        if not re.fullmatch(r"[0-9]{4,8}", v.get_secret_value()):
+            raise ValueError("a PIN is 4 to 8 digits")
+        return v
+
+
+class AcdSettings(_Section):
+    # A caller who hangs up within this many seconds of joining is a short abandon.
+    short_abandon_seconds: float = Field(default=5.0, ge=0, le=600)
+    service_level_window_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    # Phone-initiated hold longer than this raises a reminder to the agent and supervisors.
+    hold_reminder_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # A caller asked for a callback is dialled through this endpoint: <number>@<trunk>.
+    callback_trunk: str = "customers"
+    queues: list[QueueSettings] = Field(default_factory=list)
+    agents: list[AgentSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AcdSettings:
+        names = [q.name for q in self.queues]
+        for i, q in enumerate(self.queues):
+            if q.name in names[:i]:
+                raise ValueError(f"queues[{i}].name {q.name!r} is used twice")
+            if q.overflow.target is not None:
+                if q.overflow.target not in names:
+                    raise ValueError(
+                        f"queues[{i}].overflow.target {q.overflow.target!r} is not a queue"
+                    )
+                if q.overflow.target == q.name:
+                    raise ValueError(f"queues[{i}].overflow.target is the queue itself")
+        seen_ids: set[str] = set()
+        seen_eps: set[str] = set()
+        for i, a in enumerate(self.agents):
+            if a.id in seen_ids:
+                raise ValueError(f"agents[{i}].id {a.id!r} is used twice")
+            if a.endpoint in seen_eps:
+                raise ValueError(f"agents[{i}].endpoint {a.endpoint!r} is used twice")
+            seen_ids.add(a.id)
+            seen_eps.add(a.endpoint)
+            for qn in a.queues:
+                if qn not in names:
+                    raise ValueError(f"agents[{i}].queues names {qn!r}, which is not a queue")
+        return self
+
+
 class Settings(_Section):
     engine: EngineSettings = EngineSettings()
     http: HttpSettings = HttpSettings()
@@ -137,6 +271,7 @@ class Settings(_Section):
     ami: AmiSettings = AmiSettings()
     calls: CallSettings = CallSettings()
     ivr: IvrSettings = IvrSettings()
+    acd: AcdSettings = AcdSettings()
     hotlines: list[HotlineSettings] = Field(default_factory=list)
     # Where the settings came from; relative paths inside are resolved against its folder.
     source: Path | None = None
@@ -150,6 +285,10 @@ class Settings(_Section):
                     f"hotlines[{i}].did {h.did!r} is already used by hotlines[{seen[h.did]}]"
                 )
             seen[h.did] = i
+        queues = {q.name for q in self.acd.queues}
+        for i, h in enumerate(self.hotlines):
+            if h.queue is not None and h.queue not in queues:
+                raise ValueError(f"hotlines[{i}].queue {h.queue!r} is not a queue in [acd]")
         return self
 
     def hotline_for(self, did: str) -> HotlineSettings | None:

@@ -79,6 +79,14 @@ class CallGone(TelephonyError):
     title = "Call gone"
 
 
+class EndpointUnavailable(TelephonyError):
+    """A phone cannot be dialled now (not registered, unknown endpoint)."""
+
+    error_id = "telephony.endpoint_unavailable"
+    http_status = 409
+    title = "Endpoint unavailable"
+
+
 class DatabaseUnavailable(SambungError):
     error_id = "db.unavailable"
     http_status = 503

@@ -22,6 +22,10 @@ class CallOffered:
     caller_name: str
     at: datetime
     protocol_id: str = ""
+    # "inbound" for a trunk call to a DID; "feature" for a desk phone dialling a feature code
+    # (``did`` is then the code and ``endpoint`` the phone's PJSIP endpoint).
+    kind: str = "inbound"
+    endpoint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,66 @@ class TelephonyLost:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class LegRinging:
+    """An outbound leg the call owns (an agent's phone, a callback) is alerting."""
+
+    call_id: str
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LegAnswered:
+    """The leg answered and entered our application."""
+
+    call_id: str
+    leg_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LegEnded:
+    """The leg is gone: before answer (busy, no answer, unreachable) or after (hung up)."""
+
+    call_id: str
+    leg_id: str
+    cause: int
+    cause_text: str
+    at: datetime
+    sip_code: int | None = None
+    answered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LegHeld:
+    """The leg's phone put the call on hold (``held``) or took it off hold."""
+
+    call_id: str
+    leg_id: str
+    held: bool
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeJoined:
+    """A channel of the call (its own or a leg's) entered a bridge."""
+
+    call_id: str
+    channel_id: str
+    bridge_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChanged:
+    """A watched phone's device state changed (registration and use); not about one call."""
+
+    device: str  # "PJSIP/agent1001"
+    state: str  # Asterisk's aggregate: NOT_INUSE, INUSE, UNAVAILABLE, RINGING...
+    at: datetime
+
+
 CallEvent = (
     CallOffered
     | CallAnswered
@@ -120,5 +184,10 @@ CallEvent = (
     | CallerHungUp
     | CallEnded
     | CallResynced
+    | LegRinging
+    | LegAnswered
+    | LegEnded
+    | LegHeld
+    | BridgeJoined
 )
-EngineEvent = CallEvent | TelephonyConnected | TelephonyLost
+EngineEvent = CallEvent | TelephonyConnected | TelephonyLost | DeviceChanged

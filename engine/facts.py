@@ -143,6 +143,12 @@ _FACT_TYPES: dict[str, type[Fact]] = {
 }
 
 
+def register_facts(*types: type[Fact]) -> None:
+    """Make a feature's facts known to the spool reader (features own their facts)."""
+    for t in types:
+        _FACT_TYPES[t.__name__] = t
+
+
 def fact_to_json(fact: Fact) -> str:
     body: dict[str, Any] = {}
     for f in dataclasses.fields(fact):

@@ -7,10 +7,12 @@ documents with a stable ``error_id`` so clients can branch on it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -18,7 +20,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from engine import __version__
-from engine.errors import NotFound, SambungError, Unauthorized
+from engine.errors import BadRequest, NotFound, SambungError, Unauthorized
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +71,9 @@ def token_middleware(tokens: Sequence[str]) -> Middleware:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
+        if not header and request.path.endswith("/events") and "access_token" in request.query:
+            # Browsers cannot set headers on a WebSocket: the token may come in the query.
+            scheme, given = "bearer", request.query["access_token"]
         # Compare against every token in constant time so timing says nothing about which
         # prefix matched.
         ok = (
@@ -83,6 +88,49 @@ def token_middleware(tokens: Sequence[str]) -> Middleware:
     return check
 
 
+class AcdApi(Protocol):
+    """What the HTTP API asks of the ACD (the engine implements it)."""
+
+    @property
+    def hub(self) -> Any: ...
+
+    @property
+    def acd(self) -> Any: ...
+
+    def agents_view(self) -> list[dict[str, object]]: ...
+
+    def agent_action(self, agent_id: str, action: str, reason: str = "") -> dict[str, object]: ...
+
+    def transfer(self, call_id: str, queue: str | None, agent_id: str | None) -> None: ...
+
+    def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None: ...
+
+
+AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
+WS_HEARTBEAT_SECONDS = 20.0
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(f"the request body is not valid JSON ({err})") from err
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _opt_str(body: dict[str, Any], key: str, max_len: int = 200) -> str | None:
+    v = body.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v or len(v) > max_len:
+        raise BadRequest(f"{key!r} must be a non-empty string of at most {max_len} characters")
+    return v
+
+
 @dataclass(frozen=True)
 class HttpDeps:
     tokens: Sequence[str]
@@ -92,6 +140,7 @@ class HttpDeps:
     call_record: Callable[[str], Awaitable[dict[str, Any] | None]]
     flows: Callable[[], list[dict[str, object]]] = lambda: []
     reload_flows: Callable[[], Awaitable[list[dict[str, object]]]] | None = None
+    acd: AcdApi | None = None
 
 
 def build_app(deps: HttpDeps) -> web.Application:
@@ -131,6 +180,85 @@ def build_app(deps: HttpDeps) -> web.Application:
             raise NotFound("flow reload is not available")
         return web.json_response({"flows": await deps.reload_flows()})
 
+    def need_acd() -> AcdApi:
+        if deps.acd is None:
+            raise NotFound("the ACD is not running in this engine")
+        return deps.acd
+
+    async def queues(_: web.Request) -> web.Response:
+        return web.json_response({"queues": need_acd().acd.view()})
+
+    async def agents(_: web.Request) -> web.Response:
+        return web.json_response({"agents": need_acd().agents_view()})
+
+    async def agent(request: web.Request) -> web.Response:
+        api = need_acd()
+        return web.json_response(api.acd.agents.get(request.match_info["agent_id"]).view())
+
+    async def agent_action(request: web.Request) -> web.Response:
+        api = need_acd()
+        action = request.match_info["action"]
+        if action not in AGENT_ACTIONS:
+            raise NotFound(f"no agent action {action!r}; actions: {', '.join(AGENT_ACTIONS)}")
+        body = await _json_body(request)
+        reason = _opt_str(body, "reason", 40) or ""
+        view = api.agent_action(request.match_info["agent_id"], action, reason)
+        return web.json_response(view)
+
+    async def transfer(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        queue = _opt_str(body, "queue", 40)
+        agent_id = _opt_str(body, "agent_id", 40)
+        need_acd().transfer(request.match_info["call_id"], queue, agent_id)
+        return web.json_response({"accepted": True}, status=202)
+
+    async def disposition(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        agent_id = _opt_str(body, "agent_id", 40)
+        code = _opt_str(body, "code", 40)
+        if agent_id is None or code is None:
+            raise BadRequest("'agent_id' and 'code' are required")
+        note = body.get("note", "")
+        if not isinstance(note, str) or len(note) > 2000:
+            raise BadRequest("'note' must be a string of at most 2000 characters")
+        need_acd().disposition(request.match_info["call_id"], agent_id, code, note)
+        return web.json_response({"saved": True}, status=201)
+
+    async def agent_events(request: web.Request) -> web.StreamResponse:
+        api = need_acd()
+        agent_id = request.match_info["agent_id"]
+        view = api.acd.agents.get(agent_id).view()  # 404 before the upgrade
+        ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_SECONDS)
+        await ws.prepare(request)
+        q = api.hub.subscribe(agent_id)
+        try:
+            # The current state first, so a screen that (re)connects needs nothing else.
+            await ws.send_str(json.dumps({"seq": 0, "type": "snapshot", "agent": view}))
+            reader = asyncio.ensure_future(ws.receive())
+            while not ws.closed:
+                getter = asyncio.ensure_future(q.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    getter.cancel()
+                    msg = reader.result()
+                    if msg.type in (web.WSMsgType.CLOSE, web.WSMsgType.CLOSED, web.WSMsgType.ERROR):
+                        break
+                    reader = asyncio.ensure_future(ws.receive())
+                    continue
+                await ws.send_str(json.dumps(getter.result(), default=str))
+            reader.cancel()
+        finally:
+            api.hub.unsubscribe(agent_id, q)
+            await ws.close()
+        return ws
+
+    app.router.add_get("/api/v1/queues", queues)
+    app.router.add_get("/api/v1/agents", agents)
+    app.router.add_get("/api/v1/agents/{agent_id}", agent)
+    app.router.add_get("/api/v1/agents/{agent_id}/events", agent_events)
+    app.router.add_post("/api/v1/agents/{agent_id}/{action}", agent_action)
+    app.router.add_post("/api/v1/calls/{call_id}/transfer", transfer)
+    app.router.add_post("/api/v1/calls/{call_id}/disposition", disposition)
     app.router.add_get("/health", health)
     app.router.add_get("/api/v1/flows", flows)
     app.router.add_post("/api/v1/flows/reload", reload_flows)

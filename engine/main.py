@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
@@ -20,15 +22,22 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from acd.agents import Agent, AgentState, StateChange
+from acd.call import QueueCallInfo, QueueRunner, bridge_for_queue
+from acd.callback import CallbackRunner
+from acd.facts import AgentStateFact, AgentUpsertFact, DispositionFact
+from acd.features import FeatureCodes
+from acd.hub import AgentHub
+from acd.service import AcdService, Entry, Offer, TransferRequest
 from asterisk.ami.adapter import AmiAdapter, FullyBooted
 from asterisk.ari.client import AriClient
 from asterisk.telephony import AriTelephony
 from engine import db
 from engine.calls import CallDispatcher, CallInbox
 from engine.config import Settings
-from engine.errors import ConfigError, SambungError
-from engine.events import CallOffered, TelephonyConnected, TelephonyLost
-from engine.facts import FactWriter, OpenCallsClosedFact
+from engine.errors import BadRequest, ConfigError, NotFound, SambungError, TelephonyError
+from engine.events import CallOffered, DeviceChanged, TelephonyConnected, TelephonyLost
+from engine.facts import CallAnsweredFact, CallStartedFact, FactWriter, OpenCallsClosedFact
 from engine.http import HttpDeps, build_app
 from engine.metrics import Metrics, build_metrics
 from engine.tasks import TaskSet
@@ -64,6 +73,16 @@ class Engine:
         self._greeting: GreetingService | None = None
         self._ivr: IvrRunner | None = None
         self.flows = FlowTable()
+        self.hub = AgentHub()
+        self.acd = AcdService(settings.acd, self.metrics)
+        self.acd.agents.listeners.append(self._agent_changed)
+        self.acd.start_callback = self._start_callback
+        self._queues: QueueRunner | None = None
+        self._callbacks: CallbackRunner | None = None
+        self._features: FeatureCodes | None = None
+        # One id per engine run: agent state rows are numbered within a run.
+        self.run_id = uuid.uuid4().hex[:12]
+        self._queued_calls: set[str] = set()
 
     # ---- readiness and API views ---------------------------------------------------------
 
@@ -96,6 +115,8 @@ class Engine:
     def _on_connection(self, event: TelephonyConnected | TelephonyLost) -> None:
         if isinstance(event, TelephonyLost):
             return
+        if self.acd.queues or self.acd.agents.all():
+            self._service_tasks.start(self._acd_sync(), name="acd-sync")
         assert self.dispatcher is not None
         assert self.facts is not None
         self.asterisk_id = event.asterisk_id
@@ -138,6 +159,165 @@ class Engine:
         for cid in call_ids - set(self.dispatcher.active_calls):
             log.warning("reconcile.orphan_hangup", call_id=cid)
             await self.telephony.hangup_orphan(cid)
+
+    # ---- the ACD ---------------------------------------------------------------------------
+
+    async def _acd_sync(self) -> None:
+        """After each (re)connect: the queues' holding bridges, and every phone's state.
+
+        Device-state events missed while disconnected are made good by asking for each phone.
+        """
+        tel = self.telephony
+        assert tel is not None
+        for name, q in self.acd.queues.items():
+            try:
+                await tel.ensure_holding_bridge(bridge_for_queue(name), q.moh_class)
+            except TelephonyError as err:
+                log.error("acd.bridge_setup_failed", queue=name, error=str(err))
+        for agent in self.acd.agents.all():
+            try:
+                state = await tel.device_state(agent.profile.device)
+            except TelephonyError as err:
+                log.warning("acd.device_state_failed", agent=agent.profile.agent_id, error=str(err))
+                continue
+            self.acd.agents.phone_state(agent, _online(state))
+        log.info("acd.synced", queues=len(self.acd.queues), agents=len(self.acd.agents.all()))
+
+    def _on_device(self, event: DeviceChanged) -> None:
+        agent = self.acd.agents.by_device(event.device)
+        if agent is not None:
+            online = _online(event.state)
+            if online != agent.online:
+                log.info(
+                    "acd.phone", agent=agent.profile.agent_id, online=online, state=event.state
+                )
+            self.acd.agents.phone_state(agent, online)
+
+    def _agent_changed(self, agent: Agent, change: StateChange) -> None:
+        assert self.facts is not None
+        self.facts.record(
+            AgentStateFact(
+                change.agent_id,
+                self.settings.engine.instance_id,
+                self.run_id,
+                change.seq,
+                change.at,
+                change.state.value,
+                change.previous.value,
+                change.reason,
+                change.call_id,
+                change.source,
+            )
+        )
+        log.info(
+            "agent.state",
+            agent=change.agent_id,
+            state=change.state.value,
+            reason=change.reason or None,
+            previous=change.previous.value,
+            source=change.source,
+        )
+        self.hub.publish(
+            change.agent_id,
+            "state",
+            state=change.state.value,
+            reason=change.reason,
+            previous=change.previous.value,
+            at=change.at.isoformat(),
+            call_id=change.call_id,
+        )
+
+    def _start_callback(self, entry: Entry, offer: Offer) -> None:
+        assert self.dispatcher is not None
+        cb = self._callbacks
+        assert cb is not None
+        attempt = f"{entry.call_id}-{entry.callback_attempts + 1}-{offer.leg_id[-6:]}"
+
+        async def work(inbox: CallInbox) -> None:
+            await cb.run(attempt, entry, offer, inbox)
+
+        if not self.dispatcher.start_owned(attempt, work):
+            self.acd.agents.offer_failed(offer.agent_id, entry.call_id, "busy")
+            self.acd.back_to_queue(entry, offer.agent_id, "busy")
+
+    async def _restore_agents(self) -> None:
+        """Agents keep their state across an engine restart (their calls do not)."""
+        assert self._pool is not None
+        assert self.facts is not None
+        now = datetime.now(UTC)
+        for agent in self.acd.agents.all():
+            p = agent.profile
+            self.facts.record(
+                AgentUpsertFact(
+                    p.agent_id,
+                    p.name,
+                    p.endpoint,
+                    p.team,
+                    json.dumps(dict(p.skills)),
+                    sorted(p.queues),
+                    now,
+                )
+            )
+        try:
+            rows = await self._pool.fetch(
+                """SELECT DISTINCT ON (agent_id) agent_id, state, reason, at
+                   FROM agent_states ORDER BY agent_id, at DESC, seq DESC"""
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            log.warning("acd.restore_failed", error=str(err))
+            return
+        for row in rows:
+            state = AgentState(row["state"])
+            if state in (AgentState.LOGGED_OUT, AgentState.PAUSED):
+                self.acd.agents.restore(row["agent_id"], state, row["reason"], row["at"])
+            else:
+                # Mid-call states died with the previous run: the agent is available again
+                # once the phone is confirmed registered (paused until then).
+                self.acd.agents.restore(
+                    row["agent_id"], AgentState.PAUSED, "phone_offline", row["at"]
+                )
+
+    # -- API for the ACD --
+
+    def agents_view(self) -> list[dict[str, object]]:
+        return [a.view() for a in self.acd.agents.all()]
+
+    def agent_action(self, agent_id: str, action: str, reason: str = "") -> dict[str, object]:
+        book = self.acd.agents
+        match action:
+            case "login":
+                agent = book.login(agent_id, "api")
+            case "ready":
+                agent = book.make_ready(agent_id, "api")
+            case "pause":
+                agent = book.pause(agent_id, reason or "break", "api")
+            case "logout":
+                agent = book.logout(agent_id, "api")
+            case "end-wrap-up":
+                agent = book.end_wrap_up(agent_id, "api")
+            case _:
+                raise NotFound(f"no agent action {action!r}")
+        return agent.view()
+
+    def transfer(self, call_id: str, queue: str | None, agent_id: str | None) -> None:
+        assert self.dispatcher is not None
+        if (queue is None) == (agent_id is None):
+            raise BadRequest("give exactly one of 'queue' or 'agent_id'")
+        if queue is not None:
+            self.acd.queue(queue)
+        if agent_id is not None:
+            agent = self.acd.agents.get(agent_id)
+            if not agent.profile.queues:
+                raise BadRequest(f"agent {agent_id!r} serves no queue to wait in")
+        inbox = self.dispatcher.inbox_of(call_id)
+        if inbox is None or call_id not in self._queued_calls:
+            raise NotFound(f"call {call_id!r} is not in a queue or with an agent")
+        inbox.post_local(TransferRequest(queue, agent_id))
+
+    def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None:
+        assert self.facts is not None
+        self.acd.agents.get(agent_id)
+        self.facts.record(DispositionFact(call_id, agent_id, code, note, datetime.now(UTC)))
 
     # ---- background loops ---------------------------------------------------------------
 
@@ -206,6 +386,7 @@ class Engine:
                 refuse=self._refuse_call,
                 metrics=self.metrics,
                 on_connection=self._on_connection,
+                on_device=self._on_device,
             )
             self.telephony = AriTelephony(
                 client=client,
@@ -215,8 +396,39 @@ class Engine:
                 heartbeat=s.ari.heartbeat_seconds,
                 backoff_initial=s.ari.backoff_initial_seconds,
                 backoff_max=s.ari.backoff_max_seconds,
+                # Registration and use of every agent's phone, without the event volume of an
+                # endpoint subscription (ari-notes 1.4 and pitfall 13).
+                subscriptions=[f"deviceState:{a.profile.device}" for a in self.acd.agents.all()],
             )
             self._greeting = self._greeting_service(self.telephony, self.facts)
+            self._queues = QueueRunner(
+                self.acd,
+                self.telephony,
+                self.facts.record,
+                self.metrics,
+                self.hub,
+                max_silent_seconds=s.calls.max_silent_seconds,
+            )
+            self._callbacks = CallbackRunner(
+                self.acd,
+                self.telephony,
+                self.facts.record,
+                self.metrics,
+                self.hub,
+                s.engine.instance_id,
+                lambda: self.asterisk_id,
+                s.acd.callback_trunk,
+            )
+            self._features = FeatureCodes(
+                self.acd.agents,
+                {a.id: a.pin.get_secret_value() for a in s.acd.agents},
+                self.telephony,
+                self.facts.record,
+                self.metrics,
+                s.engine.instance_id,
+                lambda: self.asterisk_id,
+            )
+            await self._restore_agents()
             self._ivr = IvrRunner(
                 telephony=self.telephony,
                 record=self.facts.record,
@@ -225,6 +437,7 @@ class Engine:
                 engine_instance=s.engine.instance_id,
                 asterisk_id=lambda: self.asterisk_id,
                 max_silent_seconds=s.calls.max_silent_seconds,
+                takes_queue=self._queues.knows,
             )
 
             runner = web.AppRunner(
@@ -237,6 +450,7 @@ class Engine:
                         call_record=self.call_record,
                         flows=self.flows_view,
                         reload_flows=self.reload_flows,
+                        acd=self,
                     )
                 ),
                 access_log=None,
@@ -349,14 +563,73 @@ class Engine:
         )
 
     async def _handle_call(self, offer: CallOffered, inbox: CallInbox) -> None:
+        if offer.kind == "feature":
+            assert self._features is not None
+            await self._features.handle(offer, inbox)
+            return
         # The flow is picked once, here: a reload later never changes a call in progress.
         flow = self.flows.by_did.get(offer.did)
         if flow is not None:
             assert self._ivr is not None
-            await self._ivr.handle(offer, inbox, flow)
+            handoff = await self._ivr.handle(offer, inbox, flow)
+            if handoff is not None:
+                info = QueueCallInfo(
+                    offer.call_id,
+                    handoff.queue,
+                    offer.caller_number,
+                    offer.caller_name,
+                    offer.did,
+                    handoff.language or None,
+                    handoff.attributes,
+                    answered=True,
+                )
+                await self._queue_call(info, inbox)
+            return
+        hotline = self.settings.hotline_for(offer.did)
+        if hotline is not None and hotline.queue is not None:
+            assert self.facts is not None
+            self.facts.record(
+                CallStartedFact(
+                    offer.call_id,
+                    "inbound",
+                    offer.channel_name,
+                    offer.did,
+                    offer.caller_number,
+                    offer.caller_name,
+                    hotline.name,
+                    self.asterisk_id,
+                    self.settings.engine.instance_id,
+                    offer.at,
+                )
+            )
+            info = QueueCallInfo(
+                offer.call_id,
+                hotline.queue,
+                offer.caller_number,
+                offer.caller_name,
+                offer.did,
+                hotline.language,
+                {"caller_number": offer.caller_number, "did": offer.did},
+                answered=False,
+            )
+            await self._queue_call(info, inbox)
             return
         assert self._greeting is not None
         await self._greeting.handle(offer, inbox)
+
+    async def _queue_call(self, info: QueueCallInfo, inbox: CallInbox) -> None:
+        assert self._queues is not None
+        assert self.facts is not None
+        self._queued_calls.add(info.call_id)
+        try:
+            if not info.answered:
+                with contextlib.suppress(TelephonyError):
+                    await self.telephony.answer(info.call_id)  # type: ignore[union-attr]
+                    self.facts.record(CallAnsweredFact(info.call_id, datetime.now(UTC)))
+                    info.answered = True
+            await self._queues.run(info, inbox)
+        finally:
+            self._queued_calls.discard(info.call_id)
 
     # ---- flows ---------------------------------------------------------------------------
 
@@ -374,7 +647,7 @@ class Engine:
         reserved = {h.did: f"hotline {h.name!r} in the settings file" for h in s.hotlines}
         return load_flow_table(
             s.ivr.flows,
-            queues=s.ivr.queues,
+            queues=[*s.ivr.queues, *(q.name for q in s.acd.queues)],
             sounds_root=s.ivr.sounds_root,
             max_menu_depth=s.ivr.max_menu_depth,
             reserved_dids=reserved,
@@ -414,3 +687,8 @@ class Engine:
     async def _refuse_call(self, offer: CallOffered) -> None:
         assert self._greeting is not None
         await self._greeting.refuse(offer)
+
+
+def _online(device_state: str) -> bool:
+    """A registered phone: any aggregate device state but these (ari-notes 1.4)."""
+    return device_state not in ("UNAVAILABLE", "INVALID", "UNKNOWN")

@@ -38,6 +38,20 @@ class Metrics:
     ivr_digit_to_prompt: Histogram
     ivr_lookups: Counter
     ivr_flow_reloads: Counter
+    queue_waiting: Gauge
+    queue_longest_wait: Gauge
+    queue_expected_wait: Gauge
+    queue_service_level: Gauge
+    queue_calls: Counter
+    queue_wait: Histogram
+    agents: Gauge
+    agent_offers: Counter
+    agent_rona: Counter
+    talk_time: Histogram
+    hold_time: Histogram
+    wrap_up_time: Histogram
+    hold_reminders: Counter
+    agent_feature_codes: Counter
 
 
 def build_metrics() -> Metrics:
@@ -130,5 +144,85 @@ def build_metrics() -> Metrics:
         ),
         ivr_flow_reloads=Counter(
             "sambung_ivr_flow_reloads", "Flow reloads by result", ["result"], registry=r
+        ),
+        # Queue and agent labels are bounded by the settings (queue names, agent states).
+        queue_waiting=Gauge(
+            "sambung_queue_waiting",
+            "Calls waiting in the queue (callbacks included)",
+            ["queue"],
+            registry=r,
+        ),
+        queue_longest_wait=Gauge(
+            "sambung_queue_longest_wait_seconds",
+            "Wait so far of the longest-waiting call",
+            ["queue"],
+            registry=r,
+        ),
+        queue_expected_wait=Gauge(
+            "sambung_queue_expected_wait_seconds",
+            "Expected wait of a call joining now (0 also when nobody is staffed)",
+            ["queue"],
+            registry=r,
+        ),
+        queue_service_level=Gauge(
+            "sambung_queue_service_level_ratio",
+            "Share of calls answered within the queue's threshold over the rolling window",
+            ["queue"],
+            registry=r,
+        ),
+        queue_calls=Counter(
+            "sambung_queue_calls",
+            "Queue entries by outcome: offered, answered, abandoned, short_abandoned, overflowed, "
+            "callback_requested, transferred, hung_up",
+            ["queue", "outcome"],
+            registry=r,
+        ),
+        queue_wait=Histogram(
+            "sambung_queue_wait_seconds",
+            "Wait in the queue until answered or abandoned",
+            ["queue", "outcome"],
+            buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1800),
+            registry=r,
+        ),
+        agents=Gauge("sambung_agents", "Agents by state", ["state"], registry=r),
+        agent_offers=Counter(
+            "sambung_agent_offers",
+            "Calls offered to agents' phones by result: answered, rona, busy, unavailable, "
+            "caller_left",
+            ["result"],
+            registry=r,
+        ),
+        agent_rona=Counter(
+            "sambung_agent_rona", "Offers not answered within the ring timeout", registry=r
+        ),
+        talk_time=Histogram(
+            "sambung_talk_seconds",
+            "Agent talk time per call (hold included)",
+            ["queue"],
+            buckets=(10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600),
+            registry=r,
+        ),
+        hold_time=Histogram(
+            "sambung_hold_seconds",
+            "Time a call spent on hold from the agent's phone",
+            ["queue"],
+            buckets=(5, 15, 30, 60, 120, 300, 600),
+            registry=r,
+        ),
+        wrap_up_time=Histogram(
+            "sambung_wrap_up_seconds",
+            "Agent wrap-up time after a call",
+            ["queue"],
+            buckets=(1, 5, 10, 20, 30, 60, 120, 300),
+            registry=r,
+        ),
+        hold_reminders=Counter(
+            "sambung_hold_reminders", "Holds that outlasted the reminder time", registry=r
+        ),
+        agent_feature_codes=Counter(
+            "sambung_agent_feature_codes",
+            "Desk-phone feature codes by code and result",
+            ["code", "result"],
+            registry=r,
         ),
     )

@@ -34,3 +34,46 @@ class Telephony(Protocol):
     async def hangup(self, call_id: str, reason: str = "normal") -> None:
         """Hang up; idempotent (a call already gone is not an error)."""
         ...
+
+
+class QueueTelephony(Telephony, Protocol):
+    """What the ACD needs on top of call control: bridges, legs to phones, device states."""
+
+    async def ensure_holding_bridge(self, bridge_id: str, moh_class: str) -> None: ...
+
+    async def create_mixing_bridge(self, bridge_id: str) -> None: ...
+
+    async def join_bridge(self, bridge_id: str, channel_ids: Sequence[str]) -> None:
+        """Move channels into a bridge (out of any other); entry is confirmed by BridgeJoined."""
+        ...
+
+    async def destroy_bridge(self, bridge_id: str) -> None: ...
+
+    async def dial(
+        self,
+        owner: str,
+        leg_id: str,
+        endpoint: str,
+        *,
+        caller_id: str | None,
+        timeout: int,
+        originator: str | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> None:
+        """Ring ``endpoint`` as a leg owned by call ``owner`` (its events reach that call).
+
+        Raises ``EndpointUnavailable`` when the phone cannot be rung at all.
+        """
+        ...
+
+    async def hangup_leg(self, leg_id: str, reason: str = "normal") -> None: ...
+
+    async def device_state(self, device: str) -> str: ...
+
+    async def play_on(
+        self, channel_id: str, prompt_id: str, media: Sequence[str], language: str | None = None
+    ) -> None: ...
+
+    async def record_message(self, call_id: str, name: str, max_seconds: int) -> None:
+        """Record the caller (after a beep, until '#' or ``max_seconds``) as ``name``."""
+        ...

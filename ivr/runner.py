@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,7 @@ class IvrRunner:
         asterisk_id: Callable[[], str],
         max_silent_seconds: float = 300.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        takes_queue: Callable[[str], bool] = lambda _queue: False,
     ) -> None:
         self._tel = telephony
         self._record = record
@@ -79,8 +81,12 @@ class IvrRunner:
         self._asterisk_id = asterisk_id
         self._max_silent = max_silent_seconds
         self._now = clock
+        # Whether a queue can take a transferred call now (the ACD knows it); if not, the flow's
+        # transfer prompts were the last thing the caller hears.
+        self._takes_queue = takes_queue
 
-    async def handle(self, offer: CallOffered, inbox: CallInbox, flow: Flow) -> None:
+    async def handle(self, offer: CallOffered, inbox: CallInbox, flow: Flow) -> Handoff | None:
+        """Run the flow; a transfer to a queue returns the hand-off (the call stays up)."""
         call_id = offer.call_id
         self._record(
             CallStartedFact(
@@ -103,6 +109,16 @@ class IvrRunner:
         log.info("ivr.call_offered", flow=flow.name, version=flow.version[:12], did=offer.did)
         call = _IvrCall(self, offer, inbox, flow)
         await call.run()
+        return call.handoff
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """The IVR gives the call to a queue, with what it learnt (inputs, lookups, language)."""
+
+    queue: str
+    attributes: dict[str, str]
+    language: str
 
 
 class _IvrCall:
@@ -119,6 +135,7 @@ class _IvrCall:
         self.state: menu.IvrState | None = None
         self.ended: CallEnded | CallerHungUp | None = None
         self.last_digit_at: datetime | None = None
+        self.handoff: Handoff | None = None
 
     async def run(self) -> None:
         r = self.r
@@ -142,7 +159,11 @@ class _IvrCall:
             }
             state, commands = menu.start(self.call_id, self.flow, now, attrs)
             await self._apply(state, commands, "start")
-            while self.state is not None and self.state.phase is not menu.Phase.ENDED:
+            while (
+                self.state is not None
+                and self.state.phase is not menu.Phase.ENDED
+                and self.handoff is None
+            ):
                 ending = self.state.phase is menu.Phase.ENDING
                 item = await self.inbox.next_any(
                     _HANGUP_CONFIRM_SECONDS if ending else r._max_silent
@@ -163,12 +184,15 @@ class _IvrCall:
                 await asyncio.gather(*self.lookups.values(), return_exceptions=True)
             final = self.state
             reason = final.end_reason if final is not None and final.end_reason else None
-            if self.ended is None:
-                # The task is ending without Asterisk saying the call is over (shutdown past
-                # its drain time, a crash, an unconfirmed hang-up): make sure it is.
-                with contextlib.suppress(TelephonyError):
-                    await r._tel.hangup(self.call_id)
-            await self._close(reason or "shutdown", final)
+            if self.handoff is not None:
+                await self._close(reason or f"transfer:{self.handoff.queue}", final, False)
+            else:
+                if self.ended is None:
+                    # The task is ending without Asterisk saying the call is over (shutdown
+                    # past its drain time, a crash, an unconfirmed hang-up): make sure it is.
+                    with contextlib.suppress(TelephonyError):
+                        await r._tel.hangup(self.call_id)
+                await self._close(reason or "shutdown", final)
 
     async def _feed(self, item: object) -> None:
         match item:
@@ -237,11 +261,15 @@ class _IvrCall:
                         r._m.ivr_choices.labels(flow=flow, node=node, choice=label).inc()
                 case menu.SetLanguage(language=lang):
                     log.info("ivr.language", language=lang)
-                case menu.Transfer(queue=queue):
-                    # Queues do not exist yet: the flow has already told the caller; release
-                    # the call. The ACD will take the call from here instead.
-                    log.info("ivr.transfer_requested", queue=queue)
-                    await r._tel.hangup(self.call_id)
+                case menu.Transfer(queue=queue, attributes=attrs):
+                    if self.ended is None and r._takes_queue(queue):
+                        lang = self.state.language if self.state is not None else ""
+                        self.handoff = Handoff(queue, dict(attrs), lang)
+                        log.info("ivr.transfer", queue=queue)
+                    else:
+                        # No ACD queue by that name: the flow has told the caller; release.
+                        log.info("ivr.transfer_refused", queue=queue)
+                        await r._tel.hangup(self.call_id)
                 case menu.Hangup():
                     await r._tel.hangup(self.call_id)
         except CallGone:
@@ -294,7 +322,9 @@ class _IvrCall:
         r._m.ivr_lookups.labels(flow=self.flow.name, result="ok" if ok else "failed").inc()
         self.inbox.post_local(menu.LookupDone(node_id, ok, data, r._now()))
 
-    async def _close(self, reason: str, state: menu.IvrState | None) -> None:
+    async def _close(
+        self, reason: str, state: menu.IvrState | None, call_over: bool = True
+    ) -> None:
         r = self.r
         now = r._now()
         ended = self.ended
@@ -313,6 +343,8 @@ class _IvrCall:
                 json.dumps(dict(state.attributes) if state else {}, ensure_ascii=False),
             )
         )
+        if not call_over:
+            return  # the call goes on in a queue, which closes its row
         synthetic = isinstance(ended, CallEnded) and ended.reason is not None
         cause = None if ended is None or synthetic else ended.cause
         text = ended.cause_text if isinstance(ended, CallEnded) else None

@@ -406,6 +406,35 @@ class AriClient:
         rows = await self._get_list(path)
         return [_parse(Endpoint.from_json, "GET", path, r) for r in rows]
 
+    async def get_device_state(self, device: str) -> str:
+        """Aggregate state of any device (``PJSIP/agent1001``): NOT_INUSE, UNAVAILABLE..."""
+        path = f"/deviceStates/{_seg(device)}"
+        data = await self._get_obj(path)
+        return str(data.get("state", "UNKNOWN"))
+
+    async def record(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        max_seconds: int = 60,
+        max_silence_seconds: int = 0,
+        beep: bool = True,
+        terminate_on: str = "#",
+        fmt: str = "wav",
+    ) -> None:
+        """Record the channel to ``name`` (stored recording); ends with RecordingFinished."""
+        params = {
+            "name": name,
+            "format": fmt,
+            "maxDurationSeconds": str(max_seconds),
+            "maxSilenceSeconds": str(max_silence_seconds),
+            "beep": _flag(beep),
+            "terminateOn": terminate_on,
+            "ifExists": "overwrite",
+        }
+        await self.request("POST", f"/channels/{_seg(channel_id)}/record", params=params)
+
     async def get_endpoint(self, tech: str, resource: str) -> Endpoint:
         path = f"/endpoints/{_seg(tech)}/{_seg(resource)}"
         return _parse(Endpoint.from_json, "GET", path, await self._get_obj(path))

@@ -65,6 +65,8 @@ class ConnectInfo:
     channels: list[Channel]
     bridges: list[Bridge]
     version: str = ""
+    # Every channel Asterisk has, in our app or not: legs still ringing are not in Stasis yet.
+    all_channel_ids: frozenset[str] = frozenset()
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
@@ -259,6 +261,7 @@ class AriEventStream:
             channels=[c for c in channels if is_our_stasis_channel(c, self.app)],
             bridges=bridges,
             version=info.version,
+            all_channel_ids=frozenset(c.id for c in channels),
         )
         if why == "connect":
             self._mark_up(connect)

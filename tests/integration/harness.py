@@ -89,6 +89,8 @@ def settings_for(database_url: str, ari_url: str = ARI_URL, **sections: Any) -> 
     # Foundation tests run the simple hotline on 1500; IVR tests pass their own flows.
     data["ivr"]["flows"] = []
     data["hotlines"] = [EXAMPLE_HOTLINE]
+    for agent in data["acd"]["agents"]:
+        agent["pin"] = agent["pin"].get_secret_value()
     for section, values in sections.items():
         if isinstance(values, dict):
             data[section].update(values)

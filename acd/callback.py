@@ -1,0 +1,272 @@
+"""Calling back a caller who asked for it while waiting.
+
+The callback kept the caller's place in the queue; routing matched it to an agent like any
+other waiting call. This task then rings the agent first, tells them it is a callback, and only
+then dials the customer through the callback trunk: a customer called back never waits for an
+agent. The agent hears ringing meanwhile. If the customer does not answer (or is busy) the agent
+is told, goes to wrap-up, and the callback waits again (``CALLBACK_RETRY_SECONDS`` later, up to
+``CALLBACK_ATTEMPTS`` attempts in all, its place kept); after the last attempt it is closed as
+``callback_failed``. Each attempt is a row in ``calls`` with direction ``callback``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from acd.call import RING_BACKSTOP_SECONDS, bridge_for_call, offer_outcome
+from acd.facts import LegAnsweredFact, LegEndedFact, LegStartedFact, QueueLeftFact
+from acd.hub import AgentHub
+from acd.service import AcdService, Entry, Offer
+from engine.calls import CallInbox
+from engine.errors import EndpointUnavailable, TelephonyError
+from engine.events import LegAnswered, LegEnded, PromptFinished
+from engine.facts import CallEndedFact, CallStartedFact, Fact
+from engine.metrics import Metrics
+from engine.ports import QueueTelephony
+
+log = structlog.get_logger(__name__)
+
+CUSTOMER_RING_SECONDS = 30
+
+
+class CallbackRunner:
+    def __init__(
+        self,
+        acd: AcdService,
+        telephony: QueueTelephony,
+        record: Callable[[Fact], None],
+        metrics: Metrics,
+        hub: AgentHub,
+        engine_instance: str,
+        asterisk_id: Callable[[], str],
+        trunk: str,
+    ) -> None:
+        self.acd = acd
+        self.tel = telephony
+        self.record = record
+        self.m = metrics
+        self.hub = hub
+        self._instance = engine_instance
+        self._asterisk_id = asterisk_id
+        self.trunk = trunk
+
+    async def run(self, attempt_id: str, entry: Entry, offer: Offer, inbox: CallInbox) -> None:
+        now = datetime.now(UTC)
+        self.record(
+            CallStartedFact(
+                attempt_id,
+                "callback",
+                "",
+                entry.did,
+                entry.caller_number,
+                entry.caller_name,
+                None,
+                self._asterisk_id(),
+                self._instance,
+                now,
+            )
+        )
+        reason = "callback_failed"
+        try:
+            reason = await self._attempt(attempt_id, entry, offer, inbox)
+        finally:
+            self.record(CallEndedFact(attempt_id, datetime.now(UTC), reason, None, None, None))
+
+    async def _attempt(self, cid: str, entry: Entry, offer: Offer, inbox: CallInbox) -> str:
+        acd, tel = self.acd, self.tel
+        q = acd.queue(entry.queue)
+        agent_leg = offer.leg_id
+        self.record(
+            LegStartedFact(
+                agent_leg,
+                cid,
+                entry.entry_id,
+                "agent",
+                offer.agent_id,
+                offer.endpoint,
+                datetime.now(UTC),
+            )
+        )
+        self.hub.publish(offer.agent_id, "offered", call=entry.context())
+        try:
+            await tel.dial(
+                cid,
+                agent_leg,
+                f"PJSIP/{offer.endpoint}",
+                caller_id=f'"Callback" <{entry.caller_number}>',
+                timeout=q.ring_timeout_seconds,
+            )
+        except (EndpointUnavailable, TelephonyError) as err:
+            outcome = "unavailable" if isinstance(err, EndpointUnavailable) else "busy"
+            self._agent_failed(cid, entry, offer, outcome, None)
+            return "callback_agent_" + outcome
+        ev = await self._leg_result(
+            inbox, agent_leg, q.ring_timeout_seconds + RING_BACKSTOP_SECONDS
+        )
+        if not isinstance(ev, LegAnswered):
+            if ev is None:
+                with contextlib.suppress(TelephonyError):
+                    await tel.hangup_leg(agent_leg, "no_answer")
+            outcome = offer_outcome(ev.cause if ev else 19, ev is None)
+            self._agent_failed(cid, entry, offer, outcome, ev)
+            return "callback_agent_" + outcome
+        loop = asyncio.get_running_loop()
+        agent_answered = loop.time()
+        self.record(LegAnsweredFact(agent_leg, datetime.now(UTC)))
+        acd.agents.answered(offer.agent_id, cid)
+        self.m.agent_offers.labels(result="answered").inc()
+        self.hub.publish(offer.agent_id, "connected", call=entry.context())
+        bridge = bridge_for_call(cid)
+        customer_leg = f"{cid}-customer"
+        result = "callback_failed"
+        try:
+            await tel.create_mixing_bridge(bridge)
+            await tel.join_bridge(bridge, [agent_leg])
+            await tel.play_on(
+                agent_leg, f"{cid}-whisper", ("sound:sambung/callback-whisper",), q.language
+            )
+            self.record(
+                LegStartedFact(
+                    customer_leg,
+                    cid,
+                    entry.entry_id,
+                    "customer",
+                    None,
+                    f"{entry.caller_number}@{self.trunk}",
+                    datetime.now(UTC),
+                )
+            )
+            await tel.dial(
+                cid,
+                customer_leg,
+                f"PJSIP/{entry.caller_number}@{self.trunk}",
+                caller_id=entry.did or None,
+                timeout=CUSTOMER_RING_SECONDS,
+            )
+            cust = await self._leg_result(inbox, customer_leg, CUSTOMER_RING_SECONDS + 5, agent_leg)
+            if isinstance(cust, LegAnswered):
+                self.record(LegAnsweredFact(customer_leg, datetime.now(UTC)))
+                await tel.join_bridge(bridge, [agent_leg, customer_leg])
+                self._close_entry(entry, offer, "answered", "callback_connected")
+                log.info("acd.callback_connected", entry=entry.entry_id, agent=offer.agent_id)
+                ended = await self._until_one_leaves(inbox, agent_leg, customer_leg)
+                other = customer_leg if ended == agent_leg else agent_leg
+                with contextlib.suppress(TelephonyError):
+                    await tel.hangup_leg(other, "normal")
+                result = "callback_completed"
+                self.record(
+                    LegEndedFact(
+                        customer_leg, datetime.now(UTC), "answered", None, None, None, None
+                    )
+                )
+            else:
+                cause = cust.cause if isinstance(cust, LegEnded) else 19
+                if cust is None:
+                    with contextlib.suppress(TelephonyError):
+                        await tel.hangup_leg(customer_leg, "no_answer")
+                self.record(
+                    LegEndedFact(
+                        customer_leg,
+                        datetime.now(UTC),
+                        "no_answer" if cause in (18, 19) else "failed",
+                        cause,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+                pid = f"{cid}-noanswer"
+                await tel.play_on(agent_leg, pid, ("sound:sambung/callback-no-answer",), q.language)
+                await self._leg_result(inbox, None, 8, prompt=pid)
+                with contextlib.suppress(TelephonyError):
+                    await tel.hangup_leg(agent_leg, "normal")
+                if not acd.retry_callback_later(entry):
+                    self._close_entry(entry, offer, "callback_failed", f"cause {cause}")
+                result = "callback_no_answer"
+        except TelephonyError as err:
+            log.warning("acd.callback_failed", error=str(err))
+            with contextlib.suppress(TelephonyError):
+                await tel.hangup_leg(agent_leg, "normal")
+            if not acd.retry_callback_later(entry):
+                self._close_entry(entry, offer, "callback_failed", str(err))
+        finally:
+            talk = loop.time() - agent_answered
+            self.record(
+                LegEndedFact(
+                    agent_leg, datetime.now(UTC), "answered", None, None, round(talk, 3), 0.0
+                )
+            )
+            acd.handle_done(entry.queue, talk + q.wrap_up_seconds)
+            acd.agents.call_ended(offer.agent_id, cid, q.wrap_up_seconds)
+            self.hub.publish(offer.agent_id, "call_ended", call_id=cid, talk_seconds=round(talk, 1))
+            with contextlib.suppress(TelephonyError):
+                await tel.destroy_bridge(bridge)
+        return result
+
+    def _agent_failed(
+        self, cid: str, entry: Entry, offer: Offer, outcome: str, ev: LegEnded | None
+    ) -> None:
+        self.record(
+            LegEndedFact(
+                offer.leg_id,
+                datetime.now(UTC),
+                outcome,
+                ev.cause if ev else None,
+                ev.sip_code if ev else None,
+                None,
+                None,
+            )
+        )
+        self.m.agent_offers.labels(result=outcome).inc()
+        if outcome == "rona":
+            self.m.agent_rona.inc()
+        self.acd.agents.offer_failed(offer.agent_id, cid, outcome)
+        self.hub.publish(offer.agent_id, "offer_ended", call_id=cid, result=outcome)
+        self.acd.back_to_queue(entry, offer.agent_id, outcome)
+
+    def _close_entry(self, entry: Entry, offer: Offer, outcome: str, detail: str) -> None:
+        waited = self.acd.leave(entry, outcome)
+        entry.agent_id = offer.agent_id
+        self.record(
+            QueueLeftFact(
+                entry.entry_id, datetime.now(UTC), outcome, waited, False, offer.agent_id, detail
+            )
+        )
+
+    async def _leg_result(
+        self,
+        inbox: CallInbox,
+        leg: str | None,
+        timeout: float,
+        watch: str | None = None,
+        prompt: str | None = None,
+    ) -> LegAnswered | LegEnded | None:
+        """Wait for ``leg`` to answer or end (None on timeout); ``watch`` ending aborts."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return None
+            item = await inbox.next_any(left)
+            match item:
+                case None:
+                    return None
+                case LegAnswered(leg_id=lid) | LegEnded(leg_id=lid) if lid == leg:
+                    return item
+                case LegEnded(leg_id=lid) if lid == watch:
+                    raise TelephonyError("the agent hung up while the customer was rung")
+                case PromptFinished(prompt_id=pid) if pid == prompt:
+                    return None
+                case _:
+                    pass
+
+    async def _until_one_leaves(self, inbox: CallInbox, a: str, b: str) -> str:
+        while True:
+            item = await inbox.next_any(None)
+            if isinstance(item, LegEnded) and item.leg_id in (a, b):
+                return item.leg_id
