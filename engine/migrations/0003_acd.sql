@@ -1,6 +1,11 @@
 -- The ACD's facts: agents and every change of their state, queue entries, the legs that rang
 -- agents' phones (and callback customers), and the dispositions agents give calls.
 
+-- Calls the ACD places itself (callbacks) and agents' feature-code calls are calls too.
+ALTER TABLE calls DROP CONSTRAINT calls_direction_check;
+ALTER TABLE calls ADD CONSTRAINT calls_direction_check
+    CHECK (direction IN ('inbound', 'outbound', 'callback', 'agent_feature'));
+
 CREATE TABLE agents (
     agent_id    text PRIMARY KEY,
     name        text NOT NULL,

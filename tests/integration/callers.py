@@ -138,6 +138,39 @@ _INVITE = """  <send retrans="500">
   </send>
 """
 
+# A desk phone calling (a feature code): Asterisk challenges the INVITE, the phone answers
+# the challenge (SIPp's -au/-ap give the credentials), then the dialog goes on as a caller's.
+_PHONE_INVITE = """  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "sipp" <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="401" auth="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      From: "sipp" <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+""" + _INVITE.replace("CSeq: 1 INVITE", "CSeq: 2 INVITE\n      [authentication]").replace(
+    "CSeq: 1 ACK", "CSeq: 2 ACK"
+)
+
 _WAIT_BYE = """  <recv request="BYE" timeout="{timeout_ms}"/>
   <send>
     <![CDATA[
@@ -171,12 +204,18 @@ _SEND_BYE = """  <send retrans="500">
 
 
 def caller_scenario(
-    steps: list[Step], *, hang_up: bool, workdir: Path, bye_timeout_ms: int = 60000
+    steps: list[Step],
+    *,
+    hang_up: bool,
+    workdir: Path,
+    bye_timeout_ms: int = 60000,
+    caller: str = "sipp",
+    phone: bool = False,
 ) -> str:
     """A SIPp UAC: answer, then ``steps``; then send BYE (``hang_up``) or wait for the far
     end's BYE. A BYE from the far end while steps are still running fails the call, which
     is what a test of "the caller hangs up first" wants."""
-    body = [_INVITE]
+    body = [_PHONE_INVITE if phone else _INVITE]
     stream = DtmfStream()
     for n, step in enumerate(steps):
         if isinstance(step, Pause):
@@ -188,15 +227,38 @@ def caller_scenario(
             f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
             f'  <pause milliseconds="{int(seconds * 1000) + 100}"/>\n'
         )
-    body.append(_SEND_BYE if hang_up else _WAIT_BYE.format(timeout_ms=bye_timeout_ms))
-    return (
+    bye = _SEND_BYE.replace("CSeq: 2 BYE", "CSeq: 3 BYE") if phone else _SEND_BYE
+    body.append(bye if hang_up else _WAIT_BYE.format(timeout_ms=bye_timeout_ms))
+    text = (
         '<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
         '<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
         '<scenario name="scripted caller">\n' + "".join(body) + "</scenario>\n"
     )
+    # The caller's number (the From user): a callback needs one it can dial.
+    return text.replace('"sipp" <sip:sipp@', f'"{caller}" <sip:{caller}@')
 
 
-def write_scenario(directory: Path, name: str, steps: list[Step], *, hang_up: bool) -> Path:
+def write_scenario(
+    directory: Path,
+    name: str,
+    steps: list[Step],
+    *,
+    hang_up: bool,
+    caller: str = "sipp",
+    bye_timeout_ms: int = 60000,
+    phone: bool = False,
+) -> Path:
+    """``phone``: the caller is a desk phone that must answer a digest challenge (run SIPp
+    with ``-au``/``-ap``); ``caller`` is then its user name."""
     path = directory / f"{name}.xml"
-    path.write_text(caller_scenario(steps, hang_up=hang_up, workdir=directory))
+    path.write_text(
+        caller_scenario(
+            steps,
+            hang_up=hang_up,
+            workdir=directory,
+            caller=caller,
+            bye_timeout_ms=bye_timeout_ms,
+            phone=phone,
+        )
+    )
     return path

@@ -192,14 +192,24 @@ async def test_invalid_key_then_valid(crm: str, tmp_path: Path) -> None:
 async def test_no_input_timeouts_then_zero_out_to_an_agent(crm: str, tmp_path: Path) -> None:
     async with running_engine() as run:
         with_flow(run, make_flow(crm, menu_prompt="sound:beep"))
-        # Say nothing through one 2 s timeout (and its retry prompt), then press 0.
-        await call_ivr(run, tmp_path, "zero", [Pause(4500), Press("0")], hang_up=False)
+        # Say nothing through one 2 s timeout (and its retry prompt), then press 0; wait in
+        # the queue the IVR hands the call to (nobody is logged in), then give up.
+        steps = [Pause(4500), Press("0"), Pause(8000)]
+        await call_ivr(run, tmp_path, "zero", steps, hang_up=True)
         row = await run.wait_closed(did=DID)
-        steps = await steps_of(run, row["call_id"])
-        assert ("main", "no_input") in [(n, k) for n, k, _ in steps]
+        ivr_steps = await steps_of(run, row["call_id"])
+        assert ("main", "no_input") in [(n, k) for n, k, _ in ivr_steps]
         s = await session(run, row["call_id"])
         assert s["outcome"] == "transferred"
-        assert row["end_reason"].startswith("transfer")
+        assert s["end_reason"] == "transfer:collections"
+        # The same call, still up, waited in the queue until the caller hung up.
+        entry = await run.pool.fetchrow(
+            "SELECT * FROM queue_entries WHERE call_id = $1", row["call_id"]
+        )
+        assert entry is not None
+        assert (entry["queue"], entry["outcome"]) == ("collections", "abandoned")
+        assert entry["wait_seconds"] > 1
+        assert row["end_reason"] == "caller_abandoned_queue"
 
 
 async def test_after_hours_branch(crm: str, tmp_path: Path) -> None:
@@ -235,10 +245,15 @@ async def test_a_prompt_missing_in_the_callers_language_plays_in_english(
 ) -> None:
     # hello-world exists only in English (1.4 s); an Indonesian caller must still hear it.
     flow = Flow(
-        name="fallback", dids=(DID,), start="bye",
+        name="fallback",
+        dids=(DID,),
+        start="bye",
         nodes=(("bye", HangupNode("bye", ("sound:hello-world",), "ivr_completed")),),
-        default_language="id", languages=("id", "en"), zero_out_target=None,
-        source="tests/integration/test_ivr.py", version="test-v1",
+        default_language="id",
+        languages=("id", "en"),
+        zero_out_target=None,
+        source="tests/integration/test_ivr.py",
+        version="test-v1",
     )
     async with running_engine() as run:
         with_flow(run, flow)
