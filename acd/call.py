@@ -62,6 +62,7 @@ log = structlog.get_logger(__name__)
 
 RING_BACKSTOP_SECONDS = 3.0  # past Asterisk's own dial timeout, in case its event is lost
 CALLBACK_OFFER_SECONDS = 8.0
+WHISPER_BACKSTOP_SECONDS = 15.0
 MESSAGE_MAX_SECONDS = 120
 _HANGUP_CONFIRM_SECONDS = 5.0
 # Q.850 causes of a leg that never answered -> why the offer failed.
@@ -232,6 +233,7 @@ class QueuedCall:
             case PromptFinished(prompt_id=pid):
                 self.playing.discard(pid)
                 if pid == self._whisper_id() and self.phase == "whisper":
+                    self._cancel_timer("whisper")
                     await self._connect()
             case Tick(name=name, token=token) if self.tokens.get(name) == token:
                 self.timers.pop(name, None)
@@ -282,6 +284,8 @@ class QueuedCall:
                 self._start_timer("hold_reminder", self.r.acd.settings.hold_reminder_seconds)
             case "callback_offer" if self.phase == "waiting" and self.overflowed:
                 await self._polite_hangup("overflow_hangup")
+            case "whisper" if self.phase == "whisper":
+                await self._connect()
             case "message_done" if self.phase == "message":
                 await self._message_done()
             case _:
@@ -714,6 +718,8 @@ class QueuedCall:
         q = self.r.acd.queue(self.entry.queue)
         if q.whisper:
             self.phase = "whisper"
+            # If the whisper's end never reaches us, the caller must not wait on it.
+            self._start_timer("whisper", WHISPER_BACKSTOP_SECONDS)
             try:
                 await self.r.tel.play_on(
                     self.leg, self._whisper_id(), tuple(q.whisper), language=q.language
@@ -730,6 +736,7 @@ class QueuedCall:
         assert self.leg_agent is not None
         tel = self.r.tel
         bridge = bridge_for_call(self.call_id)
+        self._cancel_timer("whisper")
         try:
             if self.bridge is None:
                 await tel.create_mixing_bridge(bridge)

@@ -193,8 +193,7 @@ class AcdService:
         self._ids = itertools.count(1)
         for name in self.queues:
             self._gauges(name)
-        for state, count in self.agents.counts().items():
-            self._m.agents.labels(state=state).set(count)
+        self.refresh_agent_gauges()
 
     def _gauges(self, name: str) -> None:
         # Computed when scraped: waits grow by themselves, and nothing needs a ticker task.
@@ -494,8 +493,12 @@ class AcdService:
     # ---- metrics ---------------------------------------------------------------------
 
     def _agent_metrics(self, agent: Agent, change: StateChange) -> None:
-        self._m.agents.labels(state=change.previous.value).dec()
-        self._m.agents.labels(state=change.state.value).inc()
+        self.refresh_agent_gauges()
+
+    def refresh_agent_gauges(self) -> None:
+        # Recounted rather than incremented, so a restore at start-up cannot skew it.
+        for state, count in self.agents.counts().items():
+            self._m.agents.labels(state=state).set(count)
 
     def entry_for_agent(self, agent_id: str) -> Entry | None:
         for e in self.entries.values():

@@ -276,6 +276,7 @@ class Engine:
                 self.acd.agents.restore(
                     row["agent_id"], AgentState.PAUSED, "phone_offline", row["at"]
                 )
+        self.acd.refresh_agent_gauges()
 
     # -- API for the ACD --
 
