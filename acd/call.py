@@ -867,7 +867,14 @@ class QueuedCall:
             self._left("lost" if self.ended is None else "abandoned")
             self.entry = None
         if self.leg is not None:
-            self._talk_over(None, None, "answered")
+            # The engine is stopping (or the task failed) with an agent on the line: release
+            # the agent's phone too, or its channel would outlive the call as an orphan.
+            with contextlib.suppress(TelephonyError):
+                await self.r.tel.hangup_leg(self.leg, "normal")
+            if self.phase in ("offering", "whisper"):
+                await self._withdraw_offer("caller_left")
+            else:
+                self._talk_over(None, None, "answered")
         if self.ended is None and self.phase != "ending":
             with contextlib.suppress(TelephonyError):
                 await self.r.tel.hangup(self.call_id)

@@ -152,7 +152,7 @@ class CallbackRunner:
             if isinstance(cust, LegAnswered):
                 self.record(LegAnsweredFact(customer_leg, datetime.now(UTC)))
                 await tel.join_bridge(bridge, [agent_leg, customer_leg])
-                self._close_entry(entry, offer, "answered", "callback_connected")
+                self._close_entry(entry, offer, "callback_connected", "agent rung first")
                 log.info("acd.callback_connected", entry=entry.entry_id, agent=offer.agent_id)
                 ended = await self._until_one_leaves(inbox, agent_leg, customer_leg)
                 other = customer_leg if ended == agent_leg else agent_leg
@@ -195,6 +195,10 @@ class CallbackRunner:
             if not acd.retry_callback_later(entry):
                 self._close_entry(entry, offer, "callback_failed", str(err))
         finally:
+            # Whatever happened (including the engine stopping), no leg outlives the attempt.
+            for leg in (customer_leg, agent_leg):
+                with contextlib.suppress(TelephonyError):
+                    await tel.hangup_leg(leg, "normal")
             talk = loop.time() - agent_answered
             self.record(
                 LegEndedFact(

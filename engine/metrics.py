@@ -173,7 +173,7 @@ def build_metrics() -> Metrics:
         queue_calls=Counter(
             "sambung_queue_calls",
             "Queue entries by outcome: offered, answered, abandoned, short_abandoned, overflowed, "
-            "callback_requested, transferred, hung_up",
+            "callback_requested, callback_connected, callback_failed, transferred, hung_up, lost",
             ["queue", "outcome"],
             registry=r,
         ),

@@ -126,16 +126,14 @@ async def test_refused_actions_name_the_state(
     b, changes, _ = book()
     to_state(b, start)
     before = len(changes)
+    actions = {
+        "login": lambda: b.login("siti", "api"),
+        "ready": lambda: b.make_ready("siti", "api"),
+        "pause": lambda: b.pause("siti", "x", "api"),
+        "reserve": lambda: b.reserve("siti", "call-9"),
+    }
     with pytest.raises(error) as info:
-        match action:
-            case "login":
-                b.login("siti", "api")
-            case "ready":
-                b.make_ready("siti", "api")
-            case "pause":
-                b.pause("siti", "x", "api")
-            case "reserve":
-                b.reserve("siti", "call-9")
+        actions[action]()
     assert "siti" in str(info.value)
     assert len(changes) == before  # nothing changed, nothing logged
 

@@ -143,7 +143,7 @@ async def test_failed_offer_keeps_the_place_and_excludes_a_busy_agent() -> None:
     acd, clock = service()
     first, inbox1 = join(acd, "c1")
     clock.t += 5
-    second, _ = join(acd, "c2")
+    join(acd, "c2")
     acd.agents.login("siti", "api")
     await settle()
     offer = await inbox1.next_any(1)
