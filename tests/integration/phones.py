@@ -93,6 +93,48 @@ Content-Length: 0
 """
 
 
+# A re-INVITE of the phone's own (hold and resume): in-dialog, so Call-ID and both tags are the
+# dialog's; Asterisk matches on those, so the Request-URI is simply Asterisk's address.
+_REINVITE = """  <send retrans="500"><![CDATA[
+INVITE sip:127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$ours]
+To: [$theirs]
+[last_Call-ID:]
+CSeq: {cseq} INVITE
+Contact: <sip:phone@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=phone 53655765 {version} IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 8 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a={direction}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="200"/>
+  <send><![CDATA[
+ACK sip:127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$ours]
+To: [$theirs]
+[last_Call-ID:]
+CSeq: {cseq} ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"""
+
+
 def _reply(status: str, *, sdp: bool = False, retrans: bool = False) -> str:
     return _REPLY.format(
         status=status,
@@ -101,9 +143,22 @@ def _reply(status: str, *, sdp: bool = False, retrans: bool = False) -> str:
     )
 
 
-def uas_scenario(behaviour: str, *, ring_ms: int = 0) -> str:
-    """One call of a phone: ``answer``, ``no_answer`` (rings until CANCEL) or ``busy`` (486)."""
-    body = ['  <recv request="INVITE" crlf="true"/>\n', _reply("100 Trying")]
+def uas_scenario(
+    behaviour: str, *, ring_ms: int = 0, hold_after_ms: int = 1000, hold_ms: int = 3000
+) -> str:
+    """One call of a phone: ``answer``, ``hold`` (answer, then put the call on hold for
+    ``hold_ms`` and take it off), ``no_answer`` (rings until CANCEL) or ``busy`` (486)."""
+    body = [
+        '  <recv request="INVITE" crlf="true">\n'
+        "    <action>\n"
+        # The dialog's parties, for requests of our own: their From (with their tag) is our
+        # To; our From is their To with the tag our answers carry.
+        '      <ereg regexp="^.*$" search_in="hdr" header="From:" assign_to="theirs"/>\n'
+        '      <ereg regexp="^.*$" search_in="hdr" header="To:" assign_to="to"/>\n'
+        "    </action>\n"
+        "  </recv>\n",
+        _reply("100 Trying"),
+    ]
     if behaviour == "busy":
         body += [_reply("486 Busy Here", retrans=True), '  <recv request="ACK"/>\n']
     elif behaviour == "no_answer":
@@ -114,23 +169,28 @@ def uas_scenario(behaviour: str, *, ring_ms: int = 0) -> str:
             _reply("487 Request Terminated"),
             '  <recv request="ACK"/>\n',
         ]
-    elif behaviour == "answer":
+    elif behaviour in ("answer", "hold"):
         body += [_reply("180 Ringing")]
         if ring_ms:
             body.append(f'  <pause milliseconds="{ring_ms}"/>\n')
         # Then on the line until the far end hangs up (the engine, or the caller through it).
-        body += [
-            _reply("200 OK", sdp=True, retrans=True),
-            '  <recv request="ACK" crlf="true"/>\n',
-            '  <recv request="BYE"/>\n',
-            _OK_IN_DIALOG,
-        ]
+        body += [_reply("200 OK", sdp=True, retrans=True), '  <recv request="ACK" crlf="true"/>\n']
+        if behaviour == "hold":
+            body += [
+                f'  <pause milliseconds="{hold_after_ms}"/>\n',
+                _REINVITE.format(cseq=1, version=2353687638, direction="sendonly"),
+                f'  <pause milliseconds="{hold_ms}"/>\n',
+                _REINVITE.format(cseq=2, version=2353687639, direction="sendrecv"),
+            ]
+        body += ['  <recv request="BYE"/>\n', _OK_IN_DIALOG]
     else:
         raise ValueError(f"unknown phone behaviour {behaviour!r}")
     body.append('  <timewait milliseconds="1000"/>\n')
     return (
         '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
-        f'<scenario name="phone {behaviour}">\n' + "".join(body) + "</scenario>\n"
+        f'<scenario name="phone {behaviour}">\n'
+        + "".join(body).replace("[$ours]", "[$to];tag=[pid]SIPpTag01[call_number]")
+        + "</scenario>\n"
     )
 
 
@@ -251,13 +311,14 @@ class AgentPhone:
         *,
         calls: int = 1,
         ring_ms: int = 0,
+        hold_ms: int = 3000,
         timeout: float = 90.0,
     ) -> None:
         """Start answering (in the background) up to ``calls`` calls, one at a time."""
         await self.stop()
         n = len(self._logs)
         scenario = self.dir / f"uas-{behaviour}-{n}.xml"
-        scenario.write_text(uas_scenario(behaviour, ring_ms=ring_ms))
+        scenario.write_text(uas_scenario(behaviour, ring_ms=ring_ms, hold_ms=hold_ms))
         log = self.dir / f"messages-{n}.log"
         self._logs.append(log)
         self._uas = await asyncio.create_subprocess_exec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -355,6 +356,41 @@ async def test_blind_transfer_to_an_agent_keeps_the_first_enqueue_time(tmp_path:
         assert rows[0]["first_enqueued_at"] == rows[1]["first_enqueued_at"]
         status, body = await api.call("POST", f"/api/v1/calls/{call_id}/transfer", {"queue": "x"})
         assert (status, body["error_id"]) == (404, "acd.unknown_queue")
+
+
+async def test_hold_from_the_phone_is_tracked_with_a_reminder(tmp_path: Path) -> None:
+    async with (
+        engine_with_api() as (run, api),
+        AgentPhone(*PHONES["siti"], workdir=tmp_path) as siti,
+    ):
+        await siti.register()
+        await siti.serve("hold", calls=1, hold_ms=3500)
+        await wait_for(lambda: _online(api, "siti"), 10, "siti online")
+        await api.ok("POST", "/api/v1/agents/siti/login")
+        ws = await api.http.ws_connect(
+            f"{api.base}/api/v1/agents/siti/events", params={"access_token": TOKEN}
+        )
+        talk = asyncio.create_task(caller(tmp_path, "hold", [Pause(8000)], number="0811110010"))
+        kinds: list[str] = []
+        while "call_ended" not in kinds:
+            msg = await ws.receive(timeout=15)
+            assert msg.type == aiohttp.WSMsgType.TEXT, (msg, kinds)
+            kinds.append(json.loads(msg.data)["type"])
+        await ws.close()
+        await talk
+        # The phone held for 3.5 s; the reminder is due after 2 s on hold.
+        assert [k for k in kinds if k in ("hold", "hold_reminder", "unhold")] == [
+            "hold",
+            "hold_reminder",
+            "unhold",
+        ]
+        await facts_written(run)
+        states = [s for s, _ in await states_of(run, "siti")]
+        assert states[:6] == ["ready", "reserved", "ringing", "on_call", "on_hold", "on_call"]
+        leg = await run.pool.fetchrow("SELECT hold_seconds, talk_seconds FROM call_legs")
+        assert leg is not None
+        assert 3.0 <= leg["hold_seconds"] <= 4.5
+        assert leg["talk_seconds"] > leg["hold_seconds"]
 
 
 async def test_an_unregistered_phone_cannot_be_ready(tmp_path: Path) -> None:

@@ -53,8 +53,8 @@ def test_given_the_example_config_when_loaded_then_it_is_valid() -> None:
         ),
         (
             "[[hotlines]]\ndid = '15'\nname = 'x'\ngreeting = []\n",
-            "hotlines[0].greeting",
-            "at least 1 item",
+            "hotlines[0]",
+            "a hotline needs a greeting, or a queue to send calls to",
         ),
         (
             "[[hotlines]]\ndid = '15'\nname = 'a'\ngreeting = ['sound:a']\n"

@@ -8,6 +8,7 @@ loops, depth) and their Hypothesis property in ``test_ivr_loader_graph.py``.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
@@ -294,6 +295,11 @@ def test_given_the_example_flow_then_every_prompt_has_an_english_and_indonesian_
             used.update(retry.no_input_prompts + retry.invalid_prompts)
     names = {m.removeprefix("sound:") for m in used}
     assert all(m.startswith("sound:") for m in used)
+    # The queues' and agents' phones' prompts: named in the ACD's code and the example
+    # settings (queue greetings, whispers), said in both languages as well.
+    acd_sources = [*sorted((ROOT / "acd").glob("*.py")), ROOT / "examples" / "sambung.toml"]
+    for source in acd_sources:
+        names.update(re.findall(r"sound:(sambung/[a-z0-9-]+)", source.read_text()))
     for name in names:
         langs = set(catalogue.get(name, {})) | sandbox.get(name, set())
         assert {"en", "id"} <= langs, name
