@@ -108,7 +108,7 @@ async def engine_round(api: Api, phone: AgentPhone, caller: Path) -> float:
     await _until(waiting, 5, "the caller in the engine's queue")
     t0 = time.time()
     await api.acall("POST", "/api/v1/agents/made/ready")
-    invite = await phone.wait_invite(10)
+    invite = await phone.wait_invite(10, after=t0)
     await call
 
     async def ready() -> bool:
@@ -130,7 +130,7 @@ async def native_round(ami: Manager, phone: AgentPhone, caller: Path) -> float:
     await _until(waiting, 5, "the caller in app_queue")
     t0 = time.time()
     await _pause(ami, False)
-    invite = await phone.wait_invite(10)
+    invite = await phone.wait_invite(10, after=t0)
     await call
     await asyncio.sleep(0.3)  # the member's call is over before the next round pauses it
     return invite.at - t0

@@ -148,17 +148,20 @@ def uas_scenario(
 ) -> str:
     """One call of a phone: ``answer``, ``hold`` (answer, then put the call on hold for
     ``hold_ms`` and take it off), ``no_answer`` (rings until CANCEL) or ``busy`` (486)."""
-    body = [
-        '  <recv request="INVITE" crlf="true">\n'
-        "    <action>\n"
+    invite = '  <recv request="INVITE" crlf="true"/>\n'
+    if behaviour == "hold":
         # The dialog's parties, for requests of our own: their From (with their tag) is our
-        # To; our From is their To with the tag our answers carry.
-        '      <ereg regexp="^.*$" search_in="hdr" header="From:" assign_to="theirs"/>\n'
-        '      <ereg regexp="^.*$" search_in="hdr" header="To:" assign_to="to"/>\n'
-        "    </action>\n"
-        "  </recv>\n",
-        _reply("100 Trying"),
-    ]
+        # To; our From is their To with the tag our answers carry. (SIPp refuses a scenario
+        # that assigns a variable it never uses, so only this behaviour reads them.)
+        invite = (
+            '  <recv request="INVITE" crlf="true">\n'
+            "    <action>\n"
+            '      <ereg regexp="^.*$" search_in="hdr" header="From:" assign_to="theirs"/>\n'
+            '      <ereg regexp="^.*$" search_in="hdr" header="To:" assign_to="to"/>\n'
+            "    </action>\n"
+            "  </recv>\n"
+        )
+    body = [invite, _reply("100 Trying")]
     if behaviour == "busy":
         body += [_reply("486 Busy Here", retrans=True), '  <recv request="ACK"/>\n']
     elif behaviour == "no_answer":
@@ -200,14 +203,19 @@ class Invite:
     user: str  # the Request-URI's user: who was dialled
     number: str  # the caller id number (From user)
     display: str
+    call_id: str = ""
 
 
 _STAMP = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$", re.M)
 
 
 def parse_invites(log: str) -> list[Invite]:
-    """INVITEs received, from SIPp's -trace_msg log (each message follows a timestamp line)."""
+    """INVITEs received, from SIPp's -trace_msg log (each message follows a timestamp line).
+
+    A retransmitted INVITE (same Call-ID and CSeq) counts once, at its first arrival.
+    """
     out = []
+    seen: set[tuple[str, str]] = set()
     parts = _STAMP.split(log)
     for i in range(1, len(parts) - 1, 2):
         stamp, msg = parts[i], parts[i + 1]
@@ -220,6 +228,11 @@ def parse_invites(log: str) -> list[Invite]:
         cseq = re.search(r"^CSeq:\s*\d+\s+(\w+)", text, re.M)
         if cseq is None or cseq.group(1) != "INVITE" or not text.startswith("INVITE"):
             continue
+        call_id = re.search(r"^Call-ID:\s*(\S+)", text, re.M | re.I)
+        key = (call_id.group(1) if call_id else "", cseq.group(0))
+        if key in seen:
+            continue
+        seen.add(key)
         ruri = re.match(r"INVITE sip:([^@;>\s]*)", text)
         frm = re.search(r'^From:\s*(?:"([^"]*)"\s*)?<?sip:([^@;>]*)', text, re.M)
         at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
@@ -229,6 +242,7 @@ def parse_invites(log: str) -> list[Invite]:
                 user=ruri.group(1) if ruri else "",
                 number=frm.group(2) if frm else "",
                 display=(frm.group(1) or "") if frm else "",
+                call_id=key[0],
             )
         )
     return out
@@ -365,12 +379,18 @@ class AgentPhone:
                 out += parse_invites(log.read_text(errors="replace"))
         return out
 
-    async def wait_invite(self, timeout: float) -> Invite:
-        """The next INVITE not returned before (waits for it)."""
+    async def wait_invite(self, timeout: float, after: float | None = None) -> Invite:
+        """The next INVITE not returned before (waits for it); with ``after`` (wall clock),
+        the first one that arrived at or after that moment."""
         deadline = time.monotonic() + timeout
         while True:
             got = self.invites
-            if len(got) > self._seen:
+            if after is not None:
+                later = [i for i in got if i.at >= after]
+                if later:
+                    self._seen = got.index(later[0]) + 1
+                    return later[0]
+            elif len(got) > self._seen:
                 self._seen += 1
                 return got[self._seen - 1]
             if time.monotonic() > deadline:
