@@ -264,6 +264,53 @@ async def test_ring_no_answer_pauses_the_agent_and_the_next_one_answers(tmp_path
         assert ("paused", "rona") in await states_of(run, "siti")
 
 
+async def test_a_busy_phone_passes_the_call_to_the_next_agent_at_once(tmp_path: Path) -> None:
+    async with (
+        engine_with_api() as (run, api),
+        AgentPhone(*PHONES["siti"], workdir=tmp_path) as siti,
+        AgentPhone(*PHONES["made"], workdir=tmp_path) as made,
+    ):
+        await siti.register()
+        await made.register()
+        await siti.serve("busy", calls=1)
+        await made.serve("answer", calls=1)
+        await wait_for(lambda: _online(api, "siti", "made"), 10, "phones online")
+        await api.ok("POST", "/api/v1/agents/siti/login")
+        await asyncio.sleep(0.2)
+        await api.ok("POST", "/api/v1/agents/made/login")
+        await caller(tmp_path, "busy", [Pause(3000)], number="0811110011")
+        assert len(siti.invites) == 1
+        assert len(made.invites) == 1
+        assert made.invites[0].at - siti.invites[0].at < 1.0  # no ring timeout in between
+        await facts_written(run)
+        legs = await run.pool.fetch(
+            "SELECT agent_id, outcome, hangup_cause FROM call_legs ORDER BY created_at"
+        )
+        assert [(r["agent_id"], r["outcome"], r["hangup_cause"]) for r in legs] == [
+            ("siti", "busy", 17),
+            ("made", "answered", None),
+        ]
+        # Busy is not absence: siti stays available for the next call.
+        assert await agent_state(api, "siti") == "ready"
+
+
+async def test_overflow_after_max_wait_takes_a_message(tmp_path: Path) -> None:
+    overflow = {"action": "message"}
+    async with engine_with_api(max_wait_seconds=2, overflow=overflow) as (run, _api):
+        await caller(tmp_path, "msg", [Pause(13000)], number="0811110012")
+        row = await run.wait_closed(did=DID)
+        assert row["end_reason"] in ("message_left", "caller_hung_up")
+        await facts_written(run)
+        entry = await run.pool.fetchrow("SELECT * FROM queue_entries")
+        assert entry is not None
+        assert entry["outcome"] == "overflowed"
+        name = f"sambung-message-{row['call_id']}"
+        assert entry["detail"] == f"max_wait:message:{name}"
+        # Asterisk's own view of its recordings store (its files are not the host's to read).
+        stored = ari_get(f"/recordings/stored/{name}")
+        assert (stored["name"], stored["format"]) == (name, "wav")
+
+
 async def test_abandon_counted_with_wait_and_announcements_played(tmp_path: Path) -> None:
     async with engine_with_api() as (run, api):
         events = tap(run)
