@@ -63,7 +63,7 @@ class Metrics:
 def build_metrics() -> Metrics:
     # No `<counter>_created` series: one more gauge per counter and label set, which no
     # dashboard or alert of ours reads.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     r = CollectorRegistry(auto_describe=True)
     fast = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
     return Metrics(
