@@ -317,8 +317,8 @@ def route(
     # The calls of one queue at the same step share a need-set, so rank that queue's
     # qualified agents once per (queue, needs) and let each call take the first one still
     # free: one sort per need-set instead of a scan of every agent for every call. Keyed by
-    # the needs tuple's identity, as hashing a tuple of dataclasses for every call costs more
-    # than the rest of its turn: the service hands every call of a queue step the same tuple,
+    # the needs tuple's identity, because hashing a tuple of dataclasses on every call is a
+    # measurable share of a run: the service hands every call of a queue step the same tuple,
     # all of them live through the run (so no id is reused), and two equal tuples that are
     # distinct objects merely get a ranking each, with the same result.
     rankings: dict[tuple[str, int], _Ranking] = {}

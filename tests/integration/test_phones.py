@@ -215,6 +215,19 @@ async def test_given_a_phone_that_holds_then_ari_reports_hold_and_unhold(
     assert await phone.finish(5) == 0
 
 
+async def test_given_a_phone_on_hold_when_the_far_end_hangs_up_then_the_phone_takes_the_bye(
+    phone: AgentPhone, ari: Ari
+) -> None:
+    await phone.serve(AnswerThenHold(hold_after=0.2, hold_for=5.0), calls=1, timeout=30)
+    ch = new_id()
+    await ari.originate(ch, "PJSIP/agent1001", timeout=10)
+    await ari.event("ChannelHold", ch, 5)
+    await ari.hang_up(ch)
+    gone = await ari.event("ChannelDestroyed", ch, 5)
+    assert gone["cause"] == 16
+    assert await phone.finish(3) == 0  # BYE answered mid-hold, not an aborted call
+
+
 async def test_given_a_phone_when_it_re_registers_while_serving_then_calls_still_reach_it(
     phone: AgentPhone, ari: Ari
 ) -> None:
