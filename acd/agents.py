@@ -41,6 +41,7 @@ IN_CALL = frozenset(
 # Reasons the engine itself pauses with; agents pick their own (break, lunch, training...).
 PHONE_OFFLINE = "phone_offline"
 RONA = "rona"  # ring, no answer
+UNREACHABLE = "unreachable"  # registered, yet Asterisk could not ring the phone
 
 
 class AgentError(SambungError):
@@ -336,8 +337,9 @@ class AgentBook:
             agent.pending = None
             self._set(agent, AgentState.PAUSED, RONA, source="call")
         elif outcome == "unavailable" or not agent.online:
-            agent.online = False if outcome == "unavailable" else agent.online
-            self._after_call(agent, PHONE_OFFLINE)
+            # Registration is the device state's to say; a failed dial only pauses the agent
+            # (as offline when the phone is known to be, else as unreachable).
+            self._after_call(agent, PHONE_OFFLINE if not agent.online else UNREACHABLE)
         else:
             self._after_call(agent, None)
 

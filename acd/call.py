@@ -196,8 +196,10 @@ class QueuedCall:
                 if item is None:
                     if self.phase == "ending":
                         break
-                    if self.phase == "connected":
-                        continue  # a long conversation is not a stuck call
+                    if self.phase != "waiting" or self.entry is None:
+                        continue  # a conversation, a ringing agent, a message: not stuck
+                    if self.timers:
+                        continue  # max wait (or an announcement) is still to come
                     log.warning("acd.silent_call")
                     await self._finish("timeout")
                     continue
@@ -284,8 +286,10 @@ class QueuedCall:
                 self._start_timer("hold_reminder", self.r.acd.settings.hold_reminder_seconds)
             case "callback_offer" if self.phase == "waiting" and self.overflowed:
                 await self._polite_hangup("overflow_hangup")
-            case "whisper" if self.phase == "whisper":
+            case "whisper" if self.phase == "whisper" and self.entry is not None:
                 await self._connect()
+            case "connect_failed" if self.phase in ("offering", "whisper"):
+                await self._finish("engine_error")
             case "message_done" if self.phase == "message":
                 await self._message_done()
             case _:
@@ -322,8 +326,14 @@ class QueuedCall:
             if not self.info.answered:
                 await self.r.tel.answer(self.call_id)
                 self.info.answered = True
-            await self.r.tel.ensure_holding_bridge(bridge_for_queue(queue), q.moh_class)
-            await self.r.tel.join_bridge(bridge_for_queue(queue), [self.call_id])
+            try:
+                await self.r.tel.join_bridge(bridge_for_queue(queue), [self.call_id])
+            except CallGone:
+                raise
+            except TelephonyError:
+                # The bridge is missing (Asterisk restarted before the ACD's sync ran).
+                await self.r.tel.ensure_holding_bridge(bridge_for_queue(queue), q.moh_class)
+                await self.r.tel.join_bridge(bridge_for_queue(queue), [self.call_id])
         except CallGone:
             self.end_reason = "caller_abandoned_queue"
             return False
@@ -452,10 +462,10 @@ class QueuedCall:
         if self.entry is None or self.phase not in ("waiting", "offering"):
             return
         q = self.r.acd.queue(self.entry.queue)
-        offered = q.callback_key or (
-            "1" if self.overflowed and q.overflow.action == "callback" else ""
-        )
-        if digit == offered and self.info.caller_number:
+        keys = {q.callback_key} - {""}
+        if self.overflowed and q.overflow.action == "callback":
+            keys.add("1")  # the overflow's default offer says "press 1"
+        if digit in keys and self.info.caller_number:
             await self._to_callback()
 
     async def _to_callback(self) -> None:
@@ -698,6 +708,9 @@ class QueuedCall:
         with contextlib.suppress(TelephonyError):
             await self.r.tel.hangup_leg(leg, "normal")
         self._cancel_timer("ring")
+        self._cancel_timer("whisper")
+        self._cancel_timer("connect_failed")
+        self.phase = "waiting"
         self.r.record(LegEndedFact(leg, self.r.wall(), outcome, None, None, None, None))
         self.r.m.agent_offers.labels(result=outcome).inc()
         self.r.acd.agents.call_ended(agent_id, self.call_id, 0.0)
@@ -743,11 +756,12 @@ class QueuedCall:
                 self.bridge = bridge
             await self._stop_prompts()
             await tel.join_bridge(bridge, [self.call_id, self.leg])
-        except CallGone:
-            return  # the caller's hang-up is already in the inbox
         except TelephonyError as err:
+            # Usually one side has just hung up (addChannel answers 400/422, not 404, for a
+            # channel that is gone): its end event is on its way and decides what follows.
+            # If none comes, it was a real failure.
             log.warning("acd.bridge_failed", error=str(err))
-            await self._finish("engine_error")
+            self._start_timer("connect_failed", 3.0)
             return
         self.phase = "connected"
         self._cancel_timer("announce")
@@ -765,9 +779,13 @@ class QueuedCall:
             self._offer_failed(offer_outcome(ev.cause, self.leg_timed_out), ev.cause, ev.sip_code)
         elif self.phase == "whisper":
             # The agent answered and hung up during the whisper: the caller waits on.
+            agent = self.leg_agent
+            self._cancel_timer("whisper")
             self._talk_over(ev.cause, ev.sip_code, "agent_left_early")
             if self.entry is not None:
                 self.phase = "waiting"
+                if agent is not None:
+                    self.r.acd.back_to_queue(self.entry, agent, "busy")
         elif self.phase == "connected":
             self._talk_over(ev.cause, ev.sip_code, "answered")
             self.end_reason = "agent_hung_up"

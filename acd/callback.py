@@ -80,6 +80,8 @@ class CallbackRunner:
     async def _attempt(self, cid: str, entry: Entry, offer: Offer, inbox: CallInbox) -> str:
         acd, tel = self.acd, self.tel
         q = acd.queue(entry.queue)
+        # Routing reserved the agent under the entry's id; the attempt has its own call row.
+        reserved_as = entry.call_id
         agent_leg = offer.leg_id
         self.record(
             LegStartedFact(
@@ -118,7 +120,7 @@ class CallbackRunner:
         loop = asyncio.get_running_loop()
         agent_answered = loop.time()
         self.record(LegAnsweredFact(agent_leg, datetime.now(UTC)))
-        acd.agents.answered(offer.agent_id, cid)
+        acd.agents.answered(offer.agent_id, reserved_as)
         self.m.agent_offers.labels(result="answered").inc()
         self.hub.publish(offer.agent_id, "connected", call=entry.context())
         bridge = bridge_for_call(cid)
@@ -206,7 +208,7 @@ class CallbackRunner:
                 )
             )
             acd.handle_done(entry.queue, talk + q.wrap_up_seconds)
-            acd.agents.call_ended(offer.agent_id, cid, q.wrap_up_seconds)
+            acd.agents.call_ended(offer.agent_id, reserved_as, q.wrap_up_seconds)
             self.hub.publish(offer.agent_id, "call_ended", call_id=cid, talk_seconds=round(talk, 1))
             with contextlib.suppress(TelephonyError):
                 await tel.destroy_bridge(bridge)
@@ -229,7 +231,7 @@ class CallbackRunner:
         self.m.agent_offers.labels(result=outcome).inc()
         if outcome == "rona":
             self.m.agent_rona.inc()
-        self.acd.agents.offer_failed(offer.agent_id, cid, outcome)
+        self.acd.agents.offer_failed(offer.agent_id, entry.call_id, outcome)
         self.hub.publish(offer.agent_id, "offer_ended", call_id=cid, result=outcome)
         self.acd.back_to_queue(entry, offer.agent_id, outcome)
 

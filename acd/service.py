@@ -44,6 +44,7 @@ HANDLE_SAMPLES = 50
 PRIOR_WEIGHT = 3
 CALLBACK_ATTEMPTS = 3
 CALLBACK_RETRY_SECONDS = 120.0
+EXCLUDE_SECONDS = 20.0  # an agent whose phone was busy is not offered the same call this long
 
 
 class QueueFull(SambungError):
@@ -355,8 +356,16 @@ class AcdService:
         self.kick()
         return self.position(entry.entry_id)
 
+    def _release(self, entry: Entry, call_id: str) -> None:
+        # An agent reserved for this entry whose offer the call never acted on (the caller
+        # left with the Offer still in its inbox) goes back to work; a no-op otherwise.
+        if entry.state == "offering" and entry.agent_id is not None:
+            self.agents.offer_failed(entry.agent_id, call_id, "busy")
+
     def leave(self, entry: Entry, outcome: str) -> float:
         """The entry leaves its queue for good; returns its wait in this queue (seconds)."""
+        if outcome != "answered":
+            self._release(entry, entry.call_id)
         self.entries.pop(entry.entry_id, None)
         timer = self._delayed.pop(entry.entry_id, None)
         if timer is not None:
@@ -391,7 +400,16 @@ class AcdService:
         entry.state = "waiting"
         entry.agent_id = None
         if outcome in ("busy", "unavailable"):
-            entry.excluded.add(agent_id)  # try the others first; routing may come back later
+            # Try the others first; after a while this agent may be offered the call again
+            # (a one-agent queue must not wait until max wait for an agent who is ready).
+            entry.excluded.add(agent_id)
+            loop = asyncio.get_running_loop()
+            loop.call_later(EXCLUDE_SECONDS, self._unexclude, entry, agent_id)
+        if entry.entry_id in self.entries:
+            self.kick()
+
+    def _unexclude(self, entry: Entry, agent_id: str) -> None:
+        entry.excluded.discard(agent_id)
         if entry.entry_id in self.entries:
             self.kick()
 
@@ -404,6 +422,7 @@ class AcdService:
 
     def to_callback(self, entry: Entry, callback_id: str) -> None:
         """The caller asked to be called back: the entry keeps its place with no caller."""
+        self._release(entry, entry.call_id)
         entry.kind = "callback"
         entry.call_id = callback_id
         entry.inbox = None

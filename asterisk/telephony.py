@@ -39,7 +39,7 @@ import aiohttp
 import structlog
 
 from asterisk.ari.client import AriClient
-from asterisk.ari.errors import AriNotFound, AriServerError
+from asterisk.ari.errors import AriConflict, AriNotFound, AriServerError
 from asterisk.ari.events import (
     AriEvent,
     Channel,
@@ -257,7 +257,10 @@ class AriTelephony:
         except AriNotFound:
             existed = False
         if not existed:
-            await self._client.create_bridge(bridge_id, "holding", name=bridge_id)
+            try:
+                await self._client.create_bridge(bridge_id, "holding", name=bridge_id)
+            except AriConflict:
+                return  # created by another task just now, which starts its music
         else:
             # No music may be playing (a restart of ours cut it): that is fine.
             with contextlib.suppress(TelephonyError):

@@ -103,7 +103,7 @@ class AcdApi(Protocol):
 
     def transfer(self, call_id: str, queue: str | None, agent_id: str | None) -> None: ...
 
-    def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None: ...
+    async def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None: ...
 
 
 AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
@@ -221,33 +221,40 @@ def build_app(deps: HttpDeps) -> web.Application:
         note = body.get("note", "")
         if not isinstance(note, str) or len(note) > 2000:
             raise BadRequest("'note' must be a string of at most 2000 characters")
-        need_acd().disposition(request.match_info["call_id"], agent_id, code, note)
+        await need_acd().disposition(request.match_info["call_id"], agent_id, code, note)
         return web.json_response({"saved": True}, status=201)
 
     async def agent_events(request: web.Request) -> web.StreamResponse:
         api = need_acd()
         agent_id = request.match_info["agent_id"]
-        view = api.acd.agents.get(agent_id).view()  # 404 before the upgrade
-        ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_SECONDS)
-        await ws.prepare(request)
+        api.acd.agents.get(agent_id)  # 404 before the upgrade
+        # Subscribe first, then take the snapshot: a change in between is in both, never lost.
         q = api.hub.subscribe(agent_id)
+        view = api.acd.agents.get(agent_id).view()
+        ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_SECONDS)
+        getter: asyncio.Future[Any] | None = None
+        reader: asyncio.Future[Any] | None = None
         try:
-            # The current state first, so a screen that (re)connects needs nothing else.
+            await ws.prepare(request)
             await ws.send_str(json.dumps({"seq": 0, "type": "snapshot", "agent": view}))
             reader = asyncio.ensure_future(ws.receive())
             while not ws.closed:
-                getter = asyncio.ensure_future(q.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if reader in done:
-                    getter.cancel()
+                if getter is None:
+                    getter = asyncio.ensure_future(q.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    # Sent even when the reader finished too: a taken message is not dropped.
+                    await ws.send_str(json.dumps(getter.result(), default=str))
+                    getter = None
+                if reader.done():
                     msg = reader.result()
                     if msg.type in (web.WSMsgType.CLOSE, web.WSMsgType.CLOSED, web.WSMsgType.ERROR):
                         break
                     reader = asyncio.ensure_future(ws.receive())
-                    continue
-                await ws.send_str(json.dumps(getter.result(), default=str))
-            reader.cancel()
         finally:
+            for fut in (getter, reader):
+                if fut is not None and not fut.done():
+                    fut.cancel()
             api.hub.unsubscribe(agent_id, q)
             await ws.close()
         return ws

@@ -315,10 +315,24 @@ class Engine:
             raise NotFound(f"call {call_id!r} is not in a queue or with an agent")
         inbox.post_local(TransferRequest(queue, agent_id))
 
-    def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None:
+    async def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None:
         assert self.facts is not None
-        self.acd.agents.get(agent_id)
+        assert self._pool is not None
+        agent = self.acd.agents.get(agent_id)
+        try:
+            known = (
+                await self._pool.fetchval("SELECT 1 FROM calls WHERE call_id = $1", call_id)
+                or call_id in self._queued_calls
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The database is away: the fact waits in the writer's queue, as every fact does;
+            # only a call we have never heard of is refused.
+            known = True
+        if not known:
+            raise NotFound(f"no call with id {call_id!r}")
         self.facts.record(DispositionFact(call_id, agent_id, code, note, datetime.now(UTC)))
+        if agent.state is AgentState.WRAP_UP and agent.call_id == call_id:
+            self.acd.agents.end_wrap_up(agent_id, "api")  # the disposition is the wrap-up's end
 
     # ---- background loops ---------------------------------------------------------------
 

@@ -364,6 +364,8 @@ async def test_callback_keeps_the_place_and_rings_the_agent_first(tmp_path: Path
         )
         assert entry["outcome"] == "callback_connected"
         assert entry["agent_id"] == "siti"
+        # The agent reserved for the callback is on the call, not left reserved.
+        assert await _call_of(api, "siti", "on_call") is not None
         first = await run.pool.fetchrow("SELECT * FROM calls WHERE direction = 'inbound'")
         assert first is not None
         assert first["end_reason"] == "callback_requested"

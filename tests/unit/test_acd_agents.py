@@ -9,6 +9,7 @@ import pytest
 from acd.agents import (
     PHONE_OFFLINE,
     RONA,
+    UNREACHABLE,
     AgentBook,
     AgentProfile,
     AgentState,
@@ -165,7 +166,7 @@ async def test_rona_pauses_with_reason() -> None:
     assert (agent.state, agent.reason) == (S.PAUSED, RONA)
 
 
-async def test_busy_returns_to_ready_and_unavailable_pauses_offline() -> None:
+async def test_busy_returns_to_ready_and_unavailable_pauses_unreachable() -> None:
     b, _, _ = book()
     to_state(b, S.RESERVED)
     b.offer_failed("siti", "call-1", "busy")
@@ -173,7 +174,8 @@ async def test_busy_returns_to_ready_and_unavailable_pauses_offline() -> None:
     b.reserve("siti", "call-2")
     b.offer_failed("siti", "call-2", "unavailable")
     agent = b.get("siti")
-    assert (agent.state, agent.reason, agent.online) == (S.PAUSED, PHONE_OFFLINE, False)
+    # Registration is the device state's to say: the phone stays online in the books.
+    assert (agent.state, agent.reason, agent.online) == (S.PAUSED, UNREACHABLE, True)
 
 
 async def test_offline_phone_cannot_log_in_or_be_ready() -> None:

@@ -177,3 +177,33 @@ async def test_view_lists_waiting_calls_with_positions() -> None:
     assert view["collections"]["longest_wait_seconds"] == 12
     assert view["collections"]["calls"][0]["position"] == 1
     assert view["sales"]["waiting"] == 0
+
+
+async def test_a_caller_leaving_with_an_unread_offer_gives_the_agent_back() -> None:
+    acd, _ = service()
+    acd.agents.login("siti", "api")
+    entry_id, _inbox = join(acd, "c1")
+    await settle()
+    assert acd.agents.get("siti").state.value == "reserved"
+    acd.leave(acd.entries[entry_id], "abandoned")  # the Offer was never read
+    assert acd.agents.get("siti").state.value == "ready"
+
+
+async def test_a_busy_agent_is_offered_the_call_again_after_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import acd.service as service_module
+
+    monkeypatch.setattr(service_module, "EXCLUDE_SECONDS", 0.05)
+    acd, _ = service()
+    acd.agents.login("siti", "api")
+    entry_id, inbox = join(acd, "c1")
+    await settle()
+    assert isinstance(await inbox.next_any(1), Offer)
+    acd.agents.offer_failed("siti", "c1", "busy")
+    acd.back_to_queue(acd.entries[entry_id], "siti", "busy")
+    await settle()
+    assert await inbox.next_any(0.01) is None  # excluded for now
+    again = await inbox.next_any(1)
+    assert isinstance(again, Offer)
+    assert again.agent_id == "siti"
