@@ -333,9 +333,13 @@ class AgentBook:
         ):
             return
         if outcome == "rona":
-            # Not answering while ready means the agent is away: stop offering calls.
-            agent.pending = None
-            self._set(agent, AgentState.PAUSED, RONA, source="call")
+            # Not answering while ready means the agent is away: stop offering calls. A log-out
+            # the agent already asked for still wins over the pause.
+            pending, agent.pending = agent.pending, None
+            if pending is not None and pending[0] is AgentState.LOGGED_OUT:
+                self._set(agent, AgentState.LOGGED_OUT, source="call")
+            else:
+                self._set(agent, AgentState.PAUSED, RONA, source="call")
         elif outcome == "unavailable" or not agent.online:
             # Registration is the device state's to say; a failed dial only pauses the agent
             # (as offline when the phone is known to be, else as unreachable).

@@ -104,6 +104,15 @@ class QueueCallInfo:
     answered: bool = True
 
 
+def callable_back(number: str) -> bool:
+    """A caller id the callback trunk can dial: digits (a leading + allowed), 6 to 15 of them.
+
+    Anonymous, withheld or SIP-user caller ids are not offered a callback.
+    """
+    digits = number.removeprefix("+")
+    return digits.isdigit() and 6 <= len(digits) <= 15
+
+
 def bridge_for_queue(queue: str) -> str:
     return f"sambung-queue-{queue}"
 
@@ -465,7 +474,7 @@ class QueuedCall:
         keys = {q.callback_key} - {""}
         if self.overflowed and q.overflow.action == "callback":
             keys.add("1")  # the overflow's default offer says "press 1"
-        if digit in keys and self.info.caller_number:
+        if digit in keys and callable_back(self.info.caller_number):
             await self._to_callback()
 
     async def _to_callback(self) -> None:
@@ -567,7 +576,7 @@ class QueuedCall:
             if prompts:
                 await self._play(prompts, "overflow")
             await self._join(q.overflow.target, kind="overflow", greet=False)
-        elif action == "callback" and self.info.caller_number:
+        elif action == "callback" and callable_back(self.info.caller_number):
             # Keep the place: the entry waits on as it is, and the caller may take the offer.
             self.overflowed = True
             self.entry = self.r.acd.new_entry(

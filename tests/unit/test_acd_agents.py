@@ -258,3 +258,11 @@ async def test_unknown_agent() -> None:
     b, _, _ = book()
     with pytest.raises(UnknownAgent):
         b.login("nobody", "api")
+
+
+async def test_rona_keeps_a_log_out_asked_during_the_ring() -> None:
+    b, _, _ = book()
+    to_state(b, S.RINGING)
+    b.logout("siti", "api")
+    b.offer_failed("siti", "call-1", "rona")
+    assert b.get("siti").state is S.LOGGED_OUT
