@@ -53,7 +53,7 @@ from engine.events import (
     LegRinging,
     PromptFinished,
 )
-from engine.facts import CallEndedFact, Fact
+from engine.facts import CallAnsweredFact, CallEndedFact, Fact
 from engine.metrics import Metrics
 from engine.ports import QueueTelephony
 from ivr.speech import say_media
@@ -335,6 +335,7 @@ class QueuedCall:
             if not self.info.answered:
                 await self.r.tel.answer(self.call_id)
                 self.info.answered = True
+                self.r.record(CallAnsweredFact(self.call_id, self.r.wall()))
             try:
                 await self.r.tel.join_bridge(bridge_for_queue(queue), [self.call_id])
             except CallGone:
@@ -515,22 +516,26 @@ class QueuedCall:
         with contextlib.suppress(TelephonyError):
             await self.r.tel.hangup(self.call_id)
 
+    async def _say_and_wait(self, media: tuple[str, ...], label: str) -> None:
+        """Play ``media`` and wait until it has finished or the caller has gone."""
+        pid = await self._play(media, label)
+        while pid is not None and self.ended is None:
+            item = await self.inbox.next_any(60)
+            if item is None:
+                break
+            if isinstance(item, CallEnded | CallerHungUp):
+                self.ended = item
+            elif isinstance(item, PromptFinished) and item.prompt_id == pid:
+                break
+            elif isinstance(item, LegEnded | LegAnswered) and item.leg_id == self.leg:
+                await self._feed(item)
+
     async def _polite_hangup(self, reason: str, media: tuple[str, ...] = ()) -> None:
         """Say ``media`` then hang up: the hang-up waits for the prompt to finish."""
         self.end_reason = reason
         self.phase = "ending"
         if media:
-            pid = await self._play(media, "bye")
-            while pid is not None and self.ended is None:
-                item = await self.inbox.next_any(60)
-                if item is None:
-                    break
-                if isinstance(item, CallEnded | CallerHungUp):
-                    self.ended = item
-                elif isinstance(item, PromptFinished) and item.prompt_id == pid:
-                    break
-                elif isinstance(item, LegEnded | LegAnswered) and item.leg_id == self.leg:
-                    await self._feed(item)
+            await self._say_and_wait(media, "bye")
         if self.ended is None:
             with contextlib.suppress(TelephonyError):
                 await self.r.tel.hangup(self.call_id)
@@ -620,13 +625,7 @@ class QueuedCall:
             self.bridge = None
         except TelephonyError as err:
             log.warning("acd.message_bridge_failed", error=str(err))
-        pid = await self._play(prompts or ("sound:sambung/queue-message",), "message")
-        while pid is not None and self.ended is None:
-            item = await self.inbox.next_any(60)
-            if item is None or (isinstance(item, PromptFinished) and item.prompt_id == pid):
-                break
-            if isinstance(item, CallEnded | CallerHungUp):
-                self.ended = item
+        await self._say_and_wait(prompts or ("sound:sambung/queue-message",), "message")
         if self.ended is not None:
             self.end_reason = "message_abandoned"
             self.phase = "ending"

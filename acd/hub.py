@@ -28,9 +28,6 @@ class AgentHub:
     def unsubscribe(self, agent_id: str, q: asyncio.Queue[dict[str, Any]]) -> None:
         self._subs[agent_id].discard(q)
 
-    def subscribers(self, agent_id: str) -> int:
-        return len(self._subs.get(agent_id, ()))
-
     def publish(self, agent_id: str, kind: str, **body: Any) -> None:
         msg = {"seq": next(self._seq), "type": kind, "agent_id": agent_id, **body}
         for q in list(self._subs.get(agent_id, ())):

@@ -35,7 +35,7 @@ from acd import routing
 from acd.agents import Agent, AgentBook, AgentProfile, StateChange
 from engine.calls import CallInbox
 from engine.config import AcdSettings, QueueSettings
-from engine.errors import NotFound, SambungError
+from engine.errors import SambungError
 from engine.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -98,12 +98,12 @@ class Entry:
     relax: tuple[routing.RelaxStep, ...] = ()
     pinned_agent: str | None = None
     excluded: set[str] = field(default_factory=set)
-    state: str = "waiting"  # waiting | offering | connected
+    state: str = "waiting"  # waiting | offering (an answered call leaves the queue)
     inbox: CallInbox | None = None
     agent_id: str | None = None
     callback_attempts: int = 0
 
-    def for_routing(self, now: float) -> routing.WaitingCall:
+    def for_routing(self) -> routing.WaitingCall:
         return routing.WaitingCall(
             entry_id=self.entry_id,
             queue=self.queue,
@@ -215,11 +215,7 @@ class AcdService:
         return q
 
     def _waiting(self, queue: str | None = None) -> list[Entry]:
-        return [
-            e
-            for e in self.entries.values()
-            if e.state != "connected" and (queue is None or e.queue == queue)
-        ]
+        return [e for e in self.entries.values() if queue is None or e.queue == queue]
 
     def waiting_count(self, queue: str) -> int:
         return len(self._waiting(queue))
@@ -235,7 +231,7 @@ class AcdService:
         if entry is None:
             return 0
         now = self._clock()
-        same = [e.for_routing(now) for e in self._waiting(entry.queue)]
+        same = [e.for_routing() for e in self._waiting(entry.queue)]
         ordered = routing.order(same, self._policies, now)
         for i, c in enumerate(ordered, start=1):
             if c.entry_id == entry_id:
@@ -413,9 +409,6 @@ class AcdService:
         if entry.entry_id in self.entries:
             self.kick()
 
-    def connected(self, entry: Entry) -> None:
-        entry.state = "connected"
-
     def handle_done(self, queue: str, seconds: float) -> None:
         if queue in self._handle and seconds > 0:
             self._handle[queue].append(seconds)
@@ -448,14 +441,6 @@ class AcdService:
         self._delayed[entry.entry_id] = loop.call_later(CALLBACK_RETRY_SECONDS, again)
         return True
 
-    def find_call(self, call_id: str) -> Entry | None:
-        for e in self.entries.values():
-            if e.call_id == call_id:
-                return e
-        return None
-
-    # ---- routing ---------------------------------------------------------------------
-
     def kick(self) -> None:
         """Ask for a routing run soon (once per loop iteration, however often asked)."""
         if self._route_pending:
@@ -469,7 +454,7 @@ class AcdService:
     def _route(self) -> None:
         self._route_pending = False
         now = self._clock()
-        waiting = [e.for_routing(now) for e in self.entries.values() if e.state == "waiting"]
+        waiting = [e.for_routing() for e in self.entries.values() if e.state == "waiting"]
         if self._relax_timer is not None:
             self._relax_timer.cancel()
             self._relax_timer = None
@@ -501,7 +486,7 @@ class AcdService:
             elif self.start_callback is not None:
                 self.start_callback(entry, offer)
         nxt = routing.next_change(
-            [e.for_routing(now) for e in self.entries.values() if e.state == "waiting"],
+            [e.for_routing() for e in self.entries.values() if e.state == "waiting"],
             self._policies,
             now,
         )
@@ -518,15 +503,3 @@ class AcdService:
         # Recounted rather than incremented, so a restore at start-up cannot skew it.
         for state, count in self.agents.counts().items():
             self._m.agents.labels(state=state).set(count)
-
-    def entry_for_agent(self, agent_id: str) -> Entry | None:
-        for e in self.entries.values():
-            if e.agent_id == agent_id:
-                return e
-        return None
-
-    def require_entry(self, call_id: str) -> Entry:
-        entry = self.find_call(call_id)
-        if entry is None:
-            raise NotFound(f"call {call_id!r} is not in a queue or with an agent")
-        return entry

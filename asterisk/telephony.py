@@ -387,10 +387,6 @@ class CallEventTranslator:
         if leg is not None:
             leg.we_hung_up = True
 
-    @property
-    def live_legs(self) -> dict[str, str]:
-        return {lid: leg.owner for lid, leg in self._legs.items()}
-
     def close(self) -> None:
         for call in self._calls.values():
             if call.end_timer is not None:

@@ -37,7 +37,7 @@ from engine.calls import CallDispatcher, CallInbox
 from engine.config import Settings
 from engine.errors import BadRequest, ConfigError, NotFound, SambungError, TelephonyError
 from engine.events import CallOffered, DeviceChanged, TelephonyConnected, TelephonyLost
-from engine.facts import CallAnsweredFact, CallStartedFact, FactWriter, OpenCallsClosedFact
+from engine.facts import CallStartedFact, FactWriter, OpenCallsClosedFact
 from engine.http import HttpDeps, build_app
 from engine.metrics import Metrics, build_metrics
 from engine.tasks import TaskSet
@@ -637,11 +637,6 @@ class Engine:
         assert self.facts is not None
         self._queued_calls.add(info.call_id)
         try:
-            if not info.answered:
-                with contextlib.suppress(TelephonyError):
-                    await self.telephony.answer(info.call_id)  # type: ignore[union-attr]
-                    self.facts.record(CallAnsweredFact(info.call_id, datetime.now(UTC)))
-                    info.answered = True
             await self._queues.run(info, inbox)
         finally:
             self._queued_calls.discard(info.call_id)

@@ -139,6 +139,18 @@ async def facts_written(run: RunningEngine) -> None:
     await wait_for(idle, 10, "facts written")
 
 
+async def staff(api: Api, phones: dict[str, tuple[AgentPhone, str]]) -> None:
+    """Register each agent's phone, let it serve one call its way, and log the agents in, in
+    this order and 0.2 s apart (the first has been idle longest)."""
+    for phone, behaviour in phones.values():
+        await phone.register()
+        await phone.serve(behaviour, calls=1)
+    await wait_for(lambda: _online(api, *phones), 10, "phones online")
+    for agent in phones:
+        await api.ok("POST", f"/api/v1/agents/{agent}/login")
+        await asyncio.sleep(0.2)
+
+
 async def agent_state(api: Api, agent_id: str) -> str:
     return str((await api.ok("GET", f"/api/v1/agents/{agent_id}"))["state"])
 
@@ -235,14 +247,7 @@ async def test_ring_no_answer_pauses_the_agent_and_the_next_one_answers(tmp_path
         AgentPhone(*PHONES["siti"], workdir=tmp_path) as siti,
         AgentPhone(*PHONES["made"], workdir=tmp_path) as made,
     ):
-        await siti.register()
-        await made.register()
-        await siti.serve("no_answer", calls=1)
-        await made.serve("answer", calls=1)
-        await wait_for(lambda: _online(api, "siti", "made"), 10, "phones online")
-        await api.ok("POST", "/api/v1/agents/siti/login")
-        await asyncio.sleep(0.2)
-        await api.ok("POST", "/api/v1/agents/made/login")
+        await staff(api, {"siti": (siti, "no_answer"), "made": (made, "answer")})
         await caller(tmp_path, "rona", [Pause(9000)], number="0811110003")
         assert len(siti.invites) == 1
         assert len(made.invites) == 1
@@ -270,14 +275,7 @@ async def test_a_busy_phone_passes_the_call_to_the_next_agent_at_once(tmp_path: 
         AgentPhone(*PHONES["siti"], workdir=tmp_path) as siti,
         AgentPhone(*PHONES["made"], workdir=tmp_path) as made,
     ):
-        await siti.register()
-        await made.register()
-        await siti.serve("busy", calls=1)
-        await made.serve("answer", calls=1)
-        await wait_for(lambda: _online(api, "siti", "made"), 10, "phones online")
-        await api.ok("POST", "/api/v1/agents/siti/login")
-        await asyncio.sleep(0.2)
-        await api.ok("POST", "/api/v1/agents/made/login")
+        await staff(api, {"siti": (siti, "busy"), "made": (made, "answer")})
         await caller(tmp_path, "busy", [Pause(3000)], number="0811110011")
         assert len(siti.invites) == 1
         assert len(made.invites) == 1
