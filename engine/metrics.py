@@ -58,6 +58,24 @@ class Metrics:
     wrap_up_time: Histogram
     hold_reminders: Counter
     agent_feature_codes: Counter
+    dialer_running: Gauge
+    dialer_attempts: Counter
+    dialer_blocked: Counter
+    dialer_lines_in_flight: Gauge
+    dialer_lines_per_agent: Gauge
+    dialer_abandon_ratio: Gauge
+    dialer_abandon_cap: Gauge
+    dialer_contact_ratio: Gauge
+    dialer_occupancy: Gauge
+    dialer_records: Gauge
+    dialer_right_party_contacts: Counter
+    dialer_dispositions: Counter
+    dialer_promises: Counter
+    dialer_promised_amount: Counter
+    dialer_payments: Counter
+    dialer_collected_amount: Counter
+    dialer_connect_delay: Histogram
+    dialer_import_rows: Counter
 
 
 def build_metrics() -> Metrics:
@@ -232,6 +250,115 @@ def build_metrics() -> Metrics:
             "sambung_agent_feature_codes",
             "Desk-phone feature codes by code and result",
             ["code", "result"],
+            registry=r,
+        ),
+        dialer_running=Gauge(
+            "sambung_dialer_campaign_running",
+            "1 while the campaign is started (window open or not)",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_attempts=Counter(
+            "sambung_dialer_attempts",
+            "Dial attempts ended, by outcome",
+            ["campaign", "outcome"],
+            registry=r,
+        ),
+        dialer_blocked=Counter(
+            "sambung_dialer_blocked",
+            "Dials the calling rules stopped at the last check, by reason",
+            ["campaign", "reason"],
+            registry=r,
+        ),
+        dialer_lines_in_flight=Gauge(
+            "sambung_dialer_lines_in_flight",
+            "Lines originated and not yet answered or ended",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_lines_per_agent=Gauge(
+            "sambung_dialer_lines_per_agent",
+            "Lines in flight per agent logged in to the campaign",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_abandon_ratio=Gauge(
+            "sambung_dialer_abandon_ratio",
+            "Abandoned live answers over live answers in the campaign's rolling window",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_abandon_cap=Gauge(
+            "sambung_dialer_abandon_cap_ratio",
+            "The campaign's abandon cap",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_contact_ratio=Gauge(
+            "sambung_dialer_contact_ratio",
+            "Live answers over ended attempts in the campaign's rolling window",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_occupancy=Gauge(
+            "sambung_dialer_agent_occupancy_ratio",
+            "Share of logged-in agent time spent on calls and wrap-up since the campaign started",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_records=Gauge(
+            "sambung_dialer_records",
+            "Campaign records by state",
+            ["campaign", "state"],
+            registry=r,
+        ),
+        dialer_right_party_contacts=Counter(
+            "sambung_dialer_right_party_contacts",
+            "Calls where the agent reached the debtor in person",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_dispositions=Counter(
+            "sambung_dialer_dispositions",
+            "Dispositions recorded, by code",
+            ["campaign", "code"],
+            registry=r,
+        ),
+        dialer_promises=Counter(
+            "sambung_dialer_promises",
+            "Promises to pay recorded",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_promised_amount=Counter(
+            "sambung_dialer_promised_amount",
+            "Sum of promised amounts, in the list's currency unit",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_payments=Counter(
+            "sambung_dialer_payments",
+            "Paid events received",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_collected_amount=Counter(
+            "sambung_dialer_collected_amount",
+            "Sum of paid amounts, in the list's currency unit",
+            ["campaign"],
+            registry=r,
+        ),
+        dialer_connect_delay=Histogram(
+            "sambung_dialer_connect_delay_seconds",
+            "From a live answer to the agent bridged or the safe-harbour message",
+            ["campaign", "result"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+            registry=r,
+        ),
+        dialer_import_rows=Counter(
+            "sambung_dialer_import_rows",
+            "Rows read by list imports, by result",
+            ["result"],
             registry=r,
         ),
     )
