@@ -102,6 +102,11 @@ class QueueCallInfo:
     language: str | None
     attributes: dict[str, str]
     answered: bool = True
+    # A dialer's live answer: the entry's kind, an agent it must go to (a promised callback),
+    # and who wants to know the moment an agent is connected (the attempt's connect time).
+    kind: str = "caller"
+    pinned_agent: str | None = None
+    on_connected: Callable[[str], None] | None = None
 
 
 def callable_back(number: str) -> bool:
@@ -197,7 +202,9 @@ class QueuedCall:
 
     async def run(self) -> str:
         try:
-            if not await self._join(self.info.queue, kind="caller"):
+            if not await self._join(
+                self.info.queue, kind=self.info.kind, pinned_agent=self.info.pinned_agent
+            ):
                 return self.end_reason or "engine_error"
             while self.phase != "ending" or self.ended is None:
                 wait = _HANGUP_CONFIRM_SECONDS if self.phase == "ending" else self.r.max_silent
@@ -674,6 +681,12 @@ class QueuedCall:
         self.r.hub.publish(offer.agent_id, "offered", call=entry.context())
         caller = self.info.caller_number
         caller_id = f'"{self.info.caller_name or caller}" <{caller}>' if caller else None
+        variables = {"SAMBUNG_CALL_ID": self.call_id, "SAMBUNG_QUEUE": entry.queue}
+        if q.auto_answer:
+            # Desk phones answer by themselves on either header (Polycom/Yealink read
+            # Alert-Info, others Call-Info answer-after); the agent hears the call at once.
+            variables["PJSIP_HEADER(add,Call-Info)"] = "<sip:sambung>;answer-after=0"
+            variables["PJSIP_HEADER(add,Alert-Info)"] = "<http://sambung>;info=alert-autoanswer"
         try:
             await self.r.tel.dial(
                 self.call_id,
@@ -682,7 +695,7 @@ class QueuedCall:
                 caller_id=caller_id,
                 timeout=q.ring_timeout_seconds,
                 originator=self.call_id,
-                variables={"SAMBUNG_CALL_ID": self.call_id, "SAMBUNG_QUEUE": entry.queue},
+                variables=variables,
             )
         except (EndpointUnavailable, TelephonyError) as err:
             log.info("acd.offer_failed_at_dial", agent=offer.agent_id, error=str(err))
@@ -780,6 +793,8 @@ class QueuedCall:
         self.entry = None
         self.r.m.agent_offers.labels(result="answered").inc()
         self.r.hub.publish(self.leg_agent, "connected", call=entry.context())
+        if self.info.on_connected is not None:
+            self.info.on_connected(self.leg_agent)
         log.info("acd.connected", agent=self.leg_agent, queue=entry.queue)
 
     async def _leg_ended(self, ev: LegEnded) -> None:

@@ -60,6 +60,7 @@ from asterisk.ari.events import (
 from asterisk.ari.stream import DEFAULT_DISALLOWED_EVENTS, AriEventStream, ConnectInfo
 from engine.errors import CallGone, EndpointUnavailable, TelephonyError
 from engine.events import (
+    AmdDecided,
     BridgeJoined,
     CallAnswered,
     CallEnded,
@@ -72,6 +73,7 @@ from engine.events import (
     LegEnded,
     LegHeld,
     LegRinging,
+    OutboundAnswered,
     PromptFinished,
     PromptStarted,
     TelephonyConnected,
@@ -85,6 +87,10 @@ INBOUND = "inbound"
 FEATURE = "feature"
 # appArgs of the legs the engine originates: ``leg,<owner call id>``.
 LEG = "leg"
+# appArgs of a dialer attempt (``dialer,<campaign>``) and of its return from AMD() in the
+# dialplan (``amd,<AMDSTATUS>,<AMDCAUSE>``, extensions.conf [dialer-amd]).
+DIALER = "dialer"
+AMD = "amd"
 NORMAL_CLEARING = 16
 # Q.850 texts as Asterisk words them (ast_cause2str), for the causes a StasisEnd fallback sees.
 _CAUSE_TEXT = {
@@ -128,6 +134,17 @@ class _Call:
     answered: bool = False
     left_stasis: bool = False
     end_timer: asyncio.TimerHandle | None = None
+    # Sent to the dialplan (AMD) and expected back in Stasis: leaving is not the end.
+    away: bool = False
+
+
+@dataclass(slots=True)
+class _Outbound:
+    """A call we originated that has not been answered yet."""
+
+    call_id: str
+    hangup_cause: int | None = None
+    sip_code: int | None = None
 
 
 @dataclass(slots=True)
@@ -310,6 +327,48 @@ class AriTelephony:
             self.translator.forget_leg(leg_id)
             raise
 
+    async def originate_call(
+        self,
+        call_id: str,
+        endpoint: str,
+        *,
+        caller_id: str | None,
+        timeout: int,
+        app_args: Sequence[str],
+        variables: dict[str, str] | None = None,
+    ) -> None:
+        """Originate a call of our own (a dialer attempt) with a preassigned channel id.
+
+        Its answer arrives as ``OutboundAnswered``; a call that never answers ends with
+        ``CallEnded`` carrying the Q.850 cause and the SIP status. The id is tracked before
+        the POST: the channel's first events can beat the HTTP response.
+        """
+        self.translator.track_outbound(call_id)
+        try:
+            await self._client.originate(
+                endpoint,
+                channel_id=call_id,
+                app_args=(DIALER, *app_args),
+                caller_id=caller_id,
+                ring_timeout=timeout,
+                variables=variables,
+            )
+        except (AriServerError, AriNotFound) as err:
+            self.translator.forget_outbound(call_id)
+            raise EndpointUnavailable(f"{endpoint}: {err.detail}") from err
+        except BaseException:
+            self.translator.forget_outbound(call_id)
+            raise
+
+    async def continue_to(self, call_id: str, context: str, extension: str = "s") -> None:
+        """Send an answered call to dialplan (AMD); it comes back as ``AmdDecided``."""
+        self.translator.leaving_for_dialplan(call_id)
+        try:
+            await self._client.continue_in_dialplan(call_id, context, extension, 1)
+        except BaseException:
+            self.translator.back_from_dialplan(call_id)
+            raise
+
     async def hangup_leg(self, leg_id: str, reason: str = "normal") -> None:
         self.translator.hanging_up_leg(leg_id)
         await self._client.hangup(leg_id, reason)
@@ -358,6 +417,7 @@ class CallEventTranslator:
         self.destroyed_grace = destroyed_grace
         self._calls: dict[str, _Call] = {}
         self._legs: dict[str, _Leg] = {}
+        self._outbound: dict[str, _Outbound] = {}
 
     @property
     def live_calls(self) -> frozenset[str]:
@@ -381,6 +441,22 @@ class CallEventTranslator:
     def forget_leg(self, leg_id: str) -> None:
         """The originate failed outright: no events will come for this leg."""
         self._legs.pop(leg_id, None)
+
+    def track_outbound(self, call_id: str) -> None:
+        self._outbound[call_id] = _Outbound(call_id)
+
+    def forget_outbound(self, call_id: str) -> None:
+        self._outbound.pop(call_id, None)
+
+    def leaving_for_dialplan(self, call_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.away = True
+
+    def back_from_dialplan(self, call_id: str) -> None:
+        call = self._calls.get(call_id)
+        if call is not None:
+            call.away = False
 
     def hanging_up_leg(self, leg_id: str) -> None:
         leg = self._legs.get(leg_id)
@@ -410,6 +486,10 @@ class CallEventTranslator:
             self._sink(
                 LegEnded(leg.owner, lid, 0, "lost while disconnected", now, None, leg.answered)
             )
+        # Likewise an attempt still ringing when the stream dropped, gone by now.
+        for oid in [x for x in self._outbound if info.restarted or x not in info.all_channel_ids]:
+            self._outbound.pop(oid)
+            self._sink(CallEnded(oid, 0, "lost while disconnected", now, reason="lost"))
         # A caller still waiting unanswered in our app is adopted as a new call rather than
         # called an orphan: its StasisStart may sit in the stream's buffer (it entered while we
         # reconciled), or a previous run never answered it. Answered unknown channels are
@@ -428,7 +508,9 @@ class CallEventTranslator:
                 first_connect=info.first_connect,
                 # Legs are owned through their call, not calls themselves: never orphans.
                 live_call_ids=frozenset(
-                    cid for cid in live if cid not in adopted and cid not in self._legs
+                    cid
+                    for cid in live
+                    if cid not in adopted and cid not in self._legs and cid not in self._outbound
                 ),
             )
         )
@@ -530,6 +612,17 @@ class CallEventTranslator:
                     self._sink(BridgeJoined(owner, channel.id, event.bridge.id, _at(event)))
             case DeviceStateChanged(device_state=ds):
                 self._sink(DeviceChanged(ds.name, ds.state, _at(event)))
+            case ChannelHangupRequest(channel=channel) if channel.id in self._outbound:
+                pending = self._outbound[channel.id]
+                if not event.soft and event.cause is not None:
+                    pending.hangup_cause = event.cause
+                if event.tech_cause is not None:
+                    pending.sip_code = event.tech_cause
+            case ChannelDestroyed(channel=channel) if channel.id in self._outbound:
+                # Never answered: busy, no answer, rejected... the cause and SIP status say.
+                pending = self._outbound.pop(channel.id)
+                sip = event.tech_cause if event.tech_cause is not None else pending.sip_code
+                self._sink(CallEnded(channel.id, event.cause, event.cause_txt, _at(event), sip))
             case ChannelHangupRequest(channel=channel) if channel.id in self._legs:
                 leg = self._legs[channel.id]
                 if not event.soft and event.cause is not None:
@@ -564,8 +657,22 @@ class CallEventTranslator:
 
     def _stasis_start(self, event: StasisStart) -> None:
         channel = event.channel
-        if channel.id in self._calls:
+        call = self._calls.get(channel.id)
+        if call is not None and call.away and event.args[:1] == [AMD]:
+            # Back from AMD() in the dialplan: the same call, with the verdict.
+            call.away = False
+            call.left_stasis = False
+            status = event.args[1] if len(event.args) > 1 else "NOTSURE"
+            cause = event.args[2] if len(event.args) > 2 else ""
+            self._sink(AmdDecided(channel.id, status or "NOTSURE", cause, _at(event)))
+            return
+        if call is not None:
             # Seen already: adopted at reconnect, then its buffered StasisStart arrived.
+            return
+        if channel.id in self._outbound and event.args[:1] == [DIALER]:
+            self._outbound.pop(channel.id)
+            self._calls[channel.id] = _Call(channel.id, answered=True)
+            self._sink(OutboundAnswered(channel.id, _at(event)))
             return
         leg = self._legs.get(channel.id)
         if leg is not None:
@@ -621,6 +728,10 @@ class CallEventTranslator:
         if call is None or call.left_stasis:
             return
         call.left_stasis = True
+        if call.away and not call.hangup_requested and not call.we_hung_up:
+            # In the dialplan on our behalf (AMD); it comes back with a new StasisStart, and
+            # its ChannelDestroyed still reaches us if it hangs up there (ari-notes 1.7).
+            return
         at = _at(event)
         if call.we_hung_up:
             cause = call.our_cause

@@ -178,7 +178,8 @@ class QueueSettings(_Section):
     announce_every_seconds: float = Field(default=30.0, ge=0, le=3600)
     announce_position: bool = True
     announce_wait: bool = True
-    priority: int = Field(default=0, ge=0, le=9)
+    # Higher first. Campaign queues made by the dialer use -1 to let inbound calls go first.
+    priority: int = Field(default=0, ge=-9, le=9)
     # Every this many seconds of waiting raises a call's priority by one (0 = no aging).
     aging_seconds: float = Field(default=120.0, ge=0, le=86400)
     max_wait_seconds: float = Field(default=900.0, gt=0, le=86400)
@@ -196,6 +197,9 @@ class QueueSettings(_Section):
     whisper: list[Prompt] = Field(default_factory=list)
     # Handle time assumed before enough calls were measured, for the expected wait.
     default_handle_seconds: float = Field(default=180.0, gt=0, le=7200)
+    # Ask the agent's phone to answer by itself (Call-Info answer-after=0 and Alert-Info
+    # auto-answer): a dialer's live answer must reach an agent within its connect limit.
+    auto_answer: bool = False
 
     @field_validator("relax")
     @classmethod
@@ -263,6 +267,188 @@ class AcdSettings(_Section):
         return self
 
 
+RetryRule = Annotated[str, StringConstraints(pattern=r"^(never|next_day|now|[0-9]{1,5}[smhd])$")]
+ZoneName = Literal["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+ATTEMPT_OUTCOMES = (
+    "busy",
+    "no_answer",
+    "rejected",
+    "congestion",
+    "invalid_number",
+    "failed",
+    "machine",
+    "abandoned",
+    "connected",
+    "reminder",
+    "cancelled",
+)
+
+
+def _default_retry() -> dict[str, str]:
+    # Why these: a busy line is often free again soon; an unanswered phone is better tried
+    # an hour later than hammered; congestion is the network, not the debtor; a machine means
+    # the debtor is not reachable on this number today; an invalid number never becomes
+    # valid by waiting. Connected and reminder calls are decided by their disposition.
+    return {
+        "busy": "15m",
+        "no_answer": "60m",
+        "rejected": "4h",
+        "congestion": "5m",
+        "invalid_number": "never",
+        "failed": "30m",
+        "machine": "next_day",
+        "abandoned": "60m",
+        "connected": "never",
+        "reminder": "never",
+        "cancelled": "now",
+    }
+
+
+class BucketSettings(_Section):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+_-]{1,20}$")]
+    min_days: int = Field(ge=0, le=100000)
+    max_days: int | None = Field(default=None, ge=0, le=100000)
+
+
+def _default_buckets() -> list[BucketSettings]:
+    return [
+        BucketSettings(name="current", min_days=0, max_days=0),
+        BucketSettings(name="1-30", min_days=1, max_days=30),
+        BucketSettings(name="31-60", min_days=31, max_days=60),
+        BucketSettings(name="61-90", min_days=61, max_days=90),
+        BucketSettings(name="90+", min_days=91, max_days=None),
+    ]
+
+
+class DispositionSettings(_Section):
+    code: Name
+    label: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    # Fields the agent must fill in: amount (a promise's amount), date (the promise's date),
+    # callback_at (when to call again).
+    needs: list[Literal["amount", "date", "callback_at"]] = Field(default_factory=list)
+    right_party: bool = False  # the agent spoke with the debtor in person
+    promise: bool = False  # counts as a promise to pay (amount and date)
+    paid: bool = False  # the debtor says it is paid: stop calling at once
+    # What happens to the record: done (never called again), retry (per the retry rules of
+    # a connected call), callback (at callback_at), bad_number (drop the number dialled).
+    then: Literal["done", "retry", "callback", "bad_number"] = "done"
+
+    @model_validator(mode="after")
+    def _needs_fit(self) -> DispositionSettings:
+        if self.promise and not {"amount", "date"} <= set(self.needs):
+            raise ValueError(f"disposition {self.code!r} is a promise: it needs amount and date")
+        if self.then == "callback" and "callback_at" not in self.needs:
+            raise ValueError(f"disposition {self.code!r} calls back: it needs callback_at")
+        return self
+
+
+def _default_dispositions() -> list[DispositionSettings]:
+    d = DispositionSettings
+    return [
+        d(
+            code="ptp",
+            label="Promise to pay",
+            needs=["amount", "date"],
+            right_party=True,
+            promise=True,
+            then="done",
+        ),
+        d(code="paid", label="Already paid", right_party=True, paid=True, then="done"),
+        d(code="refused", label="Refused to pay", right_party=True, then="retry"),
+        d(code="hardship", label="Hardship", right_party=True, then="done"),
+        d(code="callback", label="Call back", needs=["callback_at"], then="callback"),
+        d(code="wrong_party", label="Wrong party", then="bad_number"),
+        d(code="no_contact", label="No contact (third party)", then="retry"),
+    ]
+
+
+class CampaignSettings(_Section):
+    name: Name
+    mode: Literal["preview", "progressive", "predictive", "reminder"] = "progressive"
+    # Who works it: these agents, plus every agent with ``skill`` at ``min_level`` or above.
+    agents: list[str] = Field(default_factory=list)
+    skill: Name | None = None
+    min_level: Level = 1
+    trunk: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "customers"
+    caller_id: Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{3,16}$")]
+    max_lines: int = Field(default=10, ge=1, le=500)
+    # Abandoned live answers over live answers, planned against over the rolling window.
+    abandon_cap: float = Field(default=0.03, ge=0, le=0.2)
+    abandon_window_hours: float = Field(default=24.0, ge=1, le=720)
+    # A live answer gets an agent within this long, or hears the safe-harbour message.
+    connect_limit_seconds: float = Field(default=2.0, ge=0.5, le=30)
+    safe_harbour: list[Prompt] = Field(
+        default_factory=lambda: ["sound:sambung/dialer-safe-harbour"]
+    )
+    machine_message: list[Prompt] = Field(default_factory=list)
+    amd: bool = True
+    ring_seconds: int = Field(default=25, ge=5, le=90)
+    wrap_up_seconds: float = Field(default=15.0, ge=0, le=3600)
+    blend: Literal["inbound_first", "equal", "outbound_first"] = "inbound_first"
+    moh_class: str = "default"
+    whisper: list[Prompt] = Field(default_factory=list)
+    auto_answer: bool = True
+    # Calling window, in the debtor's local time (OJK POJK 22/2023: Monday to Saturday,
+    # 08:00-20:00, not on national holidays).
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4, 5]
+    )
+    start: ClockTime = "08:00"
+    end: ClockTime = "20:00"
+    last_dial_margin_minutes: int = Field(default=5, ge=0, le=120)
+    holidays: list[Path] = Field(default_factory=list)
+    max_attempts_per_day: int = Field(default=3, ge=1, le=50)
+    max_attempts_per_7_days: int = Field(default=10, ge=1, le=200)
+    max_attempts: int = Field(default=30, ge=1, le=1000)
+    retry: dict[str, RetryRule] = Field(default_factory=_default_retry)
+    default_zone: ZoneName = "Asia/Jakarta"
+    default_language: Literal["id", "en"] = "id"
+    buckets: list[BucketSettings] = Field(default_factory=_default_buckets)
+    dispositions: list[DispositionSettings] = Field(default_factory=_default_dispositions)
+    # Agentless reminders: said after the amount due; the key connects to an agent.
+    reminder_key: Annotated[str, StringConstraints(pattern=r"^[0-9]?$")] = "1"
+    reminder_wait_seconds: float = Field(default=6.0, ge=1, le=60)
+
+    @field_validator("retry")
+    @classmethod
+    def _known_outcomes(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(ATTEMPT_OUTCOMES))
+        if unknown:
+            raise ValueError(
+                f"retry names unknown outcomes {unknown}; outcomes: {', '.join(ATTEMPT_OUTCOMES)}"
+            )
+        return {**_default_retry(), **v}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CampaignSettings:
+        if self.start >= self.end:
+            raise ValueError(f"campaign {self.name!r}: start {self.start} is not before end")
+        if self.max_attempts_per_day > self.max_attempts_per_7_days:
+            raise ValueError("max_attempts_per_day is more than max_attempts_per_7_days")
+        codes = [d.code for d in self.dispositions]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"campaign {self.name!r}: a disposition code is used twice")
+        if self.mode != "reminder" and not self.agents and self.skill is None:
+            raise ValueError(f"campaign {self.name!r} needs agents or a skill")
+        return self
+
+
+class DialerSettings(_Section):
+    campaigns: list[CampaignSettings] = Field(default_factory=list)
+    # Do-not-call files (one number per line); applied at import and before every dial.
+    dnc_files: list[Path] = Field(default_factory=list)
+    tick_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _unique(self) -> DialerSettings:
+        names = [c.name for c in self.campaigns]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise ValueError(f"campaigns[{i}].name {n!r} is used twice")
+        return self
+
+
 class Settings(_Section):
     engine: EngineSettings = EngineSettings()
     http: HttpSettings = HttpSettings()
@@ -272,6 +458,7 @@ class Settings(_Section):
     calls: CallSettings = CallSettings()
     ivr: IvrSettings = IvrSettings()
     acd: AcdSettings = AcdSettings()
+    dialer: DialerSettings = DialerSettings()
     hotlines: list[HotlineSettings] = Field(default_factory=list)
     # Where the settings came from; relative paths inside are resolved against its folder.
     source: Path | None = None
@@ -289,6 +476,13 @@ class Settings(_Section):
         for i, h in enumerate(self.hotlines):
             if h.queue is not None and h.queue not in queues:
                 raise ValueError(f"hotlines[{i}].queue {h.queue!r} is not a queue in [acd]")
+        agent_ids = {a.id for a in self.acd.agents}
+        for i, c in enumerate(self.dialer.campaigns):
+            for a in c.agents:
+                if a not in agent_ids:
+                    raise ValueError(f"dialer.campaigns[{i}].agents names {a!r}, not an agent")
+            if f"dialer-{c.name}" in queues:
+                raise ValueError(f"dialer.campaigns[{i}]: queue 'dialer-{c.name}' is taken")
         return self
 
     def hotline_for(self, did: str) -> HotlineSettings | None:
@@ -375,4 +569,15 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     base = path.resolve().parent if path is not None else Path.cwd()
     flows = [p if p.is_absolute() else base / p for p in settings.ivr.flows]
     ivr = settings.ivr.model_copy(update={"flows": flows})
-    return settings.model_copy(update={"ivr": ivr, "source": path})
+
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else base / p
+
+    campaigns = [
+        c.model_copy(update={"holidays": [rel(p) for p in c.holidays]})
+        for c in settings.dialer.campaigns
+    ]
+    dialer = settings.dialer.model_copy(
+        update={"campaigns": campaigns, "dnc_files": [rel(p) for p in settings.dialer.dnc_files]}
+    )
+    return settings.model_copy(update={"ivr": ivr, "dialer": dialer, "source": path})

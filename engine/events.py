@@ -175,6 +175,28 @@ class DeviceChanged:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class OutboundAnswered:
+    """A call the engine originated (a dialer attempt) was answered and is in our hands."""
+
+    call_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AmdDecided:
+    """Answering-machine detection finished on an outbound call, and it is back with us.
+
+    ``status`` is HUMAN, MACHINE, NOTSURE or HANGUP; ``cause`` says why (TOOLONG,
+    INITIALSILENCE, HUMAN, LONGGREETING, MAXWORDLENGTH, MAXWORDS).
+    """
+
+    call_id: str
+    status: str
+    cause: str
+    at: datetime
+
+
 CallEvent = (
     CallOffered
     | CallAnswered
@@ -189,5 +211,7 @@ CallEvent = (
     | LegEnded
     | LegHeld
     | BridgeJoined
+    | OutboundAnswered
+    | AmdDecided
 )
 EngineEvent = CallEvent | TelephonyConnected | TelephonyLost | DeviceChanged
