@@ -1,0 +1,421 @@
+"""The dialer's SQL. Everything the pacing loop reads, and the writes that must not wait.
+
+Two writes are synchronous on purpose: a list import (the person importing waits for its
+report) and the attempt row with its calls row, written in the same transaction that takes
+the record (``FOR UPDATE SKIP LOCKED``, so two engines never dial one record) and before the
+originate. Everything after the originate goes through the fact writer (``dialer.facts``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class DueRecord:
+    record_id: int
+    campaign: str
+    account_id: str
+    name: str
+    phones: tuple[str, ...]
+    next_phone: int
+    amount_due: Decimal
+    due_date: date | None
+    days_past_due: int
+    bucket: str
+    zone: str
+    language: str
+    extra: dict[str, Any]
+    attempts: int
+    callback_agent: str | None
+    state: str
+
+    def phone(self) -> str:
+        return self.phones[self.next_phone % len(self.phones)]
+
+
+def _due(row: asyncpg.Record) -> DueRecord:
+    extra = row["extra"]
+    return DueRecord(
+        record_id=row["record_id"],
+        campaign=row["campaign"],
+        account_id=row["account_id"],
+        name=row["name"],
+        phones=tuple(row["phones"]),
+        next_phone=row["next_phone"],
+        amount_due=row["amount_due"],
+        due_date=row["due_date"],
+        days_past_due=row["days_past_due"],
+        bucket=row["bucket"],
+        zone=row["zone"],
+        language=row["language"],
+        extra=json.loads(extra) if isinstance(extra, str) else dict(extra or {}),
+        attempts=row["attempts"],
+        callback_agent=row["callback_agent"],
+        state=row["state"],
+    )
+
+
+async def ensure_campaigns(conn: asyncpg.Connection, modes: dict[str, str]) -> dict[str, str]:
+    """Make sure every configured campaign has a row; returns each one's stored state."""
+    for name, mode in modes.items():
+        await conn.execute(
+            """INSERT INTO campaigns (name, mode) VALUES ($1, $2)
+               ON CONFLICT (name) DO UPDATE SET mode = $2""",
+            name,
+            mode,
+        )
+    rows = await conn.fetch("SELECT name, state FROM campaigns WHERE name = ANY($1)", list(modes))
+    return {r["name"]: r["state"] for r in rows}
+
+
+async def set_campaign_state(conn: asyncpg.Connection, name: str, state: str) -> None:
+    await conn.execute(
+        "UPDATE campaigns SET state = $2, updated_at = now() WHERE name = $1", name, state
+    )
+
+
+async def due_records(
+    conn: asyncpg.Connection, campaign: str, now: datetime, limit: int
+) -> list[DueRecord]:
+    """Records whose turn has come, locked for this transaction (others skip them)."""
+    rows = await conn.fetch(
+        """SELECT * FROM dial_records
+           WHERE campaign = $1 AND state IN ('pending', 'scheduled')
+             AND (next_at IS NULL OR next_at <= $2) AND cardinality(phones) > 0
+           ORDER BY next_at NULLS FIRST, record_id
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED""",
+        campaign,
+        now,
+        limit,
+    )
+    return [_due(r) for r in rows]
+
+
+async def attempt_history(
+    conn: asyncpg.Connection, account_ids: Sequence[str], since: datetime
+) -> dict[str, list[datetime]]:
+    """When each account was dialled since ``since`` (every campaign, every number)."""
+    rows = await conn.fetch(
+        """SELECT account_id, created_at FROM dial_attempts
+           WHERE account_id = ANY($1) AND created_at >= $2 ORDER BY created_at""",
+        list(account_ids),
+        since,
+    )
+    out: dict[str, list[datetime]] = {a: [] for a in account_ids}
+    for r in rows:
+        out[r["account_id"]].append(r["created_at"])
+    return out
+
+
+async def dnc_hits(
+    conn: asyncpg.Connection, phones: Iterable[str], accounts: Iterable[str]
+) -> set[str]:
+    """Which of these phones and accounts are on the do-not-call list."""
+    rows = await conn.fetch(
+        """SELECT value FROM dnc WHERE (kind = 'phone' AND value = ANY($1))
+                                   OR (kind = 'account' AND value = ANY($2))""",
+        list(phones),
+        list(accounts),
+    )
+    return {r["value"] for r in rows}
+
+
+async def dnc_all(conn: asyncpg.Connection) -> tuple[frozenset[str], frozenset[str]]:
+    rows = await conn.fetch("SELECT kind, value FROM dnc")
+    phones = frozenset(r["value"] for r in rows if r["kind"] == "phone")
+    accounts = frozenset(r["value"] for r in rows if r["kind"] == "account")
+    return phones, accounts
+
+
+async def add_dnc(conn: asyncpg.Connection, kind: str, values: Iterable[str], reason: str) -> int:
+    vals = sorted(set(values))
+    await conn.executemany(
+        """INSERT INTO dnc (kind, value, reason) VALUES ($1, $2, $3)
+           ON CONFLICT (kind, value) DO NOTHING""",
+        [(kind, v, reason) for v in vals],
+    )
+    return len(vals)
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttempt:
+    attempt_id: str
+    record: DueRecord
+    phone: str
+    mode: str
+
+
+async def begin_attempt(
+    conn: asyncpg.Connection,
+    a: NewAttempt,
+    *,
+    at: datetime,
+    engine_instance: str,
+    asterisk_id: str,
+    trunk: str,
+) -> None:
+    """The calls row, the attempt row and the record's move to ``dialing``: before the call."""
+    r = a.record
+    await conn.execute(
+        """INSERT INTO calls (call_id, direction, channel_name, did, caller_number, caller_name,
+               hotline, asterisk_id, engine_instance, started_at)
+           VALUES ($1, 'dialer', $2, '', $3, $4, NULL, $5, $6, $7)""",
+        a.attempt_id,
+        f"PJSIP/{trunk}",
+        a.phone,
+        r.name,
+        asterisk_id,
+        engine_instance,
+        at,
+    )
+    await conn.execute(
+        """INSERT INTO dial_attempts (attempt_id, campaign, record_id, account_id, phone, mode,
+               created_at, engine_instance)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        a.attempt_id,
+        r.campaign,
+        r.record_id,
+        r.account_id,
+        a.phone,
+        a.mode,
+        at,
+        engine_instance,
+    )
+    await conn.execute(
+        """UPDATE dial_records SET state = 'dialing', attempts = attempts + 1,
+               next_phone = $2, updated_at = now() WHERE record_id = $1""",
+        r.record_id,
+        (r.next_phone + 1) % max(1, len(r.phones)),
+    )
+
+
+async def reschedule(
+    conn: asyncpg.Connection, record_id: int, next_at: datetime | None, state: str
+) -> None:
+    await conn.execute(
+        """UPDATE dial_records SET state = $3, next_at = $2, updated_at = now()
+           WHERE record_id = $1 AND state IN ('pending', 'scheduled')""",
+        record_id,
+        next_at,
+        state,
+    )
+
+
+async def stop_record(conn: asyncpg.Connection, record_id: int, reason: str) -> None:
+    await conn.execute(
+        """UPDATE dial_records SET state = 'stopped', stop_reason = $2, next_at = NULL,
+               updated_at = now() WHERE record_id = $1""",
+        record_id,
+        reason,
+    )
+
+
+async def recover_open_attempts(conn: asyncpg.Connection, engine_instance: str) -> int:
+    """Attempts an earlier run of this engine left open: closed as cancelled, records freed.
+
+    Their channels died with that run or are hung up by the orphan sweep; the record may be
+    dialled again under the calling rules (the attempt still counts towards its caps).
+    """
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """UPDATE dial_attempts SET ended_at = now(), outcome = COALESCE(outcome, 'cancelled')
+               WHERE engine_instance = $1 AND ended_at IS NULL RETURNING record_id, attempt_id""",
+            engine_instance,
+        )
+        if rows:
+            await conn.execute(
+                """UPDATE dial_records SET state = 'scheduled', next_at = now()
+                   WHERE record_id = ANY($1) AND state = 'dialing'""",
+                [r["record_id"] for r in rows],
+            )
+            await conn.execute(
+                """UPDATE calls SET ended_at = now(), end_reason = 'engine_restart'
+                   WHERE call_id = ANY($1) AND ended_at IS NULL""",
+                [r["attempt_id"] for r in rows],
+            )
+    return len(rows)
+
+
+async def window_events(
+    conn: asyncpg.Connection, campaign: str, since: datetime
+) -> list[asyncpg.Record]:
+    """The attempts of the rolling window, for its abandon and contact figures."""
+    return list(
+        await conn.fetch(
+            """SELECT created_at, answered_at, live_at, ended_at, outcome, connected_at,
+                      connect_seconds
+               FROM dial_attempts WHERE campaign = $1 AND created_at >= $2
+               ORDER BY created_at""",
+            campaign,
+            since,
+        )
+    )
+
+
+async def record_counts(conn: asyncpg.Connection, campaign: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT state, count(*) AS n FROM dial_records WHERE campaign = $1 GROUP BY state",
+        campaign,
+    )
+    out = {s: 0 for s in ("pending", "scheduled", "dialing", "done", "stopped")}
+    out.update({r["state"]: r["n"] for r in rows})
+    return out
+
+
+async def record_by_account(
+    conn: asyncpg.Connection, campaign: str, account_id: str
+) -> DueRecord | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM dial_records WHERE campaign = $1 AND account_id = $2",
+        campaign,
+        account_id,
+    )
+    return None if row is None else _due(row)
+
+
+async def attempt_row(conn: asyncpg.Connection, attempt_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT a.*, r.account_id AS r_account, r.phones, r.next_phone
+           FROM dial_attempts a JOIN dial_records r USING (record_id)
+           WHERE a.attempt_id = $1""",
+        attempt_id,
+    )
+
+
+async def promises_of(conn: asyncpg.Connection, account_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT code, amount, promise_date, at FROM dispositions
+           WHERE account_id = $1 AND amount IS NOT NULL ORDER BY at DESC LIMIT 5""",
+        account_id,
+    )
+    return [
+        {
+            "code": r["code"],
+            "amount": str(r["amount"]),
+            "date": r["promise_date"].isoformat() if r["promise_date"] else None,
+            "at": r["at"].isoformat(),
+        }
+        for r in rows
+    ]
+
+
+async def record_payment(
+    conn: asyncpg.Connection,
+    account_id: str,
+    amount: Decimal,
+    paid_at: datetime,
+    reference: str,
+) -> tuple[bool, list[str]]:
+    """Store a payment and stop every campaign's record of the account, in one transaction.
+
+    Returns (new payment?, campaigns whose record was stopped now). The same reference twice
+    is the same payment (a webhook retried), stored once.
+    """
+    async with conn.transaction():
+        inserted = await conn.fetchval(
+            """INSERT INTO payments (account_id, amount, paid_at, reference)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, reference) DO NOTHING
+               RETURNING payment_id""",
+            account_id,
+            amount,
+            paid_at,
+            reference,
+        )
+        rows = await conn.fetch(
+            """UPDATE dial_records SET state = 'stopped', stop_reason = 'paid', next_at = NULL,
+                   updated_at = now()
+               WHERE account_id = $1 AND state <> 'stopped' RETURNING campaign""",
+            account_id,
+        )
+    return inserted is not None, [r["campaign"] for r in rows]
+
+
+async def kpis(conn: asyncpg.Connection, campaign: str, since: datetime) -> dict[str, Any]:
+    """Telecollection figures from attempts, dispositions and payments.
+
+    payment_rate: accounts of the campaign with a payment after their record was created,
+    over the campaign's accounts. settlement_ratio: amount collected over the amount due
+    at import. time_to_payment: median hours from an account's first promise to its first
+    payment after it. promise_kept_rate: promises followed by payments of at least the
+    promised amount by the promised date.
+    """
+    row = await conn.fetchrow(
+        """
+        WITH recs AS (
+            SELECT account_id, amount_due, created_at FROM dial_records WHERE campaign = $1
+        ), pays AS (
+            SELECT p.account_id, p.amount, p.paid_at FROM payments p
+            JOIN recs r ON r.account_id = p.account_id AND p.paid_at >= r.created_at
+        ), proms AS (
+            SELECT d.account_id, d.amount, d.promise_date, d.at FROM dispositions d
+            WHERE d.campaign = $1 AND d.amount IS NOT NULL
+        ), first_prom AS (
+            SELECT account_id, min(at) AS at FROM proms GROUP BY account_id
+        ), ttp AS (
+            SELECT extract(epoch FROM (min(p.paid_at) - f.at)) / 3600.0 AS hours
+            FROM first_prom f JOIN pays p ON p.account_id = f.account_id AND p.paid_at >= f.at
+            GROUP BY f.account_id, f.at
+        ), kept AS (
+            SELECT pr.account_id,
+                   (SELECT coalesce(sum(p.amount), 0) FROM pays p
+                     WHERE p.account_id = pr.account_id AND p.paid_at >= pr.at
+                       AND p.paid_at::date <= pr.promise_date) >= pr.amount AS ok
+            FROM proms pr
+        )
+        SELECT
+            (SELECT count(*) FROM recs) AS accounts,
+            (SELECT coalesce(sum(amount_due), 0) FROM recs) AS amount_due,
+            (SELECT count(DISTINCT account_id) FROM pays) AS paying_accounts,
+            (SELECT coalesce(sum(amount), 0) FROM pays) AS collected,
+            (SELECT count(*) FROM proms) AS promises,
+            (SELECT coalesce(sum(amount), 0) FROM proms) AS promised,
+            (SELECT count(*) FILTER (WHERE ok) FROM kept) AS promises_kept,
+            (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY hours) FROM ttp) AS ttp_hours,
+            (SELECT count(*) FROM dispositions WHERE campaign = $1 AND right_party) AS rpc,
+            (SELECT count(*) FROM dial_attempts WHERE campaign = $1 AND created_at >= $2)
+                AS attempts_today
+        """,
+        campaign,
+        since,
+    )
+    assert row is not None
+    accounts = row["accounts"] or 0
+    due = row["amount_due"] or Decimal(0)
+    promises = row["promises"] or 0
+    return {
+        "accounts": accounts,
+        "amount_due": str(due),
+        "paying_accounts": row["paying_accounts"],
+        "payment_rate": round(row["paying_accounts"] / accounts, 4) if accounts else 0.0,
+        "amount_collected": str(row["collected"]),
+        "settlement_ratio": round(float(row["collected"] / due), 4) if due else 0.0,
+        "promises": promises,
+        "promised_amount": str(row["promised"]),
+        "promise_kept_rate": round(row["promises_kept"] / promises, 4) if promises else 0.0,
+        "time_to_payment_hours": (
+            round(float(row["ttp_hours"]), 2) if row["ttp_hours"] is not None else None
+        ),
+        "right_party_contacts": row["rpc"],
+        "attempts_today": row["attempts_today"],
+    }
+
+
+async def outcome_counts(
+    conn: asyncpg.Connection, campaign: str, since: datetime
+) -> dict[str, int]:
+    rows = await conn.fetch(
+        """SELECT outcome, count(*) AS n FROM dial_attempts
+           WHERE campaign = $1 AND created_at >= $2 AND outcome IS NOT NULL GROUP BY outcome""",
+        campaign,
+        since,
+    )
+    return {r["outcome"]: r["n"] for r in rows}
