@@ -95,9 +95,9 @@ class RecordScheduledFact(Fact):
 class DialerDispositionFact(Fact):
     sql = """INSERT INTO dispositions (call_id, agent_id, code, note, at, campaign, account_id,
                  amount, promise_date, callback_at, right_party)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric, $9::date, $10, $11)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::numeric, $9::text::date, $10, $11)
              ON CONFLICT (call_id, agent_id) DO UPDATE SET code = $3, note = $4, at = $5,
-                 amount = $8::numeric, promise_date = $9::date, callback_at = $10,
+                 amount = $8::text::numeric, promise_date = $9::text::date, callback_at = $10,
                  right_party = $11"""
     call_id: str
     agent_id: str
