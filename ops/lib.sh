@@ -90,3 +90,28 @@ PY
 database_url_for() {
   "$VENV/bin/python" -c 'import sys; from urllib.parse import urlsplit, urlunsplit; print(urlunsplit(urlsplit(sys.argv[1])._replace(path="/" + sys.argv[2])))' "$PG_SERVER_URL" "$1"
 }
+
+ensure_ops_tools() {
+  # What tests/unit/test_ops_pack.py validates the operations pack with (ops/prometheus,
+  # ops/grafana, ops/compose):
+  # - promtool, Prometheus's config and rule checker. Debian 12 ships it only inside the
+  #   `prometheus` package, whose install pulls in ten web-asset packages, adds a system
+  #   user, enables the server and starts it (invoke-rc.d on machines without systemd, the unit
+  #   with it). So the package is downloaded and only its /usr/bin/promtool (linked against
+  #   libc alone) is copied into the virtualenv: no server, no user, nothing left running.
+  # - docker-compose 1.29 from Debian, whose `config -q` checks ops/compose/compose.yaml
+  #   against the Compose file schema without a Docker daemon (pure Python dependencies only).
+  apt_install docker-compose
+  [ -x "$VENV/bin/promtool" ] && return 0
+  local tmp; tmp=$(mktemp -d)
+  chown _apt "$tmp" 2>/dev/null || true  # apt-get download drops root for the transfer
+  say "installing promtool (from Debian's prometheus package) into $VENV/bin"
+  if ! (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1); then
+    apt-get update -qq
+    (cd "$tmp" && apt-get download -qq prometheus >/dev/null) || { rm -rf "$tmp"; die "could not download Debian's prometheus package"; }
+  fi
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool \
+    || { rm -rf "$tmp"; die "Debian's prometheus package has no usr/bin/promtool"; }
+  install -m 755 "$tmp/usr/bin/promtool" "$VENV/bin/promtool"
+  rm -rf "$tmp"
+}
