@@ -91,6 +91,65 @@ async def _reload(settings: Settings) -> int:
     return 0
 
 
+async def _import_list(settings: Settings, campaign: str, path: Path, as_of: str | None) -> int:
+    """Import a debtor list straight into the database, with a progress line on stderr."""
+    from datetime import date
+
+    from dialer.importer import ImportProgress, import_list
+    from engine import db
+
+    chosen = [c for c in settings.dialer.campaigns if c.name == campaign]
+    if not chosen:
+        names = ", ".join(c.name for c in settings.dialer.campaigns) or "none"
+        print(
+            f"sambung: no campaign {campaign!r} in the settings (campaigns: {names})",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
+    except OSError as err:
+        print(f"sambung: cannot read {path}: {err.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    except UnicodeDecodeError as err:
+        print(f"sambung: {path} is not UTF-8 text (byte {err.start})", file=sys.stderr)
+        return EXIT_CONFIG
+    tty = sys.stderr.isatty()
+
+    def show(p: ImportProgress) -> None:
+        line = (
+            f"\rimport {p.import_id}: {p.rows_read} rows read, "
+            f"{p.written}/{p.total_records} records written"
+        )
+        print(line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    pool = await db.connect_pool(settings.database.url.get_secret_value(), 1, 2)
+    try:
+        prog = await import_list(
+            pool,
+            chosen[0],
+            text,
+            source=path.name,
+            on_progress=show,
+            as_of=date.fromisoformat(as_of) if as_of else None,
+        )
+    finally:
+        await pool.close()
+    if tty:
+        print(file=sys.stderr)
+    s = prog.summary
+    print(
+        f"{path.name} -> {campaign}: {s['rows_read']} rows: {s['imported']} new, "
+        f"{s['updated']} updated, {s['merged']} merged duplicates, {s['rejected']} rejected, "
+        f"{s['suppressed']} suppressed (import {s['import_id']})"
+    )
+    for p in s["problems"]:
+        what = p.get("message") or p.get("reason")
+        where = f"line {p['line']}" + (f", {p['column']}" if p.get("column") else "")
+        print(f"  {where}: {what}")
+    return 0
+
+
 def _check_config(arg: str | None, settings: Settings) -> int:
     """The same checks the engine makes at start-up, flows included."""
     from engine.main import Engine
@@ -122,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")
+    imp = sub.add_parser("import", help="import a debtor list (CSV) into a campaign")
+    imp.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")
+    imp.add_argument("--campaign", required=True, help="campaign name from the settings")
+    imp.add_argument("--as-of", help="date that days past due count from (default today)")
+    imp.add_argument("file", type=Path, help="the CSV file (UTF-8, with a header)")
     sub.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
 
@@ -141,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "import":
+            return asyncio.run(_import_list(settings, args.campaign, args.file, args.as_of))
         return asyncio.run(_run(settings))
     except SambungError as err:
         log.error("sambung.failed", error_id=err.error_id, detail=err.detail)

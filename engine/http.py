@@ -12,6 +12,8 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import structlog
@@ -62,6 +64,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem(500, "Internal error", "sambung.internal", "unexpected error; see logs")
 
 
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str)
+
+
 def token_middleware(tokens: Sequence[str]) -> Middleware:
     encoded = [t.encode() for t in tokens]
 
@@ -103,10 +109,41 @@ class AcdApi(Protocol):
 
     def transfer(self, call_id: str, queue: str | None, agent_id: str | None) -> None: ...
 
-    async def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None: ...
+    async def disposition(
+        self,
+        call_id: str,
+        agent_id: str,
+        code: str,
+        note: str,
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
+
+
+class DialerApi(Protocol):
+    """What the HTTP API asks of the dialer (the engine implements it)."""
+
+    def campaigns_view(self) -> list[dict[str, Any]]: ...
+
+    async def campaign_detail(self, name: str) -> dict[str, Any]: ...
+
+    async def campaign_action(self, name: str, action: str) -> dict[str, Any]: ...
+
+    async def start_import(self, name: str, text: str, source: str) -> dict[str, Any]: ...
+
+    async def import_status(self, import_id: int) -> dict[str, Any]: ...
+
+    async def paid(
+        self, account_id: str, amount: Decimal, paid_at: datetime, reference: str
+    ) -> dict[str, Any]: ...
+
+    async def add_dnc(
+        self, phones: list[str], accounts: list[str], reason: str
+    ) -> dict[str, Any]: ...
 
 
 AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
+CAMPAIGN_ACTIONS = ("start", "pause", "resume", "stop")
+MAX_LIST_BYTES = 64 * 1024 * 1024
 WS_HEARTBEAT_SECONDS = 20.0
 
 
@@ -141,6 +178,7 @@ class HttpDeps:
     flows: Callable[[], list[dict[str, object]]] = lambda: []
     reload_flows: Callable[[], Awaitable[list[dict[str, object]]]] | None = None
     acd: AcdApi | None = None
+    dialer: DialerApi | None = None
 
 
 def build_app(deps: HttpDeps) -> web.Application:
@@ -221,7 +259,10 @@ def build_app(deps: HttpDeps) -> web.Application:
         note = body.get("note", "")
         if not isinstance(note, str) or len(note) > 2000:
             raise BadRequest("'note' must be a string of at most 2000 characters")
-        await need_acd().disposition(request.match_info["call_id"], agent_id, code, note)
+        details = {
+            k: body[k] for k in ("amount", "date", "callback_at", "callback_agent") if k in body
+        }
+        await need_acd().disposition(request.match_info["call_id"], agent_id, code, note, details)
         return web.json_response({"saved": True}, status=201)
 
     async def agent_events(request: web.Request) -> web.StreamResponse:
@@ -259,6 +300,96 @@ def build_app(deps: HttpDeps) -> web.Application:
             await ws.close()
         return ws
 
+    def need_dialer() -> DialerApi:
+        if deps.dialer is None:
+            raise NotFound("the dialer is not running in this engine")
+        return deps.dialer
+
+    async def campaigns(_: web.Request) -> web.Response:
+        return web.json_response({"campaigns": need_dialer().campaigns_view()})
+
+    async def campaign(request: web.Request) -> web.Response:
+        detail = await need_dialer().campaign_detail(request.match_info["name"])
+        return web.json_response(detail, dumps=_dumps)
+
+    async def campaign_action(request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        if action not in CAMPAIGN_ACTIONS:
+            raise NotFound(f"no campaign action {action!r}; actions: {', '.join(CAMPAIGN_ACTIONS)}")
+        view = await need_dialer().campaign_action(request.match_info["name"], action)
+        return web.json_response(view, dumps=_dumps)
+
+    async def campaign_import(request: web.Request) -> web.Response:
+        api = need_dialer()
+        if request.content_length is not None and request.content_length > MAX_LIST_BYTES:
+            raise BadRequest(f"a list is at most {MAX_LIST_BYTES} bytes")
+        raw = await request.read()
+        if not raw:
+            raise BadRequest("send the list as the request body (text/csv, UTF-8, with a header)")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise BadRequest(f"the list is not UTF-8 text (byte {err.start})") from err
+        source = request.query.get("source", "api")[:200]
+        started = await api.start_import(request.match_info["name"], text, source)
+        return web.json_response(started, status=202)
+
+    async def import_status(request: web.Request) -> web.Response:
+        raw = request.match_info["import_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise NotFound(f"no import with id {raw!r}")
+        return web.json_response(await need_dialer().import_status(int(raw)), dumps=_dumps)
+
+    async def paid(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        account = request.match_info["account_id"]
+        if not account or len(account) > 64:
+            raise BadRequest("the account id is 1 to 64 characters")
+        try:
+            amount = Decimal(str(body.get("amount")))
+        except (InvalidOperation, ValueError) as err:
+            raise BadRequest("'amount' (a positive number) is required") from err
+        if not amount.is_finite() or amount <= 0 or amount > Decimal("1e15"):
+            raise BadRequest("'amount' must be a positive number")
+        paid_at_raw = body.get("paid_at")
+        if paid_at_raw is None:
+            paid_at = datetime.now(UTC)
+        else:
+            try:
+                paid_at = datetime.fromisoformat(str(paid_at_raw))
+            except ValueError as err:
+                raise BadRequest("'paid_at' must be ISO 8601 with an offset") from err
+            if paid_at.tzinfo is None:
+                raise BadRequest("'paid_at' needs a UTC offset (e.g. +07:00)")
+        reference = _opt_str(body, "reference", 100) or ""
+        result = await need_dialer().paid(
+            account, amount.quantize(Decimal("0.01")), paid_at, reference
+        )
+        return web.json_response(result, status=201)
+
+    async def dnc(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        phones_raw = body.get("phones", [])
+        accounts = body.get("accounts", [])
+        if not isinstance(phones_raw, list) or not isinstance(accounts, list):
+            raise BadRequest("'phones' and 'accounts' are lists")
+        if not phones_raw and not accounts:
+            raise BadRequest("give 'phones' or 'accounts' to add")
+        if not all(isinstance(p, str) and 0 < len(p) <= 40 for p in phones_raw):
+            raise BadRequest("each phone is a string of 1 to 40 characters")
+        phones = list(phones_raw)
+        if not all(isinstance(a, str) and 0 < len(a) <= 64 for a in accounts):
+            raise BadRequest("each account id is a string of 1 to 64 characters")
+        reason = _opt_str(body, "reason", 200) or "api"
+        return web.json_response(await need_dialer().add_dnc(phones, accounts, reason), status=201)
+
+    app.router.add_get("/api/v1/campaigns", campaigns)
+    app.router.add_get("/api/v1/campaigns/{name}", campaign)
+    app.router.add_post("/api/v1/campaigns/{name}/imports", campaign_import)
+    app.router.add_post("/api/v1/campaigns/{name}/{action}", campaign_action)
+    app.router.add_get("/api/v1/imports/{import_id}", import_status)
+    app.router.add_post("/api/v1/accounts/{account_id}/paid", paid)
+    app.router.add_post("/api/v1/dnc", dnc)
     app.router.add_get("/api/v1/queues", queues)
     app.router.add_get("/api/v1/agents", agents)
     app.router.add_get("/api/v1/agents/{agent_id}", agent)

@@ -15,12 +15,14 @@ import json
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
+from dialer.phones import InvalidPhone, normalise_phone
 
 from acd.agents import Agent, AgentState, StateChange
 from acd.call import QueueCallInfo, QueueRunner, bridge_for_queue
@@ -32,10 +34,21 @@ from acd.service import AcdService, Entry, Offer, TransferRequest
 from asterisk.ami.adapter import AmiAdapter, FullyBooted
 from asterisk.ari.client import AriClient
 from asterisk.telephony import AriTelephony
+from dialer import store as dialer_store
+from dialer.call import AttemptRunner
+from dialer.importer import ImportProgress, import_list
+from dialer.service import DialerService, campaign_queue, queue_of
 from engine import db
 from engine.calls import CallDispatcher, CallInbox
-from engine.config import Settings
-from engine.errors import BadRequest, ConfigError, NotFound, SambungError, TelephonyError
+from engine.config import AcdSettings, Settings
+from engine.errors import (
+    BadRequest,
+    ConfigError,
+    DatabaseUnavailable,
+    NotFound,
+    SambungError,
+    TelephonyError,
+)
 from engine.events import CallOffered, DeviceChanged, TelephonyConnected, TelephonyLost
 from engine.facts import CallStartedFact, FactWriter, OpenCallsClosedFact
 from engine.http import HttpDeps, build_app
@@ -74,7 +87,7 @@ class Engine:
         self._ivr: IvrRunner | None = None
         self.flows = FlowTable()
         self.hub = AgentHub()
-        self.acd = AcdService(settings.acd, self.metrics)
+        self.acd = AcdService(with_campaign_queues(settings), self.metrics)
         self.acd.agents.listeners.append(self._agent_changed)
         self.acd.start_callback = self._start_callback
         self._queues: QueueRunner | None = None
@@ -83,6 +96,10 @@ class Engine:
         # One id per engine run: agent state rows are numbered within a run.
         self.run_id = uuid.uuid4().hex[:12]
         self._queued_calls: set[str] = set()
+        self._imports: dict[int, ImportProgress] = {}
+        self.dialer = DialerService(
+            settings.dialer, self.acd, self.metrics, engine_instance=settings.engine.instance_id
+        )
 
     # ---- readiness and API views ---------------------------------------------------------
 
@@ -315,10 +332,21 @@ class Engine:
             raise NotFound(f"call {call_id!r} is not in a queue or with an agent")
         inbox.post_local(TransferRequest(queue, agent_id))
 
-    async def disposition(self, call_id: str, agent_id: str, code: str, note: str) -> None:
+    async def disposition(
+        self,
+        call_id: str,
+        agent_id: str,
+        code: str,
+        note: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         assert self.facts is not None
         assert self._pool is not None
         agent = self.acd.agents.get(agent_id)
+        if await self.dialer.disposition(call_id, agent_id, code, note, details or {}):
+            if agent.state is AgentState.WRAP_UP and agent.call_id == call_id:
+                self.acd.agents.end_wrap_up(agent_id, "api")
+            return
         try:
             known = (
                 await self._pool.fetchval("SELECT 1 FROM calls WHERE call_id = $1", call_id)
@@ -333,6 +361,102 @@ class Engine:
         self.facts.record(DispositionFact(call_id, agent_id, code, note, datetime.now(UTC)))
         if agent.state is AgentState.WRAP_UP and agent.call_id == call_id:
             self.acd.agents.end_wrap_up(agent_id, "api")  # the disposition is the wrap-up's end
+
+    # ---- the dialer's API ------------------------------------------------------------------
+
+    def campaigns_view(self) -> list[dict[str, Any]]:
+        return [self.dialer.view(n) for n in self.dialer.campaigns]
+
+    async def campaign_detail(self, name: str) -> dict[str, Any]:
+        view = self.dialer.view(name)
+        if self._pool is None:
+            return view
+        since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        try:
+            async with self._pool.acquire() as conn:
+                view["kpis"] = await dialer_store.kpis(conn, name, since)
+                view["attempts_today"] = await dialer_store.outcome_counts(conn, name, since)
+                view["records"] = await dialer_store.record_counts(conn, name)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            view["kpis_error"] = f"database unavailable: {err}"
+        return view
+
+    async def campaign_action(self, name: str, action: str) -> dict[str, Any]:
+        return await self.dialer.set_state(name, action)
+
+    async def start_import(self, name: str, text: str, source: str) -> dict[str, Any]:
+        run = self.dialer.get(name)
+        if self._pool is None:
+            raise DatabaseUnavailable("the database is not reachable")
+        pool = self._pool
+        got_id: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def started(import_id: int) -> None:
+            if not got_id.done():
+                got_id.set_result(import_id)
+
+        def progress(p: ImportProgress) -> None:
+            self._imports[p.import_id] = p
+
+        async def work() -> None:
+            try:
+                await import_list(
+                    pool,
+                    run.settings,
+                    text,
+                    source=source,
+                    metrics=self.metrics,
+                    on_progress=progress,
+                    started=started,
+                )
+            except SambungError as err:
+                if not got_id.done():
+                    got_id.set_exception(err)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+                if not got_id.done():
+                    got_id.set_exception(DatabaseUnavailable(f"import failed: {err}"))
+                log.warning("dialer.import_failed", campaign=name, error=str(err))
+
+        self._service_tasks.start(work(), name=f"import-{name}")
+        import_id = await got_id
+        return {"import_id": import_id, "campaign": name, "state": "running"}
+
+    async def import_status(self, import_id: int) -> dict[str, Any]:
+        assert self._pool is not None
+        row = await self._pool.fetchrow(
+            "SELECT * FROM list_imports WHERE import_id = $1", import_id
+        )
+        if row is None:
+            raise NotFound(f"no import with id {import_id}")
+        out: dict[str, Any] = {
+            k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()
+        }
+        out["problems"] = json.loads(row["problems"]) if row["problems"] else []
+        live = self._imports.get(import_id)
+        if live is not None and row["state"] == "running":
+            out["rows_parsed"] = live.rows_read
+            out["records_written"] = live.written
+            out["records_total"] = live.total_records
+        return out
+
+    async def paid(
+        self, account_id: str, amount: Decimal, paid_at: datetime, reference: str
+    ) -> dict[str, Any]:
+        return await self.dialer.paid(account_id, amount, paid_at, reference)
+
+    async def add_dnc(self, phones: list[str], accounts: list[str], reason: str) -> dict[str, Any]:
+        if self._pool is None:
+            raise DatabaseUnavailable("the database is not reachable")
+        numbers = []
+        for i, raw in enumerate(phones):
+            try:
+                numbers.append(normalise_phone(raw))
+            except InvalidPhone as err:
+                raise BadRequest(f"phones[{i}] {raw!r}: {err.detail}") from err
+        async with self._pool.acquire() as conn:
+            n_p = await dialer_store.add_dnc(conn, "phone", numbers, reason)
+            n_a = await dialer_store.add_dnc(conn, "account", accounts, reason)
+        return {"phones": n_p, "accounts": n_a}
 
     # ---- background loops ---------------------------------------------------------------
 
@@ -444,6 +568,13 @@ class Engine:
                 lambda: self.asterisk_id,
             )
             await self._restore_agents()
+            await self.dialer.start(
+                self._pool,
+                self.dispatcher,
+                AttemptRunner(self.telephony, self._queues, self.facts.record, self.metrics),
+                self.facts.record,
+                lambda: self.asterisk_id,
+            )
             self._ivr = IvrRunner(
                 telephony=self.telephony,
                 record=self.facts.record,
@@ -466,6 +597,7 @@ class Engine:
                         flows=self.flows_view,
                         reload_flows=self.reload_flows,
                         acd=self,
+                        dialer=self,
                     )
                 ),
                 access_log=None,
@@ -482,6 +614,7 @@ class Engine:
             writer_task = services.start(self.facts.run(), name="fact-writer")
             services.start(self._watch_database(), name="db-watch")
             ari_task = services.start(self.telephony.run(), name="ari")
+            services.start(self.dialer.run(), name="dialer")
             ami: AmiAdapter | None = None
             ami_task: asyncio.Task[Any] | None = None
             if s.ami.enabled:
@@ -527,6 +660,8 @@ class Engine:
         s = self.settings
         assert self.dispatcher is not None
         assert self.facts is not None
+        log.info("engine.stopping", stage="stop_dialing", lines=len(self.dispatcher.tasks))
+        await self.dialer.stop()
         log.info("engine.stopping", stage="stop_new_calls", active=len(self.dispatcher.tasks))
         drained = await self.dispatcher.drain(s.engine.drain_timeout_seconds)
         if not drained:
@@ -702,3 +837,23 @@ class Engine:
 def _online(device_state: str) -> bool:
     """A registered phone: any aggregate device state but these (ari-notes 1.4)."""
     return device_state not in ("UNAVAILABLE", "INVALID", "UNKNOWN")
+
+
+def with_campaign_queues(settings: Settings) -> AcdSettings:
+    """The ACD's settings with one queue per campaign, and each campaign agent serving it."""
+    acd = settings.acd
+    campaigns = settings.dialer.campaigns
+    if not campaigns:
+        return acd
+    members: dict[str, list[str]] = {a.id: list(a.queues) for a in acd.agents}
+    for c in campaigns:
+        for a in acd.agents:
+            skilled = c.skill is not None and a.skills.get(c.skill, 0) >= c.min_level
+            if a.id in c.agents or skilled:
+                members[a.id].append(queue_of(c.name))
+    return acd.model_copy(
+        update={
+            "queues": [*acd.queues, *(campaign_queue(c) for c in campaigns)],
+            "agents": [a.model_copy(update={"queues": members[a.id]}) for a in acd.agents],
+        }
+    )

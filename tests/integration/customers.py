@@ -56,8 +56,17 @@ def write_rtp_pcap(path: Path, payload: bytes, *, ssrc: int = 0x5A4B1234) -> flo
         rtp += payload[i : i + FRAME]
         udp = struct.pack("!HHHH", 16000, 16000, 8 + len(rtp), 0) + rtp
         ip_header = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-            bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]),
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(udp),
+            0,
+            0,
+            64,
+            17,
+            0,
+            bytes([127, 0, 0, 1]),
+            bytes([127, 0, 0, 1]),
         )
         frame = b"\x00" * 12 + b"\x08\x00" + ip_header + udp
         t = i // FRAME * 0.020

@@ -42,7 +42,9 @@ def translator(sink: Sink) -> CallEventTranslator:
         (99, 499, "failed"),
     ],
 )
-def test_outcome_from_cause_and_sip_status(cause: int | None, sip: int | None, outcome: str) -> None:
+def test_outcome_from_cause_and_sip_status(
+    cause: int | None, sip: int | None, outcome: str
+) -> None:
     assert classify(cause, sip) == outcome
 
 
@@ -52,7 +54,9 @@ def test_every_table_entry_is_an_outcome_the_retry_rules_know() -> None:
     assert set(SIP_OUTCOME.values()) | set(CAUSE_OUTCOME.values()) <= set(ATTEMPT_OUTCOMES)
 
 
-async def test_an_unanswered_attempt_ends_with_its_cause_even_before_the_originate_returns() -> None:
+async def test_an_unanswered_attempt_ends_with_its_cause_even_before_the_originate_returns() -> (
+    None
+):
     sink = Sink()
     t = translator(sink)
     t.track_outbound("d1")

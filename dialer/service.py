@@ -1,0 +1,872 @@
+"""The dialer service: runs campaigns, asks the pacing policy how many to dial, dials them.
+
+One ``DialerService`` per engine, on the event loop's thread. Every tick (and at once when an
+agent becomes ready or a line ends) each running campaign is paced:
+
+1. the figures: ready agents of the campaign (less inbound callers waiting for them when
+   inbound goes first), how long each busy agent has been handling its call, the live-answer
+   rate and the abandon figures of the rolling window, lines in flight;
+2. the records whose turn has come, taken in a transaction (``FOR UPDATE SKIP LOCKED``), each
+   checked against the calling rules in the debtor's own time zone, the attempt caps and the
+   do-not-call list; a record the rules hold back is rescheduled to when they allow it;
+3. ``dialer.pacing.plan`` says how many to dial; that many attempt rows (with calls rows) are
+   written in the same transaction; after the commit each is originated by its own task.
+
+A campaign's agents and inbound queues share one agent book: a campaign is served through an
+ACD queue of its own (``dialer-<campaign>``) whose wait is the connect limit and whose
+overflow is the safe-harbour message. Blending therefore needs no second routing: queue
+priority decides (inbound first by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import structlog
+
+from acd.agents import Agent, AgentState, StateChange
+from acd.service import AcdService
+from dialer import compliance, pacing, store
+from dialer.call import AttemptPlan, AttemptResult, AttemptRunner
+from dialer.facts import DialerDispositionFact, RecordScheduledFact
+from engine.calls import CallDispatcher, CallInbox
+from engine.config import (
+    CampaignSettings,
+    DialerSettings,
+    OverflowSettings,
+    QueueSettings,
+)
+from engine.errors import BadRequest, DatabaseUnavailable, NotFound, SambungError
+from engine.facts import Fact
+from engine.metrics import Metrics
+from engine.tasks import TaskSet
+
+log = structlog.get_logger(__name__)
+
+HANDLE_SAMPLES = 200
+ANSWER_SAMPLES = 500
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+BLEND_PRIORITY = {"inbound_first": -1, "equal": 0, "outbound_first": 9}
+# The safe-harbour message must already be playing when the connect limit runs out; stopping
+# the music, answering the overflow and starting a playback take about a tenth of a second.
+SAFE_HARBOUR_LEAD = 0.3
+
+
+class UnknownCampaign(SambungError):
+    error_id = "dialer.unknown_campaign"
+    title = "No such campaign"
+    http_status = 404
+
+
+class CampaignStateError(SambungError):
+    error_id = "dialer.campaign_state"
+    title = "Campaign cannot do that now"
+    http_status = 409
+
+
+class DispositionInvalid(SambungError):
+    error_id = "dialer.disposition_invalid"
+    title = "Disposition does not fit the campaign's schema"
+    http_status = 422
+
+
+def queue_of(campaign: str) -> str:
+    return f"dialer-{campaign}"
+
+
+def campaign_queue(c: CampaignSettings) -> QueueSettings:
+    """The ACD queue a campaign's live answers wait in, for at most the connect limit."""
+    # Who may take the calls is decided by membership (the campaign's agents and skilled
+    # agents serve this queue), so the queue itself asks for no skill.
+    return QueueSettings(
+        name=queue_of(c.name),
+        language=c.default_language,
+        greeting=[],
+        moh_class=c.moh_class,
+        announce_every_seconds=0,
+        priority=BLEND_PRIORITY[c.blend],
+        aging_seconds=0,
+        max_wait_seconds=max(0.2, c.connect_limit_seconds - SAFE_HARBOUR_LEAD),
+        max_length=10000,
+        overflow=OverflowSettings(action="hangup", prompts=list(c.safe_harbour)),
+        wrap_up_seconds=c.wrap_up_seconds,
+        ring_timeout_seconds=max(3, min(120, int(c.connect_limit_seconds) + 3)),
+        whisper=list(c.whisper),
+        auto_answer=c.auto_answer,
+    )
+
+
+def window_of(c: CampaignSettings) -> compliance.CallingWindow:
+    h, m = (int(x) for x in c.start.split(":"))
+    eh, em = (int(x) for x in c.end.split(":"))
+    return compliance.CallingWindow(
+        weekdays=frozenset(c.days),
+        start=time(h, m),
+        end=time(eh, em),
+        last_dial_margin=timedelta(minutes=c.last_dial_margin_minutes),
+        holidays=compliance.load_holidays(c.holidays),
+    )
+
+
+def retry_rules_of(c: CampaignSettings) -> compliance.RetryRules:
+    return compliance.parse_retry_rules(c.retry)
+
+
+@dataclass(slots=True)
+class Line:
+    """An attempt in progress."""
+
+    plan: AttemptPlan
+    started: float
+    live: bool = False
+
+
+@dataclass(slots=True)
+class CampaignRun:
+    settings: CampaignSettings
+    window: compliance.CallingWindow
+    caps: compliance.AttemptCaps
+    rules: compliance.RetryRules
+    state: str = "stopped"
+    lines: dict[str, Line] = field(default_factory=dict)
+    # (loop time, kind) for the rolling window: "ended" (an attempt ended), "live" (a live
+    # answer), "abandoned" (a live answer no agent took).
+    events: deque[tuple[float, str]] = field(default_factory=deque)
+    answer_delays: deque[float] = field(default_factory=lambda: deque(maxlen=ANSWER_SAMPLES))
+    started_at: float | None = None
+    busy_seconds: float = 0.0  # agent time on calls and wrap-up since the start
+    staffed_seconds: float = 0.0
+    last_tick: float | None = None
+    last_plan: pacing.PacingDecision | None = None
+
+    def counts(self, now: float) -> tuple[int, int, int]:
+        """(ended attempts, live answers, abandoned) in the rolling window."""
+        cutoff = now - self.settings.abandon_window_hours * 3600
+        while self.events and self.events[0][0] < cutoff:
+            self.events.popleft()
+        ended = sum(1 for _, k in self.events if k == "ended")
+        live = sum(1 for _, k in self.events if k == "live")
+        abandoned = sum(1 for _, k in self.events if k == "abandoned")
+        return ended, live, abandoned
+
+
+class DialerService:
+    def __init__(
+        self,
+        settings: DialerSettings,
+        acd: AcdService,
+        metrics: Metrics,
+        *,
+        engine_instance: str,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.acd = acd
+        self.m = metrics
+        self.instance = engine_instance
+        self.wall = wall
+        self.campaigns: dict[str, CampaignRun] = {
+            c.name: CampaignRun(
+                settings=c,
+                window=window_of(c),
+                caps=compliance.AttemptCaps(c.max_attempts_per_day, c.max_attempts_per_7_days),
+                rules=retry_rules_of(c),
+            )
+            for c in settings.campaigns
+        }
+        self.pool: asyncpg.Pool | None = None
+        self.dispatcher: CallDispatcher | None = None
+        self.runner: AttemptRunner | None = None
+        self.record: Callable[[Fact], None] = lambda f: None
+        self.asterisk_id: Callable[[], str] = lambda: ""
+        self.trunk_ok: Callable[[], bool] = lambda: True
+        self.tasks = TaskSet("dialer")
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._handle: dict[str, deque[float]] = {
+            n: deque(maxlen=HANDLE_SAMPLES) for n in self.campaigns
+        }
+        self._busy_since: dict[str, float] = {}
+        self._record_counts: dict[str, dict[str, int]] = {}
+        acd.agents.listeners.append(self._agent_changed)
+        for name in self.campaigns:
+            self._gauges(name)
+
+    # ---- set-up ------------------------------------------------------------------------
+
+    def agent_ids(self, name: str) -> set[str]:
+        c = self.campaigns[name].settings
+        out = set(c.agents)
+        if c.skill is not None:
+            for a in self.acd.agents.all():
+                if dict(a.profile.skills).get(c.skill, 0) >= c.min_level:
+                    out.add(a.profile.agent_id)
+        return out
+
+    async def start(
+        self,
+        pool: asyncpg.Pool,
+        dispatcher: CallDispatcher,
+        runner: AttemptRunner,
+        record: Callable[[Fact], None],
+        asterisk_id: Callable[[], str],
+    ) -> None:
+        self.pool = pool
+        self.dispatcher = dispatcher
+        self.runner = runner
+        self.record = record
+        self.asterisk_id = asterisk_id
+        try:
+            async with pool.acquire() as conn:
+                states = await store.ensure_campaigns(
+                    conn, {n: c.settings.mode for n, c in self.campaigns.items()}
+                )
+                closed = await store.recover_open_attempts(conn, self.instance)
+                await self._load_dnc_files(conn)
+                since = self.wall() - timedelta(hours=720)
+                for name, run in self.campaigns.items():
+                    run.state = states.get(name, "stopped")
+                    await self._load_window(conn, run, since)
+                    self.m.dialer_running.labels(campaign=name).set(
+                        1 if run.state == "running" else 0
+                    )
+        except DB_ERRORS as err:
+            log.warning("dialer.start_without_database", error=str(err))
+            return
+        if closed:
+            log.info("dialer.recovered_attempts", closed=closed)
+
+    async def _load_dnc_files(self, conn: asyncpg.Connection) -> None:
+        for path in self.settings.dnc_files:
+            numbers = compliance_dnc(path)
+            n = await store.add_dnc(conn, "phone", numbers, f"file:{path.name}")
+            log.info("dialer.dnc_loaded", file=path.name, numbers=n)
+
+    async def _load_window(
+        self, conn: asyncpg.Connection, run: CampaignRun, since: datetime
+    ) -> None:
+        """Rebuild the rolling window from the attempts table (an engine restart keeps it)."""
+        now_wall = self.wall()
+        now = _loop_time()
+        window_start = now_wall - timedelta(hours=run.settings.abandon_window_hours)
+        rows = await store.window_events(conn, run.settings.name, max(since, window_start))
+        for r in rows:
+            if r["ended_at"] is None:
+                continue
+            at = now - (now_wall - r["ended_at"]).total_seconds()
+            run.events.append((at, "ended"))
+            if r["live_at"] is not None or r["outcome"] in ("connected", "abandoned"):
+                run.events.append((at, "live"))
+                if r["outcome"] == "abandoned":
+                    run.events.append((at, "abandoned"))
+            if r["answered_at"] is not None:
+                run.answer_delays.append((r["answered_at"] - r["created_at"]).total_seconds())
+
+    # ---- metrics -----------------------------------------------------------------------
+
+    def _gauges(self, name: str) -> None:
+        m = self.m
+        run = self.campaigns[name]
+        m.dialer_abandon_cap.labels(campaign=name).set(run.settings.abandon_cap)
+        m.dialer_lines_in_flight.labels(campaign=name).set_function(
+            lambda: float(sum(1 for x in run.lines.values() if not x.live))
+        )
+        m.dialer_lines_per_agent.labels(campaign=name).set_function(
+            lambda: self.lines_per_agent(name)
+        )
+        m.dialer_abandon_ratio.labels(campaign=name).set_function(lambda: self.abandon_rate(name))
+        m.dialer_contact_ratio.labels(campaign=name).set_function(lambda: self.contact_rate(name))
+        m.dialer_occupancy.labels(campaign=name).set_function(lambda: self.occupancy(name))
+        for state in ("pending", "scheduled", "dialing", "done", "stopped"):
+            m.dialer_records.labels(campaign=name, state=state).set_function(
+                lambda s=state: float(self._record_counts.get(name, {}).get(s, 0))  # type: ignore[misc]
+            )
+
+    def logged_in(self, name: str) -> list[Agent]:
+        ids = self.agent_ids(name)
+        return [
+            a
+            for a in self.acd.agents.all()
+            if a.profile.agent_id in ids
+            and a.state not in (AgentState.LOGGED_OUT, AgentState.PAUSED)
+        ]
+
+    def lines_per_agent(self, name: str) -> float:
+        run = self.campaigns[name]
+        n = len(self.logged_in(name))
+        return round(len(run.lines) / n, 3) if n else 0.0
+
+    def abandon_rate(self, name: str) -> float:
+        _, live, abandoned = self.campaigns[name].counts(_loop_time())
+        return abandoned / live if live else 0.0
+
+    def contact_rate(self, name: str) -> float:
+        ended, live, _ = self.campaigns[name].counts(_loop_time())
+        return live / ended if ended else 0.0
+
+    def occupancy(self, name: str) -> float:
+        run = self.campaigns[name]
+        return run.busy_seconds / run.staffed_seconds if run.staffed_seconds else 0.0
+
+    # ---- agents ------------------------------------------------------------------------
+
+    def _agent_changed(self, agent: Agent, change: StateChange) -> None:
+        aid = agent.profile.agent_id
+        busy = change.state in (
+            AgentState.RESERVED,
+            AgentState.RINGING,
+            AgentState.ON_CALL,
+            AgentState.ON_HOLD,
+            AgentState.WRAP_UP,
+        )
+        now = _loop_time()
+        if busy and aid not in self._busy_since:
+            self._busy_since[aid] = now
+        elif not busy and aid in self._busy_since:
+            began = self._busy_since.pop(aid)
+            for name in self.campaigns:
+                if aid in self.agent_ids(name):
+                    self._handle[name].append(now - began)
+        if change.state is AgentState.READY:
+            self.kick()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        tick = self.settings.tick_seconds
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), tick)
+            self._wake.clear()
+            for name, run in self.campaigns.items():
+                self._account_time(name, run)
+                if run.state != "running" or self._stopping:
+                    continue
+                try:
+                    await self.pace(name)
+                except DB_ERRORS as err:
+                    log.warning("dialer.pace_db_error", campaign=name, error=str(err))
+                except SambungError as err:
+                    log.warning("dialer.pace_failed", campaign=name, error=err.detail)
+            await self._refresh_counts()
+
+    def _account_time(self, name: str, run: CampaignRun) -> None:
+        now = _loop_time()
+        if run.last_tick is not None and run.state == "running":
+            dt = now - run.last_tick
+            agents = self.logged_in(name)
+            run.staffed_seconds += dt * len(agents)
+            run.busy_seconds += dt * sum(1 for a in agents if a.state is not AgentState.READY)
+        run.last_tick = now
+
+    async def _refresh_counts(self) -> None:
+        if self.pool is None:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                for name in self.campaigns:
+                    self._record_counts[name] = await store.record_counts(conn, name)
+        except DB_ERRORS:
+            pass
+
+    def inputs(self, name: str, dialable: int) -> pacing.PacingInput:
+        run = self.campaigns[name]
+        c = run.settings
+        now = _loop_time()
+        ids = self.agent_ids(name)
+        ready_ids = [a.agent_id for a in self.acd.agents.ready_for_routing() if a.agent_id in ids]
+        ready = len(ready_ids)
+        if c.blend == "inbound_first" and ready:
+            # Callers already waiting for these agents take them first.
+            waiting = sum(
+                1
+                for e in self.acd.entries.values()
+                if e.state == "waiting"
+                and not e.queue.startswith("dialer-")
+                and any(e.queue in self.acd.agents.get(a).profile.queues for a in ready_ids)
+            )
+            ready = max(0, ready - waiting)
+        busy = tuple(now - self._busy_since[aid] for aid in ids if aid in self._busy_since)
+        ended, live, abandoned = run.counts(now)
+        delays = list(run.answer_delays)
+        return pacing.PacingInput(
+            mode=c.mode,
+            ready_agents=ready,
+            busy_elapsed=busy,
+            handle_samples=tuple(self._handle[name]),
+            handle_prior=120.0 + c.wrap_up_seconds,
+            handle_prior_weight=5,
+            answered=live,
+            attempts=ended,
+            answer_rate_prior=0.25,
+            answer_rate_prior_weight=20,
+            answer_delay=sum(delays) / len(delays) if delays else 12.0,
+            lines_in_flight=sum(1 for x in run.lines.values() if not x.live),
+            max_lines=c.max_lines,
+            abandon_cap=c.abandon_cap,
+            window_live=live,
+            window_abandoned=abandoned,
+            dialable=dialable,
+            connect_limit=c.connect_limit_seconds,
+        )
+
+    async def pace(self, name: str) -> int:
+        """One pacing round for a running campaign; returns how many were dialled."""
+        run = self.campaigns[name]
+        c = run.settings
+        if c.mode == "preview" or self.pool is None or self.dispatcher is None:
+            return 0
+        room = c.max_lines - len(run.lines)
+        if room <= 0:
+            return 0
+        # What pacing would allow with every record available: no need to read more.
+        probe = pacing.plan(self.inputs(name, room))
+        if probe.dial <= 0:
+            run.last_plan = probe
+            return 0
+        now_wall = self.wall()
+        plans: list[AttemptPlan] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            due = await store.due_records(conn, name, now_wall, probe.dial * 3 + 5)
+            allowed = await self._check(conn, run, due, now_wall)
+            decision = pacing.plan(self.inputs(name, len(allowed)))
+            run.last_plan = decision
+            for rec in allowed[: decision.dial]:
+                plan = self._plan(run, rec)
+                await store.begin_attempt(
+                    conn,
+                    store.NewAttempt(plan.attempt_id, rec, plan.phone, c.mode),
+                    at=now_wall,
+                    engine_instance=self.instance,
+                    asterisk_id=self.asterisk_id(),
+                    trunk=c.trunk,
+                )
+                plans.append(plan)
+        for plan in plans:
+            self._launch(run, plan)
+        if plans:
+            log.info(
+                "dialer.dialled",
+                campaign=name,
+                n=len(plans),
+                reason=run.last_plan.reason if run.last_plan else "",
+                in_flight=len(run.lines),
+            )
+        return len(plans)
+
+    async def _check(
+        self,
+        conn: asyncpg.Connection,
+        run: CampaignRun,
+        due: list[store.DueRecord],
+        now: datetime,
+    ) -> list[store.DueRecord]:
+        """The calling rules, at the last moment: window, caps, DNC, a paid account."""
+        if not due:
+            return []
+        name = run.settings.name
+        history = await store.attempt_history(
+            conn, [r.account_id for r in due], now - timedelta(days=8)
+        )
+        hits = await store.dnc_hits(
+            conn, [p for r in due for p in r.phones], [r.account_id for r in due]
+        )
+        busy_accounts = {x.plan.account_id for x in run.lines.values()}
+        out: list[store.DueRecord] = []
+        for r in due:
+            if r.account_id in hits:
+                await store.stop_record(conn, r.record_id, "dnc")
+                self.m.dialer_blocked.labels(campaign=name, reason="dnc").inc()
+                continue
+            if r.account_id in busy_accounts:
+                continue  # never two lines to one debtor at once
+            phones = [p for p in r.phones if p not in hits]
+            if not phones:
+                await store.stop_record(conn, r.record_id, "dnc")
+                self.m.dialer_blocked.labels(campaign=name, reason="dnc").inc()
+                continue
+            if r.phone() in hits:
+                # Skip the barred number this time; the next attempt moves to the next one.
+                self.m.dialer_blocked.labels(campaign=name, reason="dnc").inc()
+                continue
+            if r.callback_agent is not None and not self._agent_ready(r.callback_agent):
+                continue  # a promised callback waits for its agent
+            verdict = compliance.check_dial(
+                run.window, run.caps, r.zone, now, history.get(r.account_id, [])
+            )
+            if not verdict.allowed:
+                reason = verdict.reason or "window"
+                self.m.dialer_blocked.labels(campaign=name, reason=reason).inc()
+                if verdict.next_at is None:
+                    await store.stop_record(conn, r.record_id, f"rules:{reason}")
+                else:
+                    await store.reschedule(conn, r.record_id, verdict.next_at, "scheduled")
+                continue
+            out.append(r)
+            busy_accounts.add(r.account_id)
+        return out
+
+    def _agent_ready(self, agent_id: str) -> bool:
+        try:
+            return self.acd.agents.get(agent_id).state is AgentState.READY
+        except SambungError:
+            return False
+
+    def _plan(self, run: CampaignRun, rec: store.DueRecord) -> AttemptPlan:
+        c = run.settings
+        phone = rec.phone()
+        number = phone.removeprefix("+")
+        return AttemptPlan(
+            attempt_id=f"dlr-{uuid.uuid4().hex[:24]}",
+            campaign=c.name,
+            queue=queue_of(c.name),
+            mode=c.mode,
+            record_id=rec.record_id,
+            account_id=rec.account_id,
+            debtor_name=rec.name,
+            phone=phone,
+            language=rec.language,
+            amount_due=rec.amount_due,
+            context=self.debtor_context(rec, c.name),
+            endpoint=f"PJSIP/{number}@{c.trunk}",
+            caller_id=c.caller_id,
+            ring_seconds=c.ring_seconds,
+            amd=c.amd,
+            machine_message=tuple(c.machine_message),
+            reminder_key=c.reminder_key,
+            reminder_wait=c.reminder_wait_seconds,
+            pinned_agent=rec.callback_agent,
+        )
+
+    @staticmethod
+    def debtor_context(rec: store.DueRecord, campaign: str) -> dict[str, str]:
+        ctx = {
+            "campaign": campaign,
+            "account_id": rec.account_id,
+            "debtor_name": rec.name,
+            "amount_due": str(rec.amount_due),
+            "days_past_due": str(rec.days_past_due),
+            "bucket": rec.bucket,
+            "due_date": rec.due_date.isoformat() if rec.due_date else "",
+            "attempts": str(rec.attempts + 1),
+            "zone": rec.zone,
+        }
+        for k, v in rec.extra.items():
+            ctx.setdefault(f"extra.{k}", str(v))
+        return ctx
+
+    def _launch(self, run: CampaignRun, plan: AttemptPlan) -> None:
+        assert self.dispatcher is not None
+        runner = self.runner
+        assert runner is not None
+        line = Line(plan, _loop_time())
+        run.lines[plan.attempt_id] = line
+
+        def live(p: AttemptPlan) -> None:
+            line.live = True
+            run.answer_delays.append(_loop_time() - line.started)
+            self.kick()
+
+        async def work(inbox: CallInbox) -> None:
+            result: AttemptResult | None = None
+            try:
+                result = await runner.run(plan, inbox, on_live=live)
+            finally:
+                run.lines.pop(plan.attempt_id, None)
+                self._attempt_done(run, plan, result)
+                self.kick()
+
+        if not self.dispatcher.start_owned(plan.attempt_id, work):
+            run.lines.pop(plan.attempt_id, None)
+            self._attempt_done(run, plan, AttemptResult(outcome="cancelled"))
+
+    def _attempt_done(
+        self, run: CampaignRun, plan: AttemptPlan, result: AttemptResult | None
+    ) -> None:
+        outcome = result.outcome if result is not None else "cancelled"
+        now = _loop_time()
+        run.events.append((now, "ended"))
+        if result is not None and (
+            result.live_at is not None or outcome in ("connected", "abandoned")
+        ):
+            run.events.append((now, "live"))
+            if outcome == "abandoned":
+                run.events.append((now, "abandoned"))
+        at = self.wall()
+        next_at = compliance.next_attempt_at(
+            outcome, run.rules, run.window, run.caps, self._zone_of(plan), at, [at]
+        )
+        bad = plan.phone if outcome == "invalid_number" else None
+        if outcome == "connected":
+            state, next_at = "done", None  # the disposition decides what follows
+        elif next_at is None:
+            state = "done"
+        else:
+            state = "scheduled"
+        self.record(
+            RecordScheduledFact(
+                plan.record_id,
+                state,
+                next_at,
+                outcome,
+                "exhausted" if state == "done" and outcome != "connected" else None,
+                bad,
+                None,
+            )
+        )
+
+    def _zone_of(self, plan: AttemptPlan) -> str:
+        return plan.context.get("zone") or self.campaigns[plan.campaign].settings.default_zone
+
+    # ---- control -----------------------------------------------------------------------
+
+    def get(self, name: str) -> CampaignRun:
+        run = self.campaigns.get(name)
+        if run is None:
+            raise UnknownCampaign(f"campaign {name!r} is not configured")
+        return run
+
+    async def set_state(self, name: str, action: str) -> dict[str, Any]:
+        run = self.get(name)
+        target = {"start": "running", "resume": "running", "pause": "paused", "stop": "stopped"}
+        if action not in target:
+            raise NotFound(f"no campaign action {action!r}; actions: start, pause, resume, stop")
+        new = target[action]
+        if self.pool is None:
+            raise DatabaseUnavailable("the database is not reachable")
+        try:
+            async with self.pool.acquire() as conn:
+                await store.set_campaign_state(conn, name, new)
+        except DB_ERRORS as err:
+            raise DatabaseUnavailable(f"campaign state not saved: {err}") from err
+        run.state = new
+        if new == "running" and run.started_at is None:
+            run.started_at = _loop_time()
+        self.m.dialer_running.labels(campaign=name).set(1 if new == "running" else 0)
+        log.info("dialer.campaign_state", campaign=name, state=new)
+        if new == "stopped":
+            # Lines not yet answered are cancelled; live calls are finished by their agents.
+            await self._cancel_ringing(run)
+        self.kick()
+        return self.view(name)
+
+    async def _cancel_ringing(self, run: CampaignRun, account: str | None = None) -> int:
+        runner = self.runner
+        if runner is None:
+            return 0
+        n = 0
+        for line in list(run.lines.values()):
+            if line.live or (account is not None and line.plan.account_id != account):
+                continue
+            line.plan.cancelled = True
+            with contextlib.suppress(SambungError):
+                await runner.tel.hangup(line.plan.attempt_id, "normal")
+                n += 1
+        return n
+
+    async def stop(self) -> None:
+        """Staged shutdown, first stage: no new dials; ringing lines are hung up."""
+        self._stopping = True
+        self._wake.set()
+        for run in self.campaigns.values():
+            await self._cancel_ringing(run)
+
+    def view(self, name: str) -> dict[str, Any]:
+        run = self.get(name)
+        c = run.settings
+        now = _loop_time()
+        ended, live, abandoned = run.counts(now)
+        lp = run.last_plan
+        return {
+            "campaign": name,
+            "mode": c.mode,
+            "state": run.state,
+            "lines_in_flight": sum(1 for x in run.lines.values() if not x.live),
+            "live_calls": sum(1 for x in run.lines.values() if x.live),
+            "max_lines": c.max_lines,
+            "agents_logged_in": len(self.logged_in(name)),
+            "lines_per_agent": self.lines_per_agent(name),
+            "abandon_rate": round(abandoned / live, 4) if live else 0.0,
+            "abandon_cap": c.abandon_cap,
+            "abandon_window_hours": c.abandon_window_hours,
+            "window": {"attempts": ended, "live_answers": live, "abandoned": abandoned},
+            "contact_rate": round(live / ended, 4) if ended else 0.0,
+            "occupancy": round(self.occupancy(name), 4),
+            "records": self._record_counts.get(name, {}),
+            "last_plan": None if lp is None else {"dial": lp.dial, "reason": lp.reason},
+        }
+
+    # ---- payments, DNC, dispositions -----------------------------------------------------
+
+    async def paid(
+        self, account_id: str, amount: Decimal, paid_at: datetime, reference: str
+    ) -> dict[str, Any]:
+        if self.pool is None:
+            raise DatabaseUnavailable("the database is not reachable")
+        try:
+            async with self.pool.acquire() as conn:
+                new, stopped = await store.record_payment(
+                    conn, account_id, amount, paid_at, reference
+                )
+        except DB_ERRORS as err:
+            raise DatabaseUnavailable(f"payment not saved: {err}") from err
+        hung_up = 0
+        for run in self.campaigns.values():
+            hung_up += await self._cancel_ringing(run, account_id)
+        if new:
+            for name in stopped or [n for n in self.campaigns]:
+                if name in self.campaigns:
+                    self.m.dialer_payments.labels(campaign=name).inc()
+                    self.m.dialer_collected_amount.labels(campaign=name).inc(float(amount))
+                    break
+        log.info("dialer.paid", stopped=len(stopped), new=new, ringing_hung_up=hung_up)
+        return {"recorded": new, "stopped_campaigns": stopped, "lines_hung_up": hung_up}
+
+    async def disposition(
+        self,
+        call_id: str,
+        agent_id: str,
+        code: str,
+        note: str,
+        body: dict[str, Any],
+    ) -> bool:
+        """A disposition for a dialer call; False if the call is not one (the ACD's then)."""
+        if self.pool is None:
+            return False
+        try:
+            async with self.pool.acquire() as conn:
+                row = await store.attempt_row(conn, call_id)
+        except DB_ERRORS as err:
+            raise DatabaseUnavailable(f"disposition not saved: {err}") from err
+        if row is None:
+            return False
+        run = self.get(row["campaign"])
+        schema = {d.code: d for d in run.settings.dispositions}
+        d = schema.get(code)
+        if d is None:
+            raise DispositionInvalid(
+                f"code {code!r} is not in campaign {run.settings.name!r}'s dispositions "
+                f"({', '.join(schema)})"
+            )
+        amount = _amount(body.get("amount")) if "amount" in d.needs else None
+        promise = _date(body.get("date")) if "date" in d.needs else None
+        callback_at = _when(body.get("callback_at")) if "callback_at" in d.needs else None
+        now = self.wall()
+        if promise is not None and promise < now.date():
+            raise DispositionInvalid(f"promise date {promise.isoformat()} is in the past")
+        if callback_at is not None and callback_at <= now:
+            raise DispositionInvalid("callback_at must be in the future")
+        who = body.get("callback_agent", "same")
+        if who not in ("same", "any"):
+            raise BadRequest("'callback_agent' is 'same' or 'any'")
+        name = run.settings.name
+        self.record(
+            DialerDispositionFact(
+                call_id,
+                agent_id,
+                code,
+                note,
+                now,
+                name,
+                row["account_id"],
+                None if amount is None else str(amount),
+                None if promise is None else promise.isoformat(),
+                callback_at,
+                d.right_party,
+            )
+        )
+        self.m.dialer_dispositions.labels(campaign=name, code=code).inc()
+        if d.right_party:
+            self.m.dialer_right_party_contacts.labels(campaign=name).inc()
+        if d.promise and amount is not None:
+            self.m.dialer_promises.labels(campaign=name).inc()
+            self.m.dialer_promised_amount.labels(campaign=name).inc(float(amount))
+        state, next_at, stop, bad, cb_agent = "done", None, None, None, None
+        if d.paid:
+            state, stop = "stopped", "paid"
+        elif d.then == "callback":
+            state, next_at = "scheduled", callback_at
+            cb_agent = agent_id if who == "same" else None
+        elif d.then == "retry":
+            state = "scheduled"
+            # Spoken to but not settled: the next calling day, like a machine's retry.
+            next_at = compliance.next_attempt_at(
+                "machine",
+                run.rules,
+                run.window,
+                run.caps,
+                run.settings.default_zone,
+                now,
+                [now],
+            )
+            if next_at is None:
+                state = "done"
+        elif d.then == "bad_number":
+            state, next_at, bad = "scheduled", now, row["phone"]
+        elif d.then == "done":
+            stop = "disposition"
+        self.record(
+            RecordScheduledFact(
+                row["record_id"], state, next_at, f"disposition:{code}", stop, bad, cb_agent
+            )
+        )
+        log.info("dialer.disposition", campaign=name, code=code, then=d.then)
+        return True
+
+
+def compliance_dnc(path: Any) -> frozenset[str]:
+    from dialer.lists import parse_dnc
+
+    with open(path, encoding="utf-8") as fh:
+        return parse_dnc(fh)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _amount(v: object) -> Decimal:
+    try:
+        amount = Decimal(str(v))
+    except (InvalidOperation, ValueError) as err:
+        raise DispositionInvalid(f"'amount' must be a number, got {v!r}") from err
+    if not amount.is_finite() or amount <= 0 or amount > Decimal("1e15"):
+        raise DispositionInvalid(f"'amount' must be a positive amount, got {v!r}")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _date(v: object) -> date:
+    if not isinstance(v, str):
+        raise DispositionInvalid("'date' (YYYY-MM-DD) is required")
+    try:
+        return date.fromisoformat(v)
+    except ValueError as err:
+        raise DispositionInvalid(f"'date' must be YYYY-MM-DD, got {v!r}") from err
+
+
+def _when(v: object) -> datetime:
+    if not isinstance(v, str):
+        raise DispositionInvalid("'callback_at' (an ISO 8601 time with its offset) is required")
+    try:
+        at = datetime.fromisoformat(v)
+    except ValueError as err:
+        raise DispositionInvalid(f"'callback_at' must be ISO 8601, got {v!r}") from err
+    if at.tzinfo is None:
+        raise DispositionInvalid("'callback_at' needs a UTC offset (e.g. +07:00)")
+    return at.astimezone(UTC)
+
+
+__all__ = ["DialerService", "ZoneInfo", "campaign_queue", "queue_of"]

@@ -1,0 +1,349 @@
+"""The dialer on the real Asterisk: a campaign dials a SIPp "customers" trunk whose numbers
+answer, are busy, never answer, are invalid or congested by their last digit (see
+sipp/customer_trunk.xml), and answered numbers speak (a short "halo" for a person, a long
+greeting for a machine) so that AMD() in the sandbox's dialplan has real audio to judge.
+Agents are SIPp desk phones registered as agent1001 (siti) and agent1003 (made).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from engine.events import AmdDecided, EngineEvent, PromptStarted
+from tests.integration.customers import CustomerTrunk
+from tests.integration.harness import RunningEngine, running_engine
+from tests.integration.phones import AgentPhone, Answer
+from tests.integration.test_acd import Api, facts_written, tap, wait_for
+
+pytestmark = pytest.mark.integration
+
+CAMPAIGN = "it"
+# Last digit -> what the trunk does (sipp/customer_trunk.xml) -> the outcome we expect.
+EXPECTED = {
+    "3": "machine",
+    "4": "busy",
+    "5": "no_answer",
+    "6": "invalid_number",
+    "7": "congestion",
+}
+AGENTS = {"siti": ("agent1001", "a1001", 5091), "made": ("agent1003", "a1003", 5093)}
+
+
+def numbers(n: int) -> list[str]:
+    """``n`` mobile numbers in 08... form whose last digits cycle through every behaviour."""
+    digits = "0123456789"
+    return [f"0812{i:04d}{100 + i:03d}{digits[i % 10]}" for i in range(n)]
+
+
+def csv_for(nums: list[str]) -> str:
+    rows = ["account_id,name,phone1,amount_due,days_past_due,province"]
+    for i, num in enumerate(nums):
+        rows.append(f"ACC{i:04d},Debitur {i},{num},{1_500_000 + i * 1000},{10 + i},DKI Jakarta")
+    return "\n".join(rows) + "\n"
+
+
+def campaign(**over: Any) -> dict[str, Any]:
+    c: dict[str, Any] = {
+        "name": CAMPAIGN,
+        "mode": "predictive",
+        "agents": list(AGENTS),
+        "caller_id": "02150000000",
+        "max_lines": 6,
+        "ring_seconds": 6,
+        "wrap_up_seconds": 1,
+        "connect_limit_seconds": 2,
+        "amd": True,
+        "machine_message": [],
+        # Always open, so the test runs at any hour and on any day; the calling rules have a
+        # test of their own below.
+        "days": [0, 1, 2, 3, 4, 5, 6],
+        "start": "00:00",
+        "end": "23:59",
+        "last_dial_margin_minutes": 0,
+        "max_attempts_per_day": 3,
+        "max_attempts_per_7_days": 10,
+    }
+    c.update(over)
+    return c
+
+
+def sections(**over: Any) -> dict[str, Any]:
+    agents = [
+        {
+            "id": aid,
+            "name": aid.title(),
+            "endpoint": ep,
+            "pin": "1001",
+            "skills": {"collections": 3},
+            "queues": [],
+        }
+        for aid, (ep, _, _) in AGENTS.items()
+    ]
+    return {
+        "acd": {"queues": [], "agents": agents},
+        "dialer": {"campaigns": [campaign(**over)], "dnc_files": [], "tick_seconds": 0.5},
+    }
+
+
+@contextlib.asynccontextmanager
+async def dialer_engine(**over: Any) -> AsyncIterator[tuple[RunningEngine, Api]]:
+    async with running_engine(**sections(**over)) as run, aiohttp.ClientSession() as http:
+        yield run, Api(run, http)
+
+
+async def import_list(api: Api, text: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {api_token()}", "Content-Type": "text/csv"}
+    async with api.http.post(
+        f"{api.base}/api/v1/campaigns/{CAMPAIGN}/imports", data=text, headers=headers
+    ) as r:
+        started = await r.json()
+        assert r.status == 202, started
+    import_id = started["import_id"]
+
+    async def done() -> dict[str, Any] | None:
+        st = await api.ok("GET", f"/api/v1/imports/{import_id}")
+        return st if st["state"] != "running" else None
+
+    status: dict[str, Any] = await wait_for(done, 20, "import done")
+    assert status["state"] == "done", status
+    return status
+
+
+def api_token() -> str:
+    from tests.integration.harness import TOKEN
+
+    return TOKEN
+
+
+async def staff(api: Api, tmp_path: Path, talk: float) -> dict[str, AgentPhone]:
+    phones: dict[str, AgentPhone] = {}
+    for aid, (ep, pw, port) in AGENTS.items():
+        phone = AgentPhone(ep, pw, port, workdir=tmp_path / aid)
+        await phone.__aenter__()
+        await phone.register()
+        await phone.serve(Answer(ring=0.0, hang_up_after=talk), calls=40, timeout=200)
+        phones[aid] = phone
+
+    async def online() -> bool:
+        agents = (await api.ok("GET", "/api/v1/agents"))["agents"]
+        return all(a["phone_online"] for a in agents if a["agent_id"] in AGENTS)
+
+    await wait_for(online, 10, "agent phones online")
+    for aid in AGENTS:
+        await api.ok("POST", f"/api/v1/agents/{aid}/login")
+    return phones
+
+
+async def attempts(run: RunningEngine) -> list[Any]:
+    return list(
+        await run.pool.fetch(
+            """SELECT a.*, r.account_id AS acct FROM dial_attempts a
+               JOIN dial_records r USING (record_id) ORDER BY a.created_at"""
+        )
+    )
+
+
+async def test_a_campaign_dials_classifies_retries_and_connects(tmp_path: Path) -> None:
+    nums = numbers(30)
+    async with (
+        CustomerTrunk(tmp_path / "trunk", calls=40) as trunk,
+        dialer_engine() as (run, api),
+    ):
+        seen = tap(run)
+        phones = await staff(api, tmp_path, talk=1.5)
+        try:
+            report = await import_list(api, csv_for(nums))
+            assert report["imported"] == 30, report
+            assert report["rejected"] == 0, report
+            assert report["suppressed"] == 0, report
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/start")
+
+            async def all_ended() -> bool:
+                rows = await attempts(run)
+                return len(rows) >= 30 and all(r["ended_at"] is not None for r in rows)
+
+            await wait_for(all_ended, 150, "every number tried once")
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/pause")
+            await facts_written(run)
+            rows = await attempts(run)
+        finally:
+            for p in phones.values():
+                await p.__aexit__(None, None, None)
+
+        # Every attempt row was written before its originate: each INVITE the trunk saw
+        # belongs to an attempt that was already in the table, and no number twice at once.
+        dialled = [i.user for i in trunk.invites]
+        assert sorted(set(dialled)) == sorted(f"62{n[1:]}" for n in nums)
+        assert len(rows) == len(dialled)
+
+        by_digit: dict[str, list[Any]] = {}
+        for r in rows:
+            by_digit.setdefault(r["phone"][-1], []).append(r)
+        for digit, outcome in EXPECTED.items():
+            got = {r["outcome"] for r in by_digit[digit]}
+            assert got == {outcome}, (digit, got)
+        people = [r for d, rs in by_digit.items() if d not in EXPECTED for r in rs]
+        assert {r["amd_status"] for r in people} == {"HUMAN"}, [r["amd_cause"] for r in people]
+        assert {r["amd_status"] for r in by_digit["3"]} == {"MACHINE"}
+        connected = [r for r in people if r["outcome"] == "connected"]
+        abandoned = [r for r in people if r["outcome"] == "abandoned"]
+        assert len(connected) + len(abandoned) == len(people)
+        assert connected, "no live answer reached an agent"
+        for r in connected:
+            assert r["agent_id"] in AGENTS
+            assert r["connect_seconds"] is not None
+            assert r["connect_seconds"] < 2.0
+        # The abandon cap (3%) leaves no budget before 34 live answers: the planner must
+        # have stayed progressive, so no person waited in vain.
+        assert abandoned == [], [(r["phone"], r["connect_seconds"]) for r in abandoned]
+        verdicts = [e for e in seen if isinstance(e, AmdDecided)]
+        assert len(verdicts) == len(people) + len(by_digit["3"])
+
+        # Retries follow the rules: busy 15 min, no answer 60 min, congestion 5 min, a
+        # machine the next calling day; an invalid (only) number stops the record.
+        recs = {
+            r["account_id"]: r
+            for r in await run.pool.fetch(
+                "SELECT * FROM dial_records WHERE campaign = $1", CAMPAIGN
+            )
+        }
+        now = datetime.now(UTC)
+        for r in rows:
+            rec = recs[r["acct"]]
+            out = r["outcome"]
+            if out == "invalid_number":
+                assert rec["state"] == "stopped", dict(rec)
+                assert rec["stop_reason"] == "no_phone", dict(rec)
+                assert r["phone"] in rec["bad_phones"]
+            elif out in ("busy", "no_answer", "congestion"):
+                minutes = {"busy": 15, "no_answer": 60, "congestion": 5}[out]
+                assert rec["state"] == "scheduled", dict(rec)
+                delay = rec["next_at"] - r["ended_at"]
+                assert timedelta(minutes=minutes) - timedelta(seconds=5) <= delay, (out, delay)
+                assert delay <= timedelta(minutes=minutes) + timedelta(seconds=5), (out, delay)
+            elif out == "machine":
+                assert rec["state"] == "scheduled"
+                local = rec["next_at"].astimezone(ZoneInfo("Asia/Jakarta"))
+                assert local.date() > now.astimezone(ZoneInfo("Asia/Jakarta")).date()
+            elif out == "connected":
+                assert rec["state"] == "done"
+
+        # A disposition with a promise to pay lands with the call, and ends the wrap-up.
+        call = connected[0]
+        status, body = await api.call(
+            "POST",
+            f"/api/v1/calls/{call['attempt_id']}/disposition",
+            {"agent_id": call["agent_id"], "code": "ptp", "amount": "500000"},
+        )
+        assert status == 422, body
+        assert "date" in body["detail"], body
+        promise_day = (now + timedelta(days=3)).date().isoformat()
+        await api.ok(
+            "POST",
+            f"/api/v1/calls/{call['attempt_id']}/disposition",
+            {"agent_id": call["agent_id"], "code": "ptp", "amount": "500000", "date": promise_day},
+        )
+        await facts_written(run)
+        d = await run.pool.fetchrow(
+            "SELECT * FROM dispositions WHERE call_id = $1", call["attempt_id"]
+        )
+        assert d is not None
+        assert d["amount"] == 500000
+        assert d["right_party"]
+        assert d["promise_date"].isoformat() == promise_day
+        detail = await api.ok("GET", f"/api/v1/campaigns/{CAMPAIGN}")
+        assert detail["kpis"]["promises"] == 1
+        assert detail["attempts_today"]["busy"] == len(by_digit["4"])
+
+
+async def test_no_free_agent_hears_the_safe_harbour_within_two_seconds(tmp_path: Path) -> None:
+    one = ["081200000121"]  # a person ("halo")
+    async with (
+        CustomerTrunk(tmp_path / "trunk", calls=5) as trunk,
+        dialer_engine(mode="progressive", agents=["siti"]) as (run, api),
+    ):
+        seen = tap(run)
+        ep, pw, port = AGENTS["siti"]
+        async with AgentPhone(ep, pw, port, workdir=tmp_path / "siti") as phone:
+            await phone.register()
+            await phone.serve(Answer(ring=0.0, hang_up_after=2), calls=2, timeout=60)
+            await wait_for(lambda: _online(api, "siti"), 10, "siti's phone online")
+            await api.ok("POST", "/api/v1/agents/siti/login")
+            await import_list(api, csv_for(one))
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/start")
+
+            async def dialled() -> bool:
+                return bool(trunk.invites)
+
+            await wait_for(dialled, 15, "the progressive dial")
+            # The agent steps away while the debtor's phone rings: nobody is free at answer.
+            await api.ok("POST", "/api/v1/agents/siti/pause", {"reason": "break"})
+
+            async def ended() -> Any:
+                rows = await attempts(run)
+                return rows[0] if rows and rows[0]["ended_at"] is not None else None
+
+            row = await wait_for(ended, 30, "the attempt's end")
+            await facts_written(run)
+            row = (await attempts(run))[0]
+        assert row["outcome"] == "abandoned", dict(row)
+        assert row["amd_status"] == "HUMAN"
+        verdict = next(e for e in seen if isinstance(e, AmdDecided))
+        harbour = [e for e in seen if isinstance(e, PromptStarted) and e.prompt_id.endswith("-bye")]
+        assert harbour, "the safe-harbour message never started"
+        delay = (harbour[0].at - verdict.at).total_seconds()
+        assert 0 < delay <= 2.0, delay
+        assert phone.invites == [], "the paused agent's phone rang"
+        view = await api.ok("GET", f"/api/v1/campaigns/{CAMPAIGN}")
+        assert view["window"]["abandoned"] == 1
+        assert view["abandon_rate"] == 1.0
+
+
+async def test_a_closed_window_gives_zero_originates(tmp_path: Path) -> None:
+    jakarta = datetime.now(ZoneInfo("Asia/Jakarta")).date()
+    holidays = tmp_path / "today.yaml"
+    holidays.write_text(
+        "name: test\nsource: test\nholidays:\n"
+        f'  "{jakarta.isoformat()}": Hari libur uji\n'
+        f'  "{(jakarta + timedelta(days=1)).isoformat()}": Hari libur uji\n'
+    )
+    async with (
+        CustomerTrunk(tmp_path / "trunk", calls=5) as trunk,
+        dialer_engine(mode="progressive", holidays=[str(holidays)]) as (run, api),
+    ):
+        ep, pw, port = AGENTS["siti"]
+        async with AgentPhone(ep, pw, port, workdir=tmp_path / "siti") as phone:
+            await phone.register()
+            await phone.serve(Answer(ring=0.0, hang_up_after=1), calls=1, timeout=30)
+            await wait_for(lambda: _online(api, "siti"), 10, "siti's phone online")
+            await api.ok("POST", "/api/v1/agents/siti/login")
+            await import_list(api, csv_for(numbers(5)))
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/start")
+            await asyncio.sleep(4)  # eight pacing ticks with a ready agent
+            view = await api.ok("GET", f"/api/v1/campaigns/{CAMPAIGN}")
+        assert trunk.invites == []
+        assert await run.pool.fetchval("SELECT count(*) FROM dial_attempts") == 0
+        recs = await run.pool.fetch("SELECT state, next_at FROM dial_records")
+        assert {r["state"] for r in recs} == {"scheduled"}
+        for r in recs:
+            local = r["next_at"].astimezone(ZoneInfo("Asia/Jakarta"))
+            assert local.date() >= jakarta + timedelta(days=2), local
+        assert view["state"] == "running"
+        assert view["lines_in_flight"] == 0
+
+
+async def _online(api: Api, *agents: str) -> bool:
+    listed = (await api.ok("GET", "/api/v1/agents"))["agents"]
+    return all(a["phone_online"] for a in listed if a["agent_id"] in agents)
+
+
+__all__ = ["EngineEvent"]
