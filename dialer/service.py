@@ -25,7 +25,7 @@ import contextlib
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -60,6 +60,8 @@ BLEND_PRIORITY = {"inbound_first": -1, "equal": 0, "outbound_first": 9}
 # The safe-harbour message must already be playing when the connect limit runs out; stopping
 # the music, answering the overflow and starting a playback take about a tenth of a second.
 SAFE_HARBOUR_LEAD = 0.3
+# How long a previewed record stays with the agent who is looking at it.
+PREVIEW_LEASE = timedelta(minutes=5)
 
 
 class UnknownCampaign(SambungError):
@@ -473,6 +475,8 @@ class DialerService:
         run: CampaignRun,
         due: list[store.DueRecord],
         now: datetime,
+        *,
+        for_agent: str | None = None,
     ) -> list[store.DueRecord]:
         """The calling rules, at the last moment: window, caps, DNC, a paid account."""
         if not due:
@@ -502,8 +506,9 @@ class DialerService:
                 # Skip the barred number this time; the next attempt moves to the next one.
                 self.m.dialer_blocked.labels(campaign=name, reason="dnc").inc()
                 continue
-            if r.callback_agent is not None and not self._agent_ready(r.callback_agent):
-                continue  # a promised callback waits for its agent
+            held = r.callback_agent is not None and r.callback_agent != for_agent
+            if held and (for_agent is not None or not self._agent_ready(r.callback_agent or "")):
+                continue  # a promised callback (or a preview) waits for its agent
             verdict = compliance.check_dial(
                 run.window, run.caps, r.zone, now, history.get(r.account_id, [])
             )
@@ -708,6 +713,75 @@ class DialerService:
             "records": self._record_counts.get(name, {}),
             "last_plan": None if lp is None else {"dial": lp.dial, "reason": lp.reason},
         }
+
+    # ---- preview mode ------------------------------------------------------------------
+
+    def _preview_agent(self, name: str, agent_id: str) -> CampaignRun:
+        run = self.get(name)
+        if run.settings.mode != "preview":
+            raise CampaignStateError(f"campaign {name!r} is {run.settings.mode}, not preview")
+        if run.state != "running":
+            raise CampaignStateError(f"campaign {name!r} is {run.state}")
+        if agent_id not in self.agent_ids(name):
+            raise CampaignStateError(f"agent {agent_id!r} does not work campaign {name!r}")
+        return run
+
+    async def preview_next(self, name: str, agent_id: str) -> dict[str, Any] | None:
+        """The next record for an agent to look at, held for them for PREVIEW_LEASE."""
+        run = self._preview_agent(name, agent_id)
+        if self.pool is None:
+            raise DatabaseUnavailable("the database is not reachable")
+        now = self.wall()
+        async with self.pool.acquire() as conn, conn.transaction():
+            due = await store.due_records(conn, name, now, 20)
+            # A record already held for this agent comes first; others' holds are invisible.
+            allowed = [
+                r
+                for r in await self._check(conn, run, due, now, for_agent=agent_id)
+                if r.callback_agent in (None, agent_id)
+            ]
+            if not allowed:
+                return None
+            rec = allowed[0]
+            await store.lease(conn, rec.record_id, agent_id, now + PREVIEW_LEASE)
+            promises = await store.promises_of(conn, rec.account_id)
+        return {
+            "record_id": rec.record_id,
+            "phones": list(rec.phones),
+            "next_phone": rec.phone(),
+            "held_until": (now + PREVIEW_LEASE).isoformat(),
+            "debtor": self.debtor_context(rec, name),
+            "promises": promises,
+        }
+
+    async def preview_dial(self, name: str, record_id: int, agent_id: str) -> dict[str, Any]:
+        """The agent starts the call they previewed; the answer goes to them alone."""
+        run = self._preview_agent(name, agent_id)
+        if self.pool is None or self.dispatcher is None:
+            raise DatabaseUnavailable("the database is not reachable")
+        if not self._agent_ready(agent_id):
+            raise CampaignStateError(f"agent {agent_id!r} must be ready to start a call")
+        now = self.wall()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rec = await store.lock_record(conn, name, record_id)
+            if rec is None or rec.callback_agent not in (None, agent_id):
+                raise NotFound(f"record {record_id} is not available to {agent_id!r}")
+            rec = replace(rec, callback_agent=agent_id)
+            if not await self._check(conn, run, [rec], now, for_agent=agent_id):
+                raise CampaignStateError(
+                    f"record {record_id} may not be called now (calling window, caps or DNC)"
+                )
+            plan = self._plan(run, rec)
+            await store.begin_attempt(
+                conn,
+                store.NewAttempt(plan.attempt_id, rec, plan.phone, "preview"),
+                at=now,
+                engine_instance=self.instance,
+                asterisk_id=self.asterisk_id(),
+                trunk=run.settings.trunk,
+            )
+        self._launch(run, plan)
+        return {"attempt_id": plan.attempt_id, "phone": plan.phone, "record_id": record_id}
 
     # ---- payments, DNC, dispositions -----------------------------------------------------
 

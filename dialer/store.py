@@ -100,6 +100,28 @@ async def due_records(
     return [_due(r) for r in rows]
 
 
+async def lock_record(conn: asyncpg.Connection, campaign: str, record_id: int) -> DueRecord | None:
+    """One record, locked for this transaction (a preview's chosen record)."""
+    row = await conn.fetchrow(
+        """SELECT * FROM dial_records WHERE campaign = $1 AND record_id = $2
+           AND state IN ('pending', 'scheduled') FOR UPDATE""",
+        campaign,
+        record_id,
+    )
+    return None if row is None else _due(row)
+
+
+async def lease(conn: asyncpg.Connection, record_id: int, agent_id: str, until: datetime) -> None:
+    """Hold a record for one agent's preview until ``until``: nobody else is shown it."""
+    await conn.execute(
+        """UPDATE dial_records SET state = 'scheduled', next_at = $3, callback_agent = $2,
+               updated_at = now() WHERE record_id = $1""",
+        record_id,
+        agent_id,
+        until,
+    )
+
+
 async def attempt_history(
     conn: asyncpg.Connection, account_ids: Sequence[str], since: datetime
 ) -> dict[str, list[datetime]]:

@@ -140,6 +140,10 @@ class DialerApi(Protocol):
         self, phones: list[str], accounts: list[str], reason: str
     ) -> dict[str, Any]: ...
 
+    async def preview_next(self, name: str, agent_id: str) -> dict[str, Any] | None: ...
+
+    async def preview_dial(self, name: str, record_id: int, agent_id: str) -> dict[str, Any]: ...
+
 
 AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
 CAMPAIGN_ACTIONS = ("start", "pause", "resume", "stop")
@@ -383,6 +387,28 @@ def build_app(deps: HttpDeps) -> web.Application:
         reason = _opt_str(body, "reason", 200) or "api"
         return web.json_response(await need_dialer().add_dnc(phones, accounts, reason), status=201)
 
+    async def preview(request: web.Request) -> web.Response:
+        agent_id = request.query.get("agent_id", "")
+        if not agent_id or len(agent_id) > 40:
+            raise BadRequest("'agent_id' (query) is required")
+        rec = await need_dialer().preview_next(request.match_info["name"], agent_id)
+        if rec is None:
+            return web.json_response({"record": None}, status=200)
+        return web.json_response({"record": rec}, dumps=_dumps)
+
+    async def preview_dial(request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        agent_id = _opt_str(body, "agent_id", 40)
+        if agent_id is None:
+            raise BadRequest("'agent_id' is required")
+        raw = request.match_info["record_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise NotFound(f"no record {raw!r}")
+        started = await need_dialer().preview_dial(request.match_info["name"], int(raw), agent_id)
+        return web.json_response(started, status=202)
+
+    app.router.add_get("/api/v1/campaigns/{name}/preview", preview)
+    app.router.add_post("/api/v1/campaigns/{name}/records/{record_id}/dial", preview_dial)
     app.router.add_get("/api/v1/campaigns", campaigns)
     app.router.add_get("/api/v1/campaigns/{name}", campaign)
     app.router.add_post("/api/v1/campaigns/{name}/imports", campaign_import)

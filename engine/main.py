@@ -444,6 +444,12 @@ class Engine:
     ) -> dict[str, Any]:
         return await self.dialer.paid(account_id, amount, paid_at, reference)
 
+    async def preview_next(self, name: str, agent_id: str) -> dict[str, Any] | None:
+        return await self.dialer.preview_next(name, agent_id)
+
+    async def preview_dial(self, name: str, record_id: int, agent_id: str) -> dict[str, Any]:
+        return await self.dialer.preview_dial(name, record_id, agent_id)
+
     async def add_dnc(self, phones: list[str], accounts: list[str], reason: str) -> dict[str, Any]:
         if self._pool is None:
             raise DatabaseUnavailable("the database is not reachable")

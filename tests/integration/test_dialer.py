@@ -347,3 +347,70 @@ async def _online(api: Api, *agents: str) -> bool:
 
 
 __all__ = ["EngineEvent"]
+
+
+async def test_preview_shows_the_record_and_the_agent_starts_the_call(tmp_path: Path) -> None:
+    async with (
+        CustomerTrunk(tmp_path / "trunk", calls=3) as trunk,
+        dialer_engine(mode="preview", agents=["siti"]) as (run, api),
+    ):
+        ep, pw, port = AGENTS["siti"]
+        async with AgentPhone(ep, pw, port, workdir=tmp_path / "siti") as phone:
+            await phone.register()
+            await phone.serve(Answer(ring=0.0, hang_up_after=1.5), calls=1, timeout=60)
+            await wait_for(lambda: _online(api, "siti"), 10, "siti's phone online")
+            await api.ok("POST", "/api/v1/agents/siti/login")
+            await import_list(api, csv_for(["081200000220"]))
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/start")
+            await asyncio.sleep(1.5)
+            assert trunk.invites == [], "preview never dials by itself"
+            status, body = await api.call(
+                "GET", f"/api/v1/campaigns/{CAMPAIGN}/preview?agent_id=made"
+            )
+            assert status == 409, body  # made does not work this campaign
+            got = await api.ok("GET", f"/api/v1/campaigns/{CAMPAIGN}/preview?agent_id=siti")
+            rec = got["record"]
+            assert rec["debtor"]["account_id"] == "ACC0000"
+            assert rec["debtor"]["amount_due"] == "1500000.00"
+            assert rec["next_phone"] == "+6281200000220"
+            started = await api.ok(
+                "POST",
+                f"/api/v1/campaigns/{CAMPAIGN}/records/{rec['record_id']}/dial",
+                {"agent_id": "siti"},
+            )
+            invite = await phone.wait_invite(20)
+            assert invite.user == "agent1001"
+
+            async def ended() -> Any:
+                rows = await attempts(run)
+                return rows[0] if rows and rows[0]["ended_at"] is not None else None
+
+            await wait_for(ended, 30, "the preview call's end")
+            await facts_written(run)
+            row = (await attempts(run))[0]
+        assert row["attempt_id"] == started["attempt_id"]
+        assert row["outcome"] == "connected", dict(row)
+        assert row["agent_id"] == "siti"
+        assert row["mode"] == "preview"
+
+
+async def test_an_agentless_reminder_says_the_amount(tmp_path: Path) -> None:
+    async with (
+        CustomerTrunk(tmp_path / "trunk", calls=3) as trunk,
+        dialer_engine(mode="reminder", agents=["made"], max_lines=2) as (run, api),
+    ):
+        seen = tap(run)
+        await import_list(api, csv_for(["081200000330"]))
+        await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/start")
+
+        async def ended() -> Any:
+            rows = await attempts(run)
+            return rows[0] if rows and rows[0]["ended_at"] is not None else None
+
+        await wait_for(ended, 60, "the reminder call's end")
+        await facts_written(run)
+        row = (await attempts(run))[0]
+    assert len(trunk.invites) == 1
+    assert row["outcome"] == "reminder", dict(row)
+    said = [e.prompt_id for e in seen if isinstance(e, PromptStarted)]
+    assert any(p.endswith("-d-reminder") for p in said), said
