@@ -27,6 +27,7 @@ import structlog
 from dialer import lists
 from dialer.store import dnc_all
 from engine.config import CampaignSettings
+from engine.db import Conn
 from engine.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -141,8 +142,10 @@ async def import_list(
             if on_progress is not None:
                 on_progress(prog)
         merged_rows = sum(len(m[1]) - 1 for m in report.merged)
-        rejected = len({e.line for e in report.errors if not _row_kept(e, report)})
-        suppressed = len(report.suppressed)
+        rejected = len(report.rejected_lines)
+        # Rows left out because of the do-not-call list (a number taken off a record that
+        # still imports is listed in the problems, but the row is not counted here).
+        suppressed = sum(1 for s in report.suppressed if s[2] is None)
         problems = _problems(report)
         await conn.execute(
             """UPDATE list_imports SET finished_at = now(), state = 'done', rows_read = $2,
@@ -189,11 +192,6 @@ async def import_list(
     return prog
 
 
-def _row_kept(err: lists.RowError, report: lists.ImportReport) -> bool:
-    """A row whose only faults are optional numbers still imported (its good numbers did)."""
-    return any(err.line in r.lines for r in report.records)
-
-
 async def _fail(pool: asyncpg.Pool, import_id: int, why: str) -> None:
     async with pool.acquire() as conn:
         await conn.execute(
@@ -205,7 +203,7 @@ async def _fail(pool: asyncpg.Pool, import_id: int, why: str) -> None:
 
 
 async def _upsert(
-    conn: asyncpg.Connection,
+    conn: Conn,
     campaign: str,
     import_id: int,
     records: Sequence[lists.DebtorRecord],

@@ -46,6 +46,7 @@ from engine.config import (
     OverflowSettings,
     QueueSettings,
 )
+from engine.db import Conn
 from engine.errors import BadRequest, DatabaseUnavailable, NotFound, SambungError
 from engine.facts import Fact
 from engine.metrics import Metrics
@@ -248,15 +249,13 @@ class DialerService:
         if closed:
             log.info("dialer.recovered_attempts", closed=closed)
 
-    async def _load_dnc_files(self, conn: asyncpg.Connection) -> None:
+    async def _load_dnc_files(self, conn: Conn) -> None:
         for path in self.settings.dnc_files:
             numbers = compliance_dnc(path)
             n = await store.add_dnc(conn, "phone", numbers, f"file:{path.name}")
             log.info("dialer.dnc_loaded", file=path.name, numbers=n)
 
-    async def _load_window(
-        self, conn: asyncpg.Connection, run: CampaignRun, since: datetime
-    ) -> None:
+    async def _load_window(self, conn: Conn, run: CampaignRun, since: datetime) -> None:
         """Rebuild the rolling window from the attempts table (an engine restart keeps it)."""
         now_wall = self.wall()
         now = _loop_time()
@@ -471,7 +470,7 @@ class DialerService:
 
     async def _check(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         run: CampaignRun,
         due: list[store.DueRecord],
         now: datetime,

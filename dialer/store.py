@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncpg
 
+from engine.db import Conn
+
 
 @dataclass(frozen=True, slots=True)
 class DueRecord:
@@ -63,7 +65,7 @@ def _due(row: asyncpg.Record) -> DueRecord:
     )
 
 
-async def ensure_campaigns(conn: asyncpg.Connection, modes: dict[str, str]) -> dict[str, str]:
+async def ensure_campaigns(conn: Conn, modes: dict[str, str]) -> dict[str, str]:
     """Make sure every configured campaign has a row; returns each one's stored state."""
     for name, mode in modes.items():
         await conn.execute(
@@ -76,15 +78,13 @@ async def ensure_campaigns(conn: asyncpg.Connection, modes: dict[str, str]) -> d
     return {r["name"]: r["state"] for r in rows}
 
 
-async def set_campaign_state(conn: asyncpg.Connection, name: str, state: str) -> None:
+async def set_campaign_state(conn: Conn, name: str, state: str) -> None:
     await conn.execute(
         "UPDATE campaigns SET state = $2, updated_at = now() WHERE name = $1", name, state
     )
 
 
-async def due_records(
-    conn: asyncpg.Connection, campaign: str, now: datetime, limit: int
-) -> list[DueRecord]:
+async def due_records(conn: Conn, campaign: str, now: datetime, limit: int) -> list[DueRecord]:
     """Records whose turn has come, locked for this transaction (others skip them)."""
     rows = await conn.fetch(
         """SELECT * FROM dial_records
@@ -100,7 +100,7 @@ async def due_records(
     return [_due(r) for r in rows]
 
 
-async def lock_record(conn: asyncpg.Connection, campaign: str, record_id: int) -> DueRecord | None:
+async def lock_record(conn: Conn, campaign: str, record_id: int) -> DueRecord | None:
     """One record, locked for this transaction (a preview's chosen record)."""
     row = await conn.fetchrow(
         """SELECT * FROM dial_records WHERE campaign = $1 AND record_id = $2
@@ -111,7 +111,7 @@ async def lock_record(conn: asyncpg.Connection, campaign: str, record_id: int) -
     return None if row is None else _due(row)
 
 
-async def lease(conn: asyncpg.Connection, record_id: int, agent_id: str, until: datetime) -> None:
+async def lease(conn: Conn, record_id: int, agent_id: str, until: datetime) -> None:
     """Hold a record for one agent's preview until ``until``: nobody else is shown it."""
     await conn.execute(
         """UPDATE dial_records SET state = 'scheduled', next_at = $3, callback_agent = $2,
@@ -123,7 +123,7 @@ async def lease(conn: asyncpg.Connection, record_id: int, agent_id: str, until: 
 
 
 async def attempt_history(
-    conn: asyncpg.Connection, account_ids: Sequence[str], since: datetime
+    conn: Conn, account_ids: Sequence[str], since: datetime
 ) -> dict[str, list[datetime]]:
     """When each account was dialled since ``since`` (every campaign, every number)."""
     rows = await conn.fetch(
@@ -138,9 +138,7 @@ async def attempt_history(
     return out
 
 
-async def dnc_hits(
-    conn: asyncpg.Connection, phones: Iterable[str], accounts: Iterable[str]
-) -> set[str]:
+async def dnc_hits(conn: Conn, phones: Iterable[str], accounts: Iterable[str]) -> set[str]:
     """Which of these phones and accounts are on the do-not-call list."""
     rows = await conn.fetch(
         """SELECT value FROM dnc WHERE (kind = 'phone' AND value = ANY($1))
@@ -151,14 +149,14 @@ async def dnc_hits(
     return {r["value"] for r in rows}
 
 
-async def dnc_all(conn: asyncpg.Connection) -> tuple[frozenset[str], frozenset[str]]:
+async def dnc_all(conn: Conn) -> tuple[frozenset[str], frozenset[str]]:
     rows = await conn.fetch("SELECT kind, value FROM dnc")
     phones = frozenset(r["value"] for r in rows if r["kind"] == "phone")
     accounts = frozenset(r["value"] for r in rows if r["kind"] == "account")
     return phones, accounts
 
 
-async def add_dnc(conn: asyncpg.Connection, kind: str, values: Iterable[str], reason: str) -> int:
+async def add_dnc(conn: Conn, kind: str, values: Iterable[str], reason: str) -> int:
     vals = sorted(set(values))
     await conn.executemany(
         """INSERT INTO dnc (kind, value, reason) VALUES ($1, $2, $3)
@@ -177,7 +175,7 @@ class NewAttempt:
 
 
 async def begin_attempt(
-    conn: asyncpg.Connection,
+    conn: Conn,
     a: NewAttempt,
     *,
     at: datetime,
@@ -220,9 +218,7 @@ async def begin_attempt(
     )
 
 
-async def reschedule(
-    conn: asyncpg.Connection, record_id: int, next_at: datetime | None, state: str
-) -> None:
+async def reschedule(conn: Conn, record_id: int, next_at: datetime | None, state: str) -> None:
     await conn.execute(
         """UPDATE dial_records SET state = $3, next_at = $2, updated_at = now()
            WHERE record_id = $1 AND state IN ('pending', 'scheduled')""",
@@ -232,7 +228,7 @@ async def reschedule(
     )
 
 
-async def stop_record(conn: asyncpg.Connection, record_id: int, reason: str) -> None:
+async def stop_record(conn: Conn, record_id: int, reason: str) -> None:
     await conn.execute(
         """UPDATE dial_records SET state = 'stopped', stop_reason = $2, next_at = NULL,
                updated_at = now() WHERE record_id = $1""",
@@ -241,7 +237,7 @@ async def stop_record(conn: asyncpg.Connection, record_id: int, reason: str) -> 
     )
 
 
-async def recover_open_attempts(conn: asyncpg.Connection, engine_instance: str) -> int:
+async def recover_open_attempts(conn: Conn, engine_instance: str) -> int:
     """Attempts an earlier run of this engine left open: closed as cancelled, records freed.
 
     Their channels died with that run or are hung up by the orphan sweep; the record may be
@@ -267,9 +263,7 @@ async def recover_open_attempts(conn: asyncpg.Connection, engine_instance: str) 
     return len(rows)
 
 
-async def window_events(
-    conn: asyncpg.Connection, campaign: str, since: datetime
-) -> list[asyncpg.Record]:
+async def window_events(conn: Conn, campaign: str, since: datetime) -> list[asyncpg.Record]:
     """The attempts of the rolling window, for its abandon and contact figures."""
     return list(
         await conn.fetch(
@@ -283,7 +277,7 @@ async def window_events(
     )
 
 
-async def record_counts(conn: asyncpg.Connection, campaign: str) -> dict[str, int]:
+async def record_counts(conn: Conn, campaign: str) -> dict[str, int]:
     rows = await conn.fetch(
         "SELECT state, count(*) AS n FROM dial_records WHERE campaign = $1 GROUP BY state",
         campaign,
@@ -293,9 +287,7 @@ async def record_counts(conn: asyncpg.Connection, campaign: str) -> dict[str, in
     return out
 
 
-async def record_by_account(
-    conn: asyncpg.Connection, campaign: str, account_id: str
-) -> DueRecord | None:
+async def record_by_account(conn: Conn, campaign: str, account_id: str) -> DueRecord | None:
     row = await conn.fetchrow(
         "SELECT * FROM dial_records WHERE campaign = $1 AND account_id = $2",
         campaign,
@@ -304,7 +296,7 @@ async def record_by_account(
     return None if row is None else _due(row)
 
 
-async def attempt_row(conn: asyncpg.Connection, attempt_id: str) -> asyncpg.Record | None:
+async def attempt_row(conn: Conn, attempt_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """SELECT a.*, r.account_id AS r_account, r.phones, r.next_phone
            FROM dial_attempts a JOIN dial_records r USING (record_id)
@@ -313,7 +305,7 @@ async def attempt_row(conn: asyncpg.Connection, attempt_id: str) -> asyncpg.Reco
     )
 
 
-async def promises_of(conn: asyncpg.Connection, account_id: str) -> list[dict[str, Any]]:
+async def promises_of(conn: Conn, account_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """SELECT code, amount, promise_date, at FROM dispositions
            WHERE account_id = $1 AND amount IS NOT NULL ORDER BY at DESC LIMIT 5""",
@@ -331,7 +323,7 @@ async def promises_of(conn: asyncpg.Connection, account_id: str) -> list[dict[st
 
 
 async def record_payment(
-    conn: asyncpg.Connection,
+    conn: Conn,
     account_id: str,
     amount: Decimal,
     paid_at: datetime,
@@ -361,7 +353,7 @@ async def record_payment(
     return inserted is not None, [r["campaign"] for r in rows]
 
 
-async def kpis(conn: asyncpg.Connection, campaign: str, since: datetime) -> dict[str, Any]:
+async def kpis(conn: Conn, campaign: str, since: datetime) -> dict[str, Any]:
     """Telecollection figures from attempts, dispositions and payments.
 
     payment_rate: accounts of the campaign with a payment after their record was created,
@@ -431,9 +423,7 @@ async def kpis(conn: asyncpg.Connection, campaign: str, since: datetime) -> dict
     }
 
 
-async def outcome_counts(
-    conn: asyncpg.Connection, campaign: str, since: datetime
-) -> dict[str, int]:
+async def outcome_counts(conn: Conn, campaign: str, since: datetime) -> dict[str, int]:
     rows = await conn.fetch(
         """SELECT outcome, count(*) AS n FROM dial_attempts
            WHERE campaign = $1 AND created_at >= $2 AND outcome IS NOT NULL GROUP BY outcome""",

@@ -263,9 +263,8 @@ def build_app(deps: HttpDeps) -> web.Application:
         note = body.get("note", "")
         if not isinstance(note, str) or len(note) > 2000:
             raise BadRequest("'note' must be a string of at most 2000 characters")
-        details = {
-            k: body[k] for k in ("amount", "date", "callback_at", "callback_agent") if k in body
-        }
+        keys = ("amount", "date", "callback_at", "callback_agent")
+        details: dict[str, Any] = {k: body[k] for k in keys if k in body}
         await need_acd().disposition(request.match_info["call_id"], agent_id, code, note, details)
         return web.json_response({"saved": True}, status=201)
 

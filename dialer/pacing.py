@@ -1,0 +1,219 @@
+"""How many lines to dial now. Pure: figures in, a number out; no clock, no I/O.
+
+Modes:
+- preview: 0. The agent looks at the record and starts the call.
+- progressive: one line per ready agent: ``ready - lines in flight``. Every live answer finds
+  an agent waiting, so it never abandons (unless an agent walks away meanwhile).
+- reminder (agentless): fill the campaign's lines.
+- predictive: dial for the agents who are ready *and* those likely to be free when the
+  answers come, while the abandon cap is a constraint the plan is made against.
+
+The predictive model, over a horizon of one answer delay ``D``:
+
+- live answers ``X ~ Binomial(in_flight + n, p)``, where ``p`` is the live-answer rate with a
+  prior (``answer_rate_prior`` worth ``answer_rate_prior_weight`` attempts), so a new
+  campaign neither overdials on luck nor stalls;
+- free agents ``Y = ready + sum of Bernoulli(q_i)``, ``q_i`` the chance that busy agent ``i``,
+  ``e_i`` seconds into its call, is done within ``D + connect_limit``:
+  ``P(T <= e_i + D + c | T > e_i)`` from the recent handle times (the empirical survival
+  curve, with the prior mean as an exponential tail where samples run out);
+- the **abandon budget**: ``k = floor(abandon_cap x window_live - window_abandoned)``, the
+  abandons the rolling window can still take without its ratio passing the cap even if no
+  other call is answered. The plan keeps ``P(X - Y > k) <= RISK``: the chance that this
+  round's answers outnumber free agents by more than the budget is small.
+- the worst case is bounded too: if every line answered and no busy agent freed up, the
+  answers beyond the ready agents would be at most ``k``. So lines in flight never exceed
+  ``ready + k``: with no budget left (the start of a window, or after abandons) predictive
+  is exactly progressive, and it **never plans past the abandon budget**, whatever luck does;
+- and it never aims past the agents: expected answers stay within expected free agents.
+
+The progressive number is always allowed (it cannot abandon), so an exhausted budget
+degrades predictive to progressive instead of stopping. The cap is what the plan is measured
+against; nothing waits for a breach to slow down.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["preview", "progressive", "predictive", "reminder"]
+# The most this round may risk going over budget. Rounds overlap (each sees every line still
+# in flight), so this is the standing risk of the whole dialling state, not a per-dial one.
+RISK = 0.02
+MIN_RATE = 0.02  # a campaign with no answers yet still dials, slowly
+
+
+@dataclass(frozen=True)
+class PacingInput:
+    mode: Mode
+    ready_agents: int  # free now and not already taken by a live answer
+    busy_elapsed: tuple[float, ...]  # per busy agent: seconds into its call (and wrap-up)
+    handle_samples: tuple[float, ...]  # recent handle times, seconds
+    handle_prior: float  # prior mean handle time, seconds
+    handle_prior_weight: int
+    answered: int  # live answers observed
+    attempts: int  # attempts ended
+    answer_rate_prior: float
+    answer_rate_prior_weight: int
+    answer_delay: float  # mean seconds from originate to a live answer
+    lines_in_flight: int  # originated, not yet answered or ended
+    max_lines: int
+    abandon_cap: float  # e.g. 0.03
+    window_live: int  # live answers in the rolling window
+    window_abandoned: int  # abandoned live answers in the rolling window
+    dialable: int  # records the calling rules allow now
+    connect_limit: float = 2.0
+
+
+@dataclass(frozen=True)
+class PacingDecision:
+    dial: int
+    # What bound the number: preview, no_records, max_lines, no_agents, progressive,
+    # abandon_budget, planned (as many as the agents can take), reminder.
+    reason: str
+    answer_rate: float = 0.0
+    expected_free: float = 0.0
+    expected_answers: float = 0.0
+    budget: int = 0  # abandons the window can still take
+    risk: float = 0.0  # P(answers - free agents > budget) with this plan
+
+
+def answer_rate(inp: PacingInput) -> float:
+    w = inp.answer_rate_prior_weight
+    rate = (inp.answered + inp.answer_rate_prior * w) / max(1, inp.attempts + w)
+    return min(1.0, max(MIN_RATE, rate))
+
+
+def abandon_budget(inp: PacingInput) -> int:
+    """Abandons the rolling window can still take with its ratio at or under the cap."""
+    return math.floor(inp.abandon_cap * inp.window_live - inp.window_abandoned + 1e-9)
+
+
+def free_within(
+    elapsed: float, horizon: float, samples: list[float], prior_mean: float, prior_weight: int
+) -> float:
+    """P(done within ``horizon`` more seconds | ``elapsed`` seconds in), from sorted samples.
+
+    The empirical survival curve, with ``prior_weight`` pseudo-calls from an exponential of
+    the prior mean, so a few samples cannot make an agent look certain (or never) to finish.
+    """
+    mean = max(1.0, prior_mean)
+    exp_alive = math.exp(-elapsed / mean)
+    exp_done = exp_alive - math.exp(-(elapsed + horizon) / mean)
+    n = len(samples)
+    alive = (n - bisect_right(samples, elapsed)) + prior_weight * exp_alive
+    done = (bisect_right(samples, elapsed + horizon) - bisect_right(samples, elapsed)) + (
+        prior_weight * exp_done
+    )
+    if alive <= 1e-12:
+        return 1.0  # longer than every call ever seen: treat as about to finish
+    return min(1.0, max(0.0, done / alive))
+
+
+def _free_distribution(ready: int, qs: list[float]) -> list[float]:
+    """P(Y = y) for y = 0.., Y = ready + sum of Bernoulli(q)."""
+    dist = [1.0]
+    for q in qs:
+        nxt = [0.0] * (len(dist) + 1)
+        for y, pr in enumerate(dist):
+            nxt[y] += pr * (1 - q)
+            nxt[y + 1] += pr * q
+        dist = nxt
+    return [0.0] * ready + dist
+
+
+def _binomial_tail(n: int, p: float) -> list[float]:
+    """tail[x] = P(X >= x) for X ~ Binomial(n, p), x = 0..n+1."""
+    pmf = [0.0] * (n + 1)
+    if p >= 1.0:
+        pmf[n] = 1.0
+    else:
+        pmf[0] = (1 - p) ** n
+        ratio = p / (1 - p)
+        for x in range(1, n + 1):
+            pmf[x] = pmf[x - 1] * ratio * (n - x + 1) / x
+    tail = [0.0] * (n + 2)
+    for x in range(n, -1, -1):
+        tail[x] = tail[x + 1] + pmf[x]
+    return tail
+
+
+def overflow_risk(lines: int, p: float, free: list[float], budget: int) -> float:
+    """P(X - Y > budget) with X ~ Binomial(lines, p) and Y distributed as ``free``."""
+    if budget < 0:
+        budget = 0
+    tail = _binomial_tail(lines, p)
+    risk = 0.0
+    for y, py in enumerate(free):
+        x = y + budget + 1
+        if x <= lines:
+            risk += py * tail[x]
+    return risk
+
+
+def plan(inp: PacingInput) -> PacingDecision:
+    room = max(0, min(inp.max_lines - inp.lines_in_flight, inp.dialable))
+    if inp.mode == "preview":
+        return PacingDecision(0, "preview")
+    if inp.dialable <= 0:
+        return PacingDecision(0, "no_records")
+    if inp.max_lines - inp.lines_in_flight <= 0:
+        return PacingDecision(0, "max_lines")
+    if inp.mode == "reminder":
+        return PacingDecision(room, "reminder")
+    progressive = max(0, min(room, inp.ready_agents - inp.lines_in_flight))
+    if inp.mode == "progressive":
+        if progressive == 0:
+            return PacingDecision(0, "no_agents")
+        return PacingDecision(progressive, "progressive")
+
+    # Predictive.
+    agents = inp.ready_agents + len(inp.busy_elapsed)
+    if agents == 0:
+        return PacingDecision(0, "no_agents")
+    p = answer_rate(inp)
+    horizon = max(0.0, inp.answer_delay) + inp.connect_limit
+    samples = sorted(inp.handle_samples)
+    qs = [
+        free_within(e, horizon, samples, inp.handle_prior, inp.handle_prior_weight)
+        for e in inp.busy_elapsed
+    ]
+    free = _free_distribution(inp.ready_agents, qs)
+    expected_free = inp.ready_agents + sum(qs)
+    budget = abandon_budget(inp)
+    # Aim: no more expected answers than expected free agents.
+    aim = max(0, math.floor(expected_free / p + 1e-9) - inp.lines_in_flight)
+    # Worst case: every line answers and nobody frees up: at most `budget` abandons.
+    worst = max(0, inp.ready_agents + max(0, budget) - inp.lines_in_flight)
+    best = min(room, aim, worst)
+    # The largest n <= best whose risk fits (risk grows with n: binary search).
+    lo, hi = 0, best
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if overflow_risk(inp.lines_in_flight + mid, p, free, budget) <= RISK:
+            lo = mid
+        else:
+            hi = mid - 1
+    n = lo
+    if n < best or (best == worst and worst < min(room, aim)):
+        reason = "abandon_budget"
+    elif best == aim:
+        reason = "planned"
+    elif best == inp.max_lines - inp.lines_in_flight:
+        reason = "max_lines"
+    else:
+        reason = "no_records"
+    if n <= progressive:
+        n, reason = progressive, ("progressive" if progressive > 0 else reason)
+    return PacingDecision(
+        dial=n,
+        reason=reason,
+        answer_rate=p,
+        expected_free=expected_free,
+        expected_answers=(inp.lines_in_flight + n) * p,
+        budget=budget,
+        risk=overflow_risk(inp.lines_in_flight + n, p, free, budget),
+    )
