@@ -40,10 +40,19 @@ from dataclasses import dataclass
 from typing import Literal
 
 Mode = Literal["preview", "progressive", "predictive", "reminder"]
-# The most this round may risk going over budget. Rounds overlap (each sees every line still
-# in flight), so this is the standing risk of the whole dialling state, not a per-dial one.
-RISK = 0.02
+# Expected abandons of the lines in flight, as a share of their expected answers, are kept
+# under this fraction of the cap: the rest of the cap is margin for bad luck.
+TARGET = 0.6
+# Below this many live answers in the window a ratio means little: only the worst-case bound.
+MIN_LIVE = 300
+# Aim for one answer more than the agents expected free: the expected-abandon bound decides.
+AIM_EXTRA = 1.0
+# The lines in flight may expect to use at most this share of the abandons left, so one
+# unlucky minute cannot spend the whole budget.
+BUDGET_SHARE = 0.3
+CAP_SHARE = 0.7
 MIN_RATE = 0.02  # a campaign with no answers yet still dials, slowly
+EXACT_AGENTS = 16
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class PacingDecision:
     expected_free: float = 0.0
     expected_answers: float = 0.0
     budget: int = 0  # abandons the window can still take
-    risk: float = 0.0  # P(answers - free agents > budget) with this plan
+    expected_abandons: float = 0.0  # E[answers beyond free agents] with this plan
 
 
 def answer_rate(inp: PacingInput) -> float:
@@ -88,8 +97,12 @@ def answer_rate(inp: PacingInput) -> float:
 
 
 def abandon_budget(inp: PacingInput) -> int:
-    """Abandons the rolling window can still take with its ratio at or under the cap."""
-    return math.floor(inp.abandon_cap * inp.window_live - inp.window_abandoned + 1e-9)
+    """Abandons the rolling window can still take with its ratio at or under the cap.
+
+    Only ``CAP_SHARE`` of the cap is planned for: abandons come in bursts (several answers
+    in the same second), and the rest of the cap absorbs them.
+    """
+    return math.floor(CAP_SHARE * inp.abandon_cap * inp.window_live - inp.window_abandoned + 1e-9)
 
 
 def free_within(
@@ -141,17 +154,26 @@ def _binomial_tail(n: int, p: float) -> list[float]:
     return tail
 
 
-def overflow_risk(lines: int, p: float, free: list[float], budget: int) -> float:
-    """P(X - Y > budget) with X ~ Binomial(lines, p) and Y distributed as ``free``."""
-    if budget < 0:
-        budget = 0
+def _normal_overflow(lines: int, p: float, free_mean: float, free_var: float) -> float:
+    """E[max(0, X - Y)] with X - Y taken as normal (many busy agents)."""
+    mean = lines * p - free_mean
+    sd = math.sqrt(lines * p * (1 - p) + free_var)
+    if sd <= 1e-9:
+        return max(0.0, mean)
+    z = mean / sd
+    pdf = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * math.erfc(-z / math.sqrt(2))
+    return sd * pdf + mean * cdf
+
+
+def expected_overflow(lines: int, p: float, free: list[float]) -> float:
+    """E[max(0, X - Y)] with X ~ Binomial(lines, p) and Y distributed as ``free``."""
     tail = _binomial_tail(lines, p)
-    risk = 0.0
-    for y, py in enumerate(free):
-        x = y + budget + 1
-        if x <= lines:
-            risk += py * tail[x]
-    return risk
+    # E[max(0, X - y)] = sum over x > y of P(X >= x).
+    above = [0.0] * (lines + 2)
+    for x in range(lines, -1, -1):
+        above[x] = above[x + 1] + tail[x + 1]
+    return sum(py * above[y] for y, py in enumerate(free) if y <= lines)
 
 
 def plan(inp: PacingInput) -> PacingDecision:
@@ -181,31 +203,50 @@ def plan(inp: PacingInput) -> PacingDecision:
         free_within(e, horizon, samples, inp.handle_prior, inp.handle_prior_weight)
         for e in inp.busy_elapsed
     ]
-    free = _free_distribution(inp.ready_agents, qs)
     expected_free = inp.ready_agents + sum(qs)
+    # Exact for a small floor; past EXACT_AGENTS busy agents the sum of many Bernoullis is
+    # close to normal and the exact convolution would cost O(agents^2) per round.
+    exact = len(qs) <= EXACT_AGENTS
+    free = _free_distribution(inp.ready_agents, qs) if exact else []
+    free_var = sum(q * (1 - q) for q in qs)
+
+    def overflow(lines: int) -> float:
+        if exact:
+            return expected_overflow(lines, p, free)
+        return _normal_overflow(lines, p, expected_free, free_var)
+
     budget = abandon_budget(inp)
-    # Aim: no more expected answers than expected free agents.
-    aim = max(0, math.floor(expected_free / p + 1e-9) - inp.lines_in_flight)
-    # Worst case: every line answers and nobody frees up: at most `budget` abandons.
-    worst = max(0, inp.ready_agents + max(0, budget) - inp.lines_in_flight)
-    best = min(room, aim, worst)
-    # The largest n <= best whose risk fits (risk grows with n: binary search).
-    lo, hi = 0, best
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if overflow_risk(inp.lines_in_flight + mid, p, free, budget) <= RISK:
-            lo = mid
-        else:
-            hi = mid - 1
-    n = lo
-    if n < best or (best == worst and worst < min(room, aim)):
-        reason = "abandon_budget"
-    elif best == aim:
-        reason = "planned"
-    elif best == inp.max_lines - inp.lines_in_flight:
-        reason = "max_lines"
-    else:
+    room_lines = min(room, max(0, math.ceil((expected_free + AIM_EXTRA) / p) - inp.lines_in_flight))
+    # Always allowed: even if every line answered and no busy agent freed up, the answers
+    # beyond the ready agents would not pass the budget.
+    worst = max(0, min(room_lines, inp.ready_agents + max(0, budget) - inp.lines_in_flight))
+    n = worst if inp.window_live < MIN_LIVE else min(worst, progressive)
+    if inp.window_live >= MIN_LIVE and budget >= 1:
+        # Planned against the cap: the expected overflow of every line in flight stays
+        # under TARGET x cap of the answers they bring, and within the budget left.
+        def fits(k: int) -> bool:
+            lines = inp.lines_in_flight + k
+            over = overflow(lines)
+            return over <= TARGET * inp.abandon_cap * lines * p and over <= BUDGET_SHARE * budget
+
+        lo, hi = n, room_lines
+        if not fits(lo):
+            hi = lo
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        n = lo
+    if n >= room_lines and room_lines == room and room < inp.max_lines - inp.lines_in_flight:
         reason = "no_records"
+    elif n >= room_lines and room_lines == inp.max_lines - inp.lines_in_flight:
+        reason = "max_lines"
+    elif n >= room_lines:
+        reason = "planned"
+    else:
+        reason = "abandon_budget"
     if n <= progressive:
         n, reason = progressive, ("progressive" if progressive > 0 else reason)
     return PacingDecision(
@@ -215,5 +256,5 @@ def plan(inp: PacingInput) -> PacingDecision:
         expected_free=expected_free,
         expected_answers=(inp.lines_in_flight + n) * p,
         budget=budget,
-        risk=overflow_risk(inp.lines_in_flight + n, p, free, budget),
+        expected_abandons=overflow(inp.lines_in_flight + n),
     )
