@@ -342,8 +342,7 @@ class _Attempt:
         amount = str(int(p.amount_due))
         media = (
             "sound:sambung/dialer-reminder-amount",
-            *say_media("number", amount, p.language),
-            "sound:sambung/dialer-reminder-currency",
+            *say_media("money", amount, p.language),
             "sound:sambung/dialer-reminder-press",
             *say_media("digits", p.reminder_key, p.language),
         )

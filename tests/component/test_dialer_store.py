@@ -17,15 +17,14 @@ from dialer.facts import (
     DialerDispositionFact,
     RecordScheduledFact,
 )
+from engine.db import Conn
 from engine.facts import Fact, fact_from_json, fact_to_json
 from tests.dbutil import migrated_pool
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
 
-async def add_record(
-    conn: asyncpg.Connection, account: str, phones: list[str], campaign: str = "c1"
-) -> int:
+async def add_record(conn: Conn, account: str, phones: list[str], campaign: str = "c1") -> int:
     await conn.execute(
         "INSERT INTO campaigns (name, mode) VALUES ($1, 'predictive') ON CONFLICT DO NOTHING",
         campaign,
@@ -42,7 +41,13 @@ async def add_record(
     return rid
 
 
-async def write(conn: asyncpg.Connection, fact: Fact) -> None:
+async def one(conn: Conn, sql: str, *args: object) -> asyncpg.Record:
+    row = await conn.fetchrow(sql, *args)
+    assert row is not None, sql
+    return row
+
+
+async def write(conn: Conn, fact: Fact) -> None:
     # Through the spool format too: what the writer replays after an outage must still work.
     again = fact_from_json(fact_to_json(fact))
     await conn.execute(again.sql, *again.args())
@@ -58,10 +63,10 @@ async def test_attempt_row_before_the_call_and_every_fact_after() -> None:
             await store.begin_attempt(
                 conn, a, at=T, engine_instance="e1", asterisk_id="ast", trunk="customers"
             )
-        call = await conn.fetchrow("SELECT * FROM calls WHERE call_id = 'dlr-1'")
+        call = await one(conn, "SELECT * FROM calls WHERE call_id = 'dlr-1'")
         assert call["direction"] == "dialer"
         assert call["caller_number"] == "+6281200000001"
-        rec = await conn.fetchrow("SELECT * FROM dial_records WHERE record_id = $1", rid)
+        rec = await one(conn, "SELECT * FROM dial_records WHERE record_id = $1", rid)
         assert (rec["state"], rec["attempts"], rec["next_phone"]) == ("dialing", 1, 1)
         # A record being dialled is not due again.
         assert await store.due_records(conn, "c1", T, 10) == []
@@ -74,7 +79,7 @@ async def test_attempt_row_before_the_call_and_every_fact_after() -> None:
         )
         await write(conn, ended)
         await write(conn, ended)  # a retried write changes nothing
-        row = await conn.fetchrow("SELECT * FROM dial_attempts WHERE attempt_id = 'dlr-1'")
+        row = await one(conn, "SELECT * FROM dial_attempts WHERE attempt_id = 'dlr-1'")
         assert row["outcome"] == "connected"
         assert row["agent_id"] == "siti"
         assert row["live_at"] == T + timedelta(seconds=10)
@@ -96,7 +101,7 @@ async def test_attempt_row_before_the_call_and_every_fact_after() -> None:
                 True,
             ),
         )
-        d = await conn.fetchrow("SELECT * FROM dispositions WHERE call_id = 'dlr-1'")
+        d = await one(conn, "SELECT * FROM dispositions WHERE call_id = 'dlr-1'")
         assert d["amount"] == Decimal("750000.00")
         assert d["promise_date"] == date(2026, 11, 27)
         k = await store.kpis(conn, "c1", T - timedelta(days=1))
@@ -115,7 +120,7 @@ async def test_a_bad_number_is_dropped_and_the_last_one_stops_the_record() -> No
                 rid, "scheduled", nxt, "invalid_number", None, "+6281200000011", None
             ),
         )
-        rec = await conn.fetchrow("SELECT * FROM dial_records WHERE record_id = $1", rid)
+        rec = await one(conn, "SELECT * FROM dial_records WHERE record_id = $1", rid)
         assert rec["phones"] == ["+6281200000012"]
         assert rec["bad_phones"] == ["+6281200000011"]
         assert rec["state"] == "scheduled"
@@ -126,7 +131,7 @@ async def test_a_bad_number_is_dropped_and_the_last_one_stops_the_record() -> No
                 rid, "scheduled", nxt, "invalid_number", None, "+6281200000012", None
             ),
         )
-        rec = await conn.fetchrow("SELECT * FROM dial_records WHERE record_id = $1", rid)
+        rec = await one(conn, "SELECT * FROM dial_records WHERE record_id = $1", rid)
         assert (rec["state"], rec["stop_reason"], rec["phones"]) == ("stopped", "no_phone", [])
 
 
@@ -181,9 +186,9 @@ async def test_open_attempts_of_a_crashed_run_are_closed_and_their_records_freed
         )
         assert await store.recover_open_attempts(conn, "e2") == 0
         assert await store.recover_open_attempts(conn, "e1") == 1
-        row = await conn.fetchrow("SELECT outcome FROM dial_attempts WHERE attempt_id = 'dlr-9'")
+        row = await one(conn, "SELECT outcome FROM dial_attempts WHERE attempt_id = 'dlr-9'")
         assert row["outcome"] == "cancelled"
-        rec = await conn.fetchrow("SELECT state FROM dial_records WHERE account_id = 'C1'")
+        rec = await one(conn, "SELECT state FROM dial_records WHERE account_id = 'C1'")
         assert rec["state"] == "scheduled"
-        call = await conn.fetchrow("SELECT end_reason FROM calls WHERE call_id = 'dlr-9'")
+        call = await one(conn, "SELECT end_reason FROM calls WHERE call_id = 'dlr-9'")
         assert call["end_reason"] == "engine_restart"

@@ -297,7 +297,11 @@ def test_given_the_example_flow_then_every_prompt_has_an_english_and_indonesian_
     assert all(m.startswith("sound:") for m in used)
     # The queues' and agents' phones' prompts: named in the ACD's code and the example
     # settings (queue greetings, whispers), said in both languages as well.
-    acd_sources = [*sorted((ROOT / "acd").glob("*.py")), ROOT / "examples" / "sambung.toml"]
+    acd_sources = [
+        *sorted((ROOT / "acd").glob("*.py")),
+        *sorted((ROOT / "dialer").glob("*.py")),
+        ROOT / "examples" / "sambung.toml",
+    ]
     for source in acd_sources:
         names.update(re.findall(r"sound:(sambung/[a-z0-9-]+)", source.read_text()))
     for name in names:
