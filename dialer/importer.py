@@ -174,10 +174,14 @@ async def import_list(
         "problems": problems,
     }
     if metrics is not None:
-        metrics.dialer_import_rows.labels(result="imported").inc(created + updated)
-        metrics.dialer_import_rows.labels(result="merged").inc(merged_rows)
-        metrics.dialer_import_rows.labels(result="rejected").inc(rejected)
-        metrics.dialer_import_rows.labels(result="suppressed").inc(suppressed)
+        metrics.dialer_import_rows.labels(campaign=campaign.name, result="imported").inc(
+            created + updated
+        )
+        metrics.dialer_import_rows.labels(campaign=campaign.name, result="merged").inc(merged_rows)
+        metrics.dialer_import_rows.labels(campaign=campaign.name, result="rejected").inc(rejected)
+        metrics.dialer_import_rows.labels(campaign=campaign.name, result="suppressed").inc(
+            suppressed
+        )
     if on_progress is not None:
         on_progress(prog)
     log.info(

@@ -357,8 +357,8 @@ def build_metrics() -> Metrics:
         ),
         dialer_import_rows=Counter(
             "sambung_dialer_import_rows",
-            "Rows read by list imports, by result",
-            ["result"],
+            "Rows read by list imports, by campaign and result",
+            ["campaign", "result"],
             registry=r,
         ),
     )

@@ -859,7 +859,7 @@ def dialer() -> Json:
             "Rows read by list imports in the time range, by result (all campaigns).",
             targets(
                 (
-                    "sum by (result) (increase(sambung_dialer_import_rows_total[$__range]))",
+                    f"sum by (result) (increase(sambung_dialer_import_rows_total{{{c}}}[$__range]))",
                     "{{result}}",
                 ),
                 instant=True,
