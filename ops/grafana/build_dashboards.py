@@ -859,7 +859,8 @@ def dialer() -> Json:
             "Rows read by list imports in the time range, by result (all campaigns).",
             targets(
                 (
-                    f"sum by (result) (increase(sambung_dialer_import_rows_total{{{c}}}[$__range]))",
+                    "sum by (result) "
+                    f"(increase(sambung_dialer_import_rows_total{{{c}}}[$__range]))",
                     "{{result}}",
                 ),
                 instant=True,
