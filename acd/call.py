@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
@@ -126,6 +127,17 @@ def bridge_for_call(call_id: str) -> str:
     return f"sambung-call-{call_id}"
 
 
+class TalkHooks(Protocol):
+    """Told when an agent is connected with a caller and when that talk ends (recordings,
+    monitoring). Synchronous and quick: the call's task does not wait on them."""
+
+    def talk_started(
+        self, call_id: str, agent_id: str, leg_id: str, bridge_id: str, queue: str
+    ) -> None: ...
+
+    def talk_ended(self, call_id: str) -> None: ...
+
+
 class QueueRunner:
     def __init__(
         self,
@@ -137,7 +149,9 @@ class QueueRunner:
         *,
         max_silent_seconds: float = 300.0,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        talk_hooks: TalkHooks | None = None,
     ) -> None:
+        self.talk_hooks = talk_hooks
         self.acd = acd
         self.tel = telephony
         self.record = record
@@ -789,6 +803,10 @@ class QueuedCall:
         self._cancel_timer("max_wait")
         self.connected_queue = entry.queue
         self.r.acd.agents.answered(self.leg_agent, self.call_id)
+        if self.r.talk_hooks is not None:
+            self.r.talk_hooks.talk_started(
+                self.call_id, self.leg_agent, self.leg, bridge, entry.queue
+            )
         self._left("answered")
         self.entry = None
         self.r.m.agent_offers.labels(result="answered").inc()
@@ -845,6 +863,8 @@ class QueuedCall:
         agent, leg = self.leg_agent, self.leg
         if agent is None or leg is None:
             return
+        if self.r.talk_hooks is not None:
+            self.r.talk_hooks.talk_ended(self.call_id)
         loop_now = asyncio.get_running_loop().time()
         if self.hold_started is not None:
             span = loop_now - self.hold_started

@@ -57,11 +57,21 @@ class EngineSettings(_Section):
     spool_dir: Path = Path("var/spool")
 
 
+class RoleTokenSettings(_Section):
+    """A named API token with a role. An agent's token is named by the agent's id: agents may
+    only act on their own calls. ``api_tokens`` (no name) have the admin role."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    token: SecretStr
+    role: Literal["agent", "supervisor", "admin"]
+
+
 class HttpSettings(_Section):
     host: str = "127.0.0.1"
     # 0 picks a free port (tests, side-by-side benchmarks); the bound port is logged at start.
     port: int = Field(default=8480, ge=0, le=65535)
     api_tokens: list[SecretStr] = Field(default_factory=list)
+    role_tokens: list[RoleTokenSettings] = Field(default_factory=list)
 
     @field_validator("api_tokens")
     @classmethod
@@ -69,6 +79,17 @@ class HttpSettings(_Section):
         for t in v:
             if len(t.get_secret_value()) < 16:
                 raise ValueError("each API token must be at least 16 characters")
+        return v
+
+    @field_validator("role_tokens")
+    @classmethod
+    def _role_tokens_sound(cls, v: list[RoleTokenSettings]) -> list[RoleTokenSettings]:
+        names = [t.name for t in v]
+        for i, t in enumerate(v):
+            if len(t.token.get_secret_value()) < 16:
+                raise ValueError(f"role_tokens[{i}].token must be at least 16 characters")
+            if t.name in names[:i]:
+                raise ValueError(f"role_tokens[{i}].name {t.name!r} is used twice")
         return v
 
 
@@ -449,6 +470,35 @@ class DialerSettings(_Section):
         return self
 
 
+# ---- recordings and supervisor monitoring (issue 7) ------------------------------------------
+PjsipEndpoint = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class RecordingScopeSettings(_Section):
+    """A queue's or a campaign's own recording rules; unset keys take the defaults."""
+
+    policy: Literal["all", "none", "on_demand"] | None = None
+    retention_days: int | None = Field(default=None, ge=0, le=36500)
+    announcement: list[Prompt] | None = None
+
+
+class RecordingSettings(_Section):
+    # Finished recordings move here from Asterisk's spool (a local directory store).
+    store_dir: Path = Path("var/recordings")
+    # all: every agent-connected call; none: never; on_demand: when asked through the API.
+    policy: Literal["all", "none", "on_demand"] = "all"
+    # Recordings older than this are deleted by the retention job (0 keeps them for ever).
+    retention_days: int = Field(default=90, ge=0, le=36500)
+    # Said to the caller before the recording starts (empty: no announcement).
+    announcement: list[Prompt] = Field(default_factory=list)
+    queues: dict[Name, RecordingScopeSettings] = Field(default_factory=dict)
+    campaigns: dict[Name, RecordingScopeSettings] = Field(default_factory=dict)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    # A supervisor's own desk phone (PJSIP endpoint), by the name of their role token.
+    supervisor_phones: dict[str, PjsipEndpoint] = Field(default_factory=dict)
+    monitor_ring_seconds: int = Field(default=20, ge=3, le=120)
+
+
 class Settings(_Section):
     engine: EngineSettings = EngineSettings()
     http: HttpSettings = HttpSettings()
@@ -459,6 +509,7 @@ class Settings(_Section):
     ivr: IvrSettings = IvrSettings()
     acd: AcdSettings = AcdSettings()
     dialer: DialerSettings = DialerSettings()
+    recordings: RecordingSettings = RecordingSettings()
     hotlines: list[HotlineSettings] = Field(default_factory=list)
     # Where the settings came from; relative paths inside are resolved against its folder.
     source: Path | None = None
@@ -483,6 +534,18 @@ class Settings(_Section):
                     raise ValueError(f"dialer.campaigns[{i}].agents names {a!r}, not an agent")
             if f"dialer-{c.name}" in queues:
                 raise ValueError(f"dialer.campaigns[{i}]: queue 'dialer-{c.name}' is taken")
+        return self
+
+    @model_validator(mode="after")
+    def _recording_scopes_exist(self) -> Settings:
+        queues = {q.name for q in self.acd.queues}
+        for name in self.recordings.queues:
+            if name not in queues:
+                raise ValueError(f"recordings.queues names {name!r}, which is not a queue")
+        campaigns = {c.name for c in self.dialer.campaigns}
+        for name in self.recordings.campaigns:
+            if name not in campaigns:
+                raise ValueError(f"recordings.campaigns names {name!r}, which is not a campaign")
         return self
 
     def hotline_for(self, did: str) -> HotlineSettings | None:

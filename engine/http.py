@@ -68,8 +68,24 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=str)
 
 
-def token_middleware(tokens: Sequence[str]) -> Middleware:
-    encoded = [t.encode() for t in tokens]
+# Who is asking, as the token middleware found them: the token's name and its role.
+PRINCIPAL = web.RequestKey("principal", str)
+ROLE = web.RequestKey("role", str)
+
+
+@dataclass(frozen=True)
+class RoleToken:
+    """A named token with a role (agent, supervisor or admin)."""
+
+    name: str
+    token: str
+    role: str
+
+
+def token_middleware(tokens: Sequence[str], role_tokens: Sequence[RoleToken] = ()) -> Middleware:
+    # Plain API tokens are admins; the principal names which one (never the token itself).
+    known = [(t.encode(), f"api-token-{i + 1}", "admin") for i, t in enumerate(tokens)]
+    known += [(t.token.encode(), t.name, t.role) for t in role_tokens]
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -81,14 +97,16 @@ def token_middleware(tokens: Sequence[str]) -> Middleware:
             # Browsers cannot set headers on a WebSocket: the token may come in the query.
             scheme, given = "bearer", request.query["access_token"]
         # Compare against every token in constant time so timing says nothing about which
-        # prefix matched.
-        ok = (
-            scheme.lower() == "bearer"
-            and bool(given)
-            and any(hmac.compare_digest(given.strip().encode(), t) for t in encoded)
-        )
-        if not ok:
+        # prefix matched (and do not stop at the first match).
+        match: tuple[str, str] | None = None
+        if scheme.lower() == "bearer" and given:
+            offered = given.strip().encode()
+            for secret, name, role in known:
+                if hmac.compare_digest(offered, secret) and match is None:
+                    match = (name, role)
+        if match is None:
             raise Unauthorized("a valid bearer token is required")
+        request[PRINCIPAL], request[ROLE] = match
         return await handler(request)
 
     return check
@@ -183,10 +201,17 @@ class HttpDeps:
     reload_flows: Callable[[], Awaitable[list[dict[str, object]]]] | None = None
     acd: AcdApi | None = None
     dialer: DialerApi | None = None
+    role_tokens: Sequence[RoleToken] = ()
+    # A feature's own routes (recordings and monitoring), added before the built-in ones.
+    extra_routes: Callable[[web.Application], None] | None = None
 
 
 def build_app(deps: HttpDeps) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware, token_middleware(deps.tokens)])
+    app = web.Application(
+        middlewares=[problem_middleware, token_middleware(deps.tokens, deps.role_tokens)]
+    )
+    if deps.extra_routes is not None:
+        deps.extra_routes(app)
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})

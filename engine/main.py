@@ -22,7 +22,6 @@ import aiohttp
 import asyncpg
 import structlog
 from aiohttp import web
-from dialer.phones import InvalidPhone, normalise_phone
 
 from acd.agents import Agent, AgentState, StateChange
 from acd.call import QueueCallInfo, QueueRunner, bridge_for_queue
@@ -37,6 +36,7 @@ from asterisk.telephony import AriTelephony
 from dialer import store as dialer_store
 from dialer.call import AttemptRunner
 from dialer.importer import ImportProgress, import_list
+from dialer.phones import InvalidPhone, normalise_phone
 from dialer.service import DialerService, campaign_queue, queue_of
 from engine import db
 from engine.calls import CallDispatcher, CallInbox
@@ -51,13 +51,15 @@ from engine.errors import (
 )
 from engine.events import CallOffered, DeviceChanged, TelephonyConnected, TelephonyLost
 from engine.facts import CallStartedFact, FactWriter, OpenCallsClosedFact
-from engine.http import HttpDeps, build_app
+from engine.http import HttpDeps, RoleToken, build_app
 from engine.metrics import Metrics, build_metrics
 from engine.tasks import TaskSet
 from ivr.flows import FlowTable, load_flow_table
 from ivr.model import GreetingFlow
 from ivr.runner import IvrRunner
 from ivr.service import GreetingService
+from recordings import Recordings
+from recordings import setup as setup_recordings
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +95,7 @@ class Engine:
         self._queues: QueueRunner | None = None
         self._callbacks: CallbackRunner | None = None
         self._features: FeatureCodes | None = None
+        self.recordings: Recordings | None = None
         # One id per engine run: agent state rows are numbered within a run.
         self.run_id = uuid.uuid4().hex[:12]
         self._queued_calls: set[str] = set()
@@ -546,6 +549,10 @@ class Engine:
                 subscriptions=[f"deviceState:{a.profile.device}" for a in self.acd.agents.all()],
             )
             self._greeting = self._greeting_service(self.telephony, self.facts)
+            campaign_of = {queue_of(c.name): c.name for c in s.dialer.campaigns}.get
+            self.recordings = setup_recordings(
+                s, client, self._pool, self.facts.record, campaign_of
+            )
             self._queues = QueueRunner(
                 self.acd,
                 self.telephony,
@@ -553,6 +560,7 @@ class Engine:
                 self.metrics,
                 self.hub,
                 max_silent_seconds=s.calls.max_silent_seconds,
+                talk_hooks=self.recordings.service,
             )
             self._callbacks = CallbackRunner(
                 self.acd,
@@ -604,6 +612,11 @@ class Engine:
                         reload_flows=self.reload_flows,
                         acd=self,
                         dialer=self,
+                        role_tokens=[
+                            RoleToken(t.name, t.token.get_secret_value(), t.role)
+                            for t in s.http.role_tokens
+                        ],
+                        extra_routes=self.recordings.add_routes,
                     )
                 ),
                 access_log=None,
@@ -621,6 +634,8 @@ class Engine:
             services.start(self._watch_database(), name="db-watch")
             ari_task = services.start(self.telephony.run(), name="ari")
             services.start(self.dialer.run(), name="dialer")
+            services.start(self.recordings.service.run_mover(), name="recordings-mover")
+            services.start(self.recordings.service.run_retention(), name="recordings-retention")
             ami: AmiAdapter | None = None
             ami_task: asyncio.Task[Any] | None = None
             if s.ami.enabled:
@@ -675,6 +690,8 @@ class Engine:
                 "engine.stopping", stage="hangup_remaining", left=len(self.dispatcher.tasks)
             )
             await self.dispatcher.tasks.cancel_all()
+        if self.recordings is not None:
+            await self.recordings.close()  # recordings stopped, monitoring ended, journalled
         log.info("engine.stopping", stage="close_adapters")
         for t in (ami_task, ari_task):
             if t is not None:

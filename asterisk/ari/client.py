@@ -439,6 +439,108 @@ class AriClient:
         path = f"/endpoints/{_seg(tech)}/{_seg(resource)}"
         return _parse(Endpoint.from_json, "GET", path, await self._get_obj(path))
 
+    # -- recordings and snooping -------------------------------------------------------------
+
+    async def record_bridge(
+        self, bridge_id: str, name: str, *, fmt: str = "wav", if_exists: str = "fail"
+    ) -> None:
+        """Record everything mixed in the bridge as stored recording ``name`` (a Recorder
+        channel joins the bridge). 409: the name is taken (``if_exists=fail``) or in use."""
+        params = {
+            "name": name,
+            "format": fmt,
+            "maxDurationSeconds": "0",
+            "maxSilenceSeconds": "0",
+            "ifExists": if_exists,
+            "beep": "false",
+            "terminateOn": "none",
+        }
+        await self.request("POST", f"/bridges/{_seg(bridge_id)}/record", params=params)
+
+    async def live_recording_state(self, name: str) -> str | None:
+        """queued, recording, paused, done, failed, canceled; ``None`` once it is stored (or
+        never existed): Asterisk forgets a live recording the moment it ends."""
+        path = f"/recordings/live/{_seg(name)}"
+        status, data = await self._send("GET", path, None, None)
+        if status == 404:
+            return None
+        if status >= 300:
+            self._raise_for(status, "GET", path, data)
+        return str(data.get("state", "")) if isinstance(data, dict) else ""
+
+    async def stop_recording(self, name: str) -> bool:
+        """Stop and keep a live recording; ``False`` if it was not live (already over)."""
+        path = f"/recordings/live/{_seg(name)}/stop"
+        status, data = await self._send("POST", path, None, None)
+        if status == 404:
+            return False
+        if status >= 300:
+            self._raise_for(status, "POST", path, data)
+        return True
+
+    async def pause_recording(self, name: str, paused: bool) -> None:
+        """Pause (nothing written: the span is absent from the file) or resume."""
+        path = f"/recordings/live/{_seg(name)}/pause"
+        await self.request("POST" if paused else "DELETE", path)
+
+    async def mute_recording(self, name: str, muted: bool) -> None:
+        """Mute (silence written: the file keeps the call's timeline) or unmute."""
+        path = f"/recordings/live/{_seg(name)}/mute"
+        await self.request("POST" if muted else "DELETE", path)
+
+    async def stored_recording_exists(self, name: str) -> bool:
+        path = f"/recordings/stored/{_seg(name)}"
+        status, data = await self._send("GET", path, None, None)
+        if status == 404:
+            return False
+        if status >= 300:
+            self._raise_for(status, "GET", path, data)
+        return True
+
+    async def stored_recording_file(self, name: str, timeout: float = 120.0) -> bytes | None:
+        """The stored recording's bytes (``None`` if Asterisk has no such recording).
+
+        The one binary body ARI sends, so it does not go through ``_send``'s text decoding;
+        a long call's file can take longer than a REST call's usual timeout.
+        """
+        path = f"/recordings/stored/{_seg(name)}/file"
+        url = URL(self.base_url + path, encoded=True)
+        try:
+            async with self._session.get(
+                url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                if resp.status == 404:
+                    return None
+                if resp.status >= 300:
+                    self._raise_for(resp.status, "GET", path, _decode(await resp.text()))
+                return await resp.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            self._count_error("unreachable")
+            reason = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            raise AriUnavailable("GET", path, reason) from err
+
+    async def delete_stored_recording(self, name: str) -> bool:
+        """Delete a stored recording; ``False`` if it was not there (idempotent)."""
+        return await self._delete_idempotent(f"/recordings/stored/{_seg(name)}")
+
+    async def snoop(
+        self,
+        channel_id: str,
+        snoop_id: str,
+        *,
+        spy: str = "both",
+        whisper: str = "none",
+        app_args: Sequence[str] = (),
+    ) -> Channel:
+        """A Snoop channel on ``channel_id`` in our app: ``spy`` is what it hears, ``whisper``
+        where its audio goes (``in``: from the channel, ``out``: to it; ari-notes 1.6)."""
+        path = f"/channels/{_seg(channel_id)}/snoop/{_seg(snoop_id)}"
+        params = {"spy": spy, "whisper": whisper, "app": self.app}
+        if app_args:
+            params["appArgs"] = ",".join(app_args)
+        data = await self.request("POST", path, params=params)
+        return _parse(Channel.from_json, "POST", path, data)
+
 
 def _decode(text: str) -> Any:
     if not text:
