@@ -158,6 +158,9 @@ class AgentBook:
             raise UnknownAgent(f"agent {agent_id!r} is not configured")
         return agent
 
+    def find(self, agent_id: str) -> Agent | None:
+        return self._agents.get(agent_id)
+
     def by_endpoint(self, endpoint: str) -> Agent | None:
         return self._by_endpoint.get(endpoint)
 

@@ -185,7 +185,8 @@ class AcdService:
             q: deque(maxlen=HANDLE_SAMPLES) for q in self.queues
         }
         # (when, answered within the service level?) per queue, for the rolling service level.
-        self._sl: dict[str, deque[tuple[float, bool]]] = {q: deque() for q in self.queues}
+        # (when, answered within the threshold, abandoned) per counted call in the window.
+        self._sl: dict[str, deque[tuple[float, bool, bool]]] = {q: deque() for q in self.queues}
         self._route_pending = False
         self._relax_timer: asyncio.TimerHandle | None = None
         self._delayed: dict[str, asyncio.TimerHandle] = {}
@@ -257,15 +258,24 @@ class AcdService:
 
     def service_level(self, queue: str) -> float:
         """Share of the window's calls answered within the threshold (1.0 with no calls)."""
-        window = self._sl.get(queue)
+        window = self._window(queue)
         if not window:
             return 1.0
+        return sum(1 for _, ok, _ in window if ok) / len(window)
+
+    def abandon_rate(self, queue: str) -> float:
+        """Share of the window's counted calls (short abandons left out) that hung up waiting."""
+        window = self._window(queue)
+        if not window:
+            return 0.0
+        return sum(1 for _, _, gone in window if gone) / len(window)
+
+    def _window(self, queue: str) -> deque[tuple[float, bool, bool]] | None:
+        window = self._sl.get(queue)
         cutoff = self._clock() - self.settings.service_level_window_seconds
         while window and window[0][0] < cutoff:
             window.popleft()
-        if not window:
-            return 1.0
-        return sum(1 for _, ok in window if ok) / len(window)
+        return window
 
     def view(self) -> list[dict[str, Any]]:
         out = []
@@ -279,6 +289,8 @@ class AcdService:
                     "longest_wait_seconds": round(self.longest_wait(name), 1),
                     "expected_wait_seconds": ewt,
                     "service_level": round(self.service_level(name), 4),
+                    "abandon_rate": round(self.abandon_rate(name), 4),
+                    "counted_calls": len(self._window(name) or ()),
                     "service_level_seconds": q.service_level_seconds,
                     "staffed": self.agents.staffed(name),
                     "handle_time_seconds": round(self.handle_time(name), 1),
@@ -375,7 +387,11 @@ class AcdService:
                 # Short abandons (misdials, a caller who changed their mind) are left out of
                 # the service level, as call centres usually count it.
                 self._sl[entry.queue].append(
-                    (now, outcome == "answered" and waited <= q.service_level_seconds)
+                    (
+                        now,
+                        outcome == "answered" and waited <= q.service_level_seconds,
+                        outcome == "abandoned",
+                    )
                 )
             label = "short_abandoned" if short else outcome
             self._m.queue_calls.labels(queue=entry.queue, outcome=label).inc()

@@ -104,8 +104,8 @@ class DialerDispositionFact(Fact):
     code: str
     note: str
     at: datetime
-    campaign: str
-    account_id: str
+    campaign: str | None  # None: taken on an inbound queue call
+    account_id: str | None
     amount: str | None
     promise_date: str | None
     callback_at: datetime | None

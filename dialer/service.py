@@ -26,14 +26,15 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import structlog
 
+from acd import dispositions
 from acd.agents import Agent, AgentState, StateChange
 from acd.service import AcdService
 from dialer import compliance, pacing, store
@@ -75,12 +76,6 @@ class CampaignStateError(SambungError):
     error_id = "dialer.campaign_state"
     title = "Campaign cannot do that now"
     http_status = 409
-
-
-class DispositionInvalid(SambungError):
-    error_id = "dialer.disposition_invalid"
-    title = "Disposition does not fit the campaign's schema"
-    http_status = 422
 
 
 def queue_of(campaign: str) -> str:
@@ -827,21 +822,15 @@ class DialerService:
         if row is None:
             return False
         run = self.get(row["campaign"])
-        schema = {d.code: d for d in run.settings.dispositions}
-        d = schema.get(code)
-        if d is None:
-            raise DispositionInvalid(
-                f"code {code!r} is not in campaign {run.settings.name!r}'s dispositions "
-                f"({', '.join(schema)})"
-            )
-        amount = _amount(body.get("amount")) if "amount" in d.needs else None
-        promise = _date(body.get("date")) if "date" in d.needs else None
-        callback_at = _when(body.get("callback_at")) if "callback_at" in d.needs else None
         now = self.wall()
-        if promise is not None and promise < now.date():
-            raise DispositionInvalid(f"promise date {promise.isoformat()} is in the past")
-        if callback_at is not None and callback_at <= now:
-            raise DispositionInvalid("callback_at must be in the future")
+        checked = dispositions.check(
+            dispositions.find(run.settings.dispositions, code, f"campaign {run.settings.name!r}"),
+            body,
+            now,
+            now.date(),
+        )
+        d, amount = checked.code, checked.amount
+        promise, callback_at = checked.promise_date, checked.callback_at
         who = body.get("callback_agent", "same")
         if who not in ("same", "any"):
             raise BadRequest("'callback_agent' is 'same' or 'any'")
@@ -909,37 +898,6 @@ def compliance_dnc(path: Any) -> frozenset[str]:
 
 def _loop_time() -> float:
     return asyncio.get_running_loop().time()
-
-
-def _amount(v: object) -> Decimal:
-    try:
-        amount = Decimal(str(v))
-    except (InvalidOperation, ValueError) as err:
-        raise DispositionInvalid(f"'amount' must be a number, got {v!r}") from err
-    if not amount.is_finite() or amount <= 0 or amount > Decimal("1e15"):
-        raise DispositionInvalid(f"'amount' must be a positive amount, got {v!r}")
-    return amount.quantize(Decimal("0.01"))
-
-
-def _date(v: object) -> date:
-    if not isinstance(v, str):
-        raise DispositionInvalid("'date' (YYYY-MM-DD) is required")
-    try:
-        return date.fromisoformat(v)
-    except ValueError as err:
-        raise DispositionInvalid(f"'date' must be YYYY-MM-DD, got {v!r}") from err
-
-
-def _when(v: object) -> datetime:
-    if not isinstance(v, str):
-        raise DispositionInvalid("'callback_at' (an ISO 8601 time with its offset) is required")
-    try:
-        at = datetime.fromisoformat(v)
-    except ValueError as err:
-        raise DispositionInvalid(f"'callback_at' must be ISO 8601, got {v!r}") from err
-    if at.tzinfo is None:
-        raise DispositionInvalid("'callback_at' needs a UTC offset (e.g. +07:00)")
-    return at.astimezone(UTC)
 
 
 __all__ = ["DialerService", "ZoneInfo", "campaign_queue", "queue_of"]

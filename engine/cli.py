@@ -150,6 +150,92 @@ async def _import_list(settings: Settings, campaign: str, path: Path, as_of: str
     return 0
 
 
+async def _user_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a login. The password comes from $SAMBUNG_PASSWORD or the first line of stdin,
+    never from the command line, where other users of the machine could read it."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import asyncpg
+
+    from auth import passwords, store
+    from auth.model import MIN_PASSWORD, USERNAME, Role
+
+    if not USERNAME.match(args.username):
+        print("sambung: the username is 1 to 64 letters, digits or . _ @ -", file=sys.stderr)
+        return EXIT_CONFIG
+    agents = {a.id for a in settings.acd.agents}
+    if args.role == "agent" and not args.agent_id:
+        print("sambung: an agent's login needs --agent-id", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.agent_id and args.agent_id not in agents:
+        known = ", ".join(sorted(agents)) or "none"
+        print(f"sambung: no agent {args.agent_id!r} in [acd] (agents: {known})", file=sys.stderr)
+        return EXIT_CONFIG
+    password = os.environ.get("SAMBUNG_PASSWORD") or sys.stdin.readline().rstrip("\n")
+    if len(password) < MIN_PASSWORD:
+        print(f"sambung: the password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
+        return EXIT_CONFIG
+    conn = await asyncpg.connect(settings.database.url.get_secret_value())
+    try:
+        if args.if_missing and await store.get_user(conn, args.username) is not None:
+            print(f"user {args.username} exists; left as it is")
+            return 0
+        try:
+            user = await store.insert_user(
+                conn,
+                args.username,
+                await passwords.hash_async(password),
+                Role(args.role),
+                args.agent_id,
+                args.display_name or "",
+                args.language,
+            )
+        except asyncpg.UniqueViolationError:
+            print(
+                f"sambung: user {args.username!r} (or agent {args.agent_id!r}'s login) exists",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        fact = store.AuditFact(
+            uuid.uuid4().hex,
+            datetime.now(UTC),
+            "cli",
+            "admin",
+            "user.create",
+            user.username,
+            "ok",
+            None,
+            None,
+            f'{{"role": "{user.role}"}}',
+        )
+        await conn.execute(fact.sql, *fact.args())
+    finally:
+        await conn.close()
+    print(
+        f"user {user.username} created ({user.role.value}"
+        + (f", agent {user.agent_id}" if user.agent_id else "")
+        + ")"
+    )
+    return 0
+
+
+async def _user_list(settings: Settings) -> int:
+    import asyncpg
+
+    from auth import store
+
+    conn = await asyncpg.connect(settings.database.url.get_secret_value())
+    try:
+        users = await store.list_users(conn)
+    finally:
+        await conn.close()
+    for u in users:
+        flag = " (disabled)" if u.disabled else ""
+        print(f"{u.username}\t{u.role.value}\t{u.agent_id or '-'}\t{u.language}{flag}")
+    return 0
+
+
 def _check_config(arg: str | None, settings: Settings) -> int:
     """The same checks the engine makes at start-up, flows included."""
     from engine.main import Engine
@@ -186,6 +272,20 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--campaign", required=True, help="campaign name from the settings")
     imp.add_argument("--as-of", help="date that days past due count from (default today)")
     imp.add_argument("file", type=Path, help="the CSV file (UTF-8, with a header)")
+    user = sub.add_parser("user", help="manage console and API logins")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    add = user_sub.add_parser(
+        "add", help="create a login (password from $SAMBUNG_PASSWORD or stdin)"
+    )
+    add.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    add.add_argument("--agent-id", help="the [acd] agent this login acts as (agents: required)")
+    add.add_argument("--display-name", help="the name shown on screens")
+    add.add_argument("--language", choices=["id", "en"], default="id")
+    add.add_argument("--if-missing", action="store_true", help="do nothing if the user exists")
+    ls = user_sub.add_parser("list", help="list logins")
+    ls.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")
     sub.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
 
@@ -205,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))
+        if args.command == "user" and args.user_command == "add":
+            return asyncio.run(_user_add(settings, args))
+        if args.command == "user":
+            return asyncio.run(_user_list(settings))
         if args.command == "import":
             return asyncio.run(_import_list(settings, args.campaign, args.file, args.as_of))
         return asyncio.run(_run(settings))

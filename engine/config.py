@@ -190,6 +190,28 @@ class OverflowSettings(_Section):
         return self
 
 
+class DispositionSettings(_Section):
+    code: Name
+    label: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    # Fields the agent must fill in: amount (a promise's amount), date (the promise's date),
+    # callback_at (when to call again).
+    needs: list[Literal["amount", "date", "callback_at"]] = Field(default_factory=list)
+    right_party: bool = False  # the agent spoke with the debtor in person
+    promise: bool = False  # counts as a promise to pay (amount and date)
+    paid: bool = False  # the debtor says it is paid: stop calling at once
+    # What happens to the record: done (never called again), retry (per the retry rules of
+    # a connected call), callback (at callback_at), bad_number (drop the number dialled).
+    then: Literal["done", "retry", "callback", "bad_number"] = "done"
+
+    @model_validator(mode="after")
+    def _needs_fit(self) -> DispositionSettings:
+        if self.promise and not {"amount", "date"} <= set(self.needs):
+            raise ValueError(f"disposition {self.code!r} is a promise: it needs amount and date")
+        if self.then == "callback" and "callback_at" not in self.needs:
+            raise ValueError(f"disposition {self.code!r} calls back: it needs callback_at")
+        return self
+
+
 class QueueSettings(_Section):
     name: Name
     language: Literal["en", "id"] = "en"
@@ -221,6 +243,9 @@ class QueueSettings(_Section):
     # Ask the agent's phone to answer by itself (Call-Info answer-after=0 and Alert-Info
     # auto-answer): a dialer's live answer must reach an agent within its connect limit.
     auto_answer: bool = False
+    # What agents record at the end of a call from this queue (the console's form); empty
+    # accepts any code with a note, as before. Promises to pay need amount and date.
+    dispositions: list[DispositionSettings] = Field(default_factory=list)
 
     @field_validator("relax")
     @classmethod
@@ -342,28 +367,6 @@ def _default_buckets() -> list[BucketSettings]:
     ]
 
 
-class DispositionSettings(_Section):
-    code: Name
-    label: Annotated[str, StringConstraints(min_length=1, max_length=80)]
-    # Fields the agent must fill in: amount (a promise's amount), date (the promise's date),
-    # callback_at (when to call again).
-    needs: list[Literal["amount", "date", "callback_at"]] = Field(default_factory=list)
-    right_party: bool = False  # the agent spoke with the debtor in person
-    promise: bool = False  # counts as a promise to pay (amount and date)
-    paid: bool = False  # the debtor says it is paid: stop calling at once
-    # What happens to the record: done (never called again), retry (per the retry rules of
-    # a connected call), callback (at callback_at), bad_number (drop the number dialled).
-    then: Literal["done", "retry", "callback", "bad_number"] = "done"
-
-    @model_validator(mode="after")
-    def _needs_fit(self) -> DispositionSettings:
-        if self.promise and not {"amount", "date"} <= set(self.needs):
-            raise ValueError(f"disposition {self.code!r} is a promise: it needs amount and date")
-        if self.then == "callback" and "callback_at" not in self.needs:
-            raise ValueError(f"disposition {self.code!r} calls back: it needs callback_at")
-        return self
-
-
 def _default_dispositions() -> list[DispositionSettings]:
     d = DispositionSettings
     return [
@@ -482,6 +485,36 @@ class RecordingScopeSettings(_Section):
     announcement: list[Prompt] | None = None
 
 
+class AuthSettings(_Section):
+    """Logins for the web console and the API (users are kept in PostgreSQL)."""
+
+    # A session ends this long after login whatever happens (about one shift) ...
+    session_hours: float = Field(default=12.0, gt=0, le=168)
+    # ... or after this long without a request (a screen left open keeps it alive).
+    idle_minutes: float = Field(default=120.0, gt=0, le=1440)
+    # Failed logins allowed per username and address, and per address over all usernames,
+    # within the window; more are refused with 429 until the oldest leaves the window.
+    login_failures_per_user: int = Field(default=5, ge=1, le=100)
+    login_failures_per_address: int = Field(default=30, ge=1, le=10_000)
+    login_window_minutes: float = Field(default=15.0, gt=0, le=1440)
+    # Set behind TLS: the browser then sends the session cookie over HTTPS only.
+    cookie_secure: bool = False
+
+
+class ConsoleSettings(_Section):
+    """The agent console and supervisor wallboard web pages."""
+
+    enabled: bool = True
+    # What an agent may pick when pausing (the first is the default); kept short because
+    # reports group by it.
+    pause_reasons: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")]] = Field(
+        default_factory=lambda: ["break", "lunch", "training", "meeting", "coaching", "admin"],
+        min_length=1,
+    )
+    # How often the wallboard's figures are pushed to open screens.
+    wallboard_refresh_seconds: float = Field(default=1.0, ge=0.2, le=60)
+
+
 class RecordingSettings(_Section):
     # Finished recordings move here from Asterisk's spool (a local directory store).
     store_dir: Path = Path("var/recordings")
@@ -510,6 +543,8 @@ class Settings(_Section):
     acd: AcdSettings = AcdSettings()
     dialer: DialerSettings = DialerSettings()
     recordings: RecordingSettings = RecordingSettings()
+    auth: AuthSettings = AuthSettings()
+    console: ConsoleSettings = ConsoleSettings()
     hotlines: list[HotlineSettings] = Field(default_factory=list)
     # Where the settings came from; relative paths inside are resolved against its folder.
     source: Path | None = None

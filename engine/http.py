@@ -8,7 +8,6 @@ documents with a stable ``error_id`` so clients can branch on it.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,9 +17,12 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from auth.http import IDENTITY, StaticToken, acting_agent, auth_middleware
+from auth.http import add_routes as add_auth_routes
+from auth.model import Forbidden, Identity, Role
+from auth.service import AuthService
 from engine import __version__
 from engine.errors import BadRequest, NotFound, SambungError, Unauthorized
 
@@ -82,34 +84,9 @@ class RoleToken:
     role: str
 
 
-def token_middleware(tokens: Sequence[str], role_tokens: Sequence[RoleToken] = ()) -> Middleware:
-    # Plain API tokens are admins; the principal names which one (never the token itself).
-    known = [(t.encode(), f"api-token-{i + 1}", "admin") for i, t in enumerate(tokens)]
-    known += [(t.token.encode(), t.name, t.role) for t in role_tokens]
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
-            return await handler(request)
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if not header and request.path.endswith("/events") and "access_token" in request.query:
-            # Browsers cannot set headers on a WebSocket: the token may come in the query.
-            scheme, given = "bearer", request.query["access_token"]
-        # Compare against every token in constant time so timing says nothing about which
-        # prefix matched (and do not stop at the first match).
-        match: tuple[str, str] | None = None
-        if scheme.lower() == "bearer" and given:
-            offered = given.strip().encode()
-            for secret, name, role in known:
-                if hmac.compare_digest(offered, secret) and match is None:
-                    match = (name, role)
-        if match is None:
-            raise Unauthorized("a valid bearer token is required")
-        request[PRINCIPAL], request[ROLE] = match
-        return await handler(request)
-
-    return check
+def _set_principal(request: web.Request, ident: Identity) -> None:
+    # The recordings feature reads who is asking from these two keys.
+    request[PRINCIPAL], request[ROLE] = ident.name, ident.role.value
 
 
 class AcdApi(Protocol):
@@ -204,14 +181,37 @@ class HttpDeps:
     role_tokens: Sequence[RoleToken] = ()
     # A feature's own routes (recordings and monitoring), added before the built-in ones.
     extra_routes: Callable[[web.Application], None] | None = None
+    # Logins and sessions; without it only the configured tokens are accepted.
+    auth: AuthService | None = None
+    cookie_secure: bool = False
+    # Whether this agent handled this call (offered, connected or dialled for them).
+    call_handled_by: Callable[[str, str], Awaitable[bool]] | None = None
+    # The supervisors' wallboard figures (queues, agents, campaigns).
+    wallboard: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # The web console and wallboard pages, added when the engine serves them.
+    console_routes: Callable[[web.Application], None] | None = None
 
 
 def build_app(deps: HttpDeps) -> web.Application:
+    tokens = [StaticToken(f"api-token-{i + 1}", t, Role.ADMIN) for i, t in enumerate(deps.tokens)]
+    tokens += [StaticToken(t.name, t.token, Role(t.role)) for t in deps.role_tokens]
     app = web.Application(
-        middlewares=[problem_middleware, token_middleware(deps.tokens, deps.role_tokens)]
+        middlewares=[problem_middleware, auth_middleware(tokens, deps.auth, _set_principal)]
     )
     if deps.extra_routes is not None:
         deps.extra_routes(app)
+    if deps.auth is not None:
+        add_auth_routes(app, deps.auth, deps.cookie_secure)
+    if deps.console_routes is not None:
+        deps.console_routes(app)
+
+    async def own_call(request: web.Request, agent_id: str) -> None:
+        # An agent acts only on calls they handled; supervisors and admins on any.
+        if request[IDENTITY].role is not Role.AGENT:
+            return
+        cid = request.match_info["call_id"]
+        if deps.call_handled_by is None or not await deps.call_handled_by(cid, agent_id):
+            raise Forbidden(f"call {cid!r} is not one of agent {agent_id!r}'s calls")
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -235,6 +235,11 @@ def build_app(deps: HttpDeps) -> web.Application:
         if rec is None:
             raise NotFound(f"no call with id {cid!r}")
         return web.json_response(rec)
+
+    async def wallboard(_: web.Request) -> web.Response:
+        if deps.wallboard is None:
+            raise NotFound("the wallboard is not available in this engine")
+        return web.json_response(await deps.wallboard(), dumps=_dumps)
 
     async def version(_: web.Request) -> web.Response:
         return web.json_response({"version": __version__})
@@ -276,15 +281,20 @@ def build_app(deps: HttpDeps) -> web.Application:
         body = await _json_body(request)
         queue = _opt_str(body, "queue", 40)
         agent_id = _opt_str(body, "agent_id", 40)
+        ident = request[IDENTITY]
+        if ident.role is Role.AGENT:
+            assert ident.agent_id is not None
+            await own_call(request, ident.agent_id)
         need_acd().transfer(request.match_info["call_id"], queue, agent_id)
         return web.json_response({"accepted": True}, status=202)
 
     async def disposition(request: web.Request) -> web.Response:
         body = await _json_body(request)
-        agent_id = _opt_str(body, "agent_id", 40)
+        agent_id = acting_agent(request, _opt_str(body, "agent_id", 40))
         code = _opt_str(body, "code", 40)
-        if agent_id is None or code is None:
-            raise BadRequest("'agent_id' and 'code' are required")
+        if code is None:
+            raise BadRequest("'code' is required")
+        await own_call(request, agent_id)
         note = body.get("note", "")
         if not isinstance(note, str) or len(note) > 2000:
             raise BadRequest("'note' must be a string of at most 2000 characters")
@@ -412,9 +422,10 @@ def build_app(deps: HttpDeps) -> web.Application:
         return web.json_response(await need_dialer().add_dnc(phones, accounts, reason), status=201)
 
     async def preview(request: web.Request) -> web.Response:
-        agent_id = request.query.get("agent_id", "")
-        if not agent_id or len(agent_id) > 40:
-            raise BadRequest("'agent_id' (query) is required")
+        given = request.query.get("agent_id")
+        if given is not None and not 0 < len(given) <= 40:
+            raise BadRequest("'agent_id' (query) is 1 to 40 characters")
+        agent_id = acting_agent(request, given)
         rec = await need_dialer().preview_next(request.match_info["name"], agent_id)
         if rec is None:
             return web.json_response({"record": None}, status=200)
@@ -422,9 +433,7 @@ def build_app(deps: HttpDeps) -> web.Application:
 
     async def preview_dial(request: web.Request) -> web.Response:
         body = await _json_body(request)
-        agent_id = _opt_str(body, "agent_id", 40)
-        if agent_id is None:
-            raise BadRequest("'agent_id' is required")
+        agent_id = acting_agent(request, _opt_str(body, "agent_id", 40))
         raw = request.match_info["record_id"]
         if not raw.isdigit() or len(raw) > 18:
             raise NotFound(f"no record {raw!r}")
@@ -453,6 +462,7 @@ def build_app(deps: HttpDeps) -> web.Application:
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/version", version)
+    app.router.add_get("/api/v1/wallboard", wallboard)
     app.router.add_get("/api/v1/calls", calls)
     app.router.add_get("/api/v1/calls/{call_id}", call)
     return app

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections import OrderedDict
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from acd import dispositions
 from acd.agents import Agent, AgentState, StateChange
 from acd.call import QueueCallInfo, QueueRunner, bridge_for_queue
 from acd.callback import CallbackRunner
@@ -33,8 +35,12 @@ from acd.service import AcdService, Entry, Offer, TransferRequest
 from asterisk.ami.adapter import AmiAdapter, FullyBooted
 from asterisk.ari.client import AriClient
 from asterisk.telephony import AriTelephony
+from auth.ratelimit import Limits
+from auth.service import AuthService, SessionPolicy
+from console.app import Console
 from dialer import store as dialer_store
 from dialer.call import AttemptRunner
+from dialer.facts import DialerDispositionFact
 from dialer.importer import ImportProgress, import_list
 from dialer.phones import InvalidPhone, normalise_phone
 from dialer.service import DialerService, campaign_queue, queue_of
@@ -65,6 +71,8 @@ log = structlog.get_logger(__name__)
 
 
 ORPHAN_GRACE_SECONDS = 2.0
+CALLS_REMEMBERED = 5000
+PROMISES_CACHE_SECONDS = 5.0
 
 
 class SchemaBehind(SambungError):
@@ -103,6 +111,55 @@ class Engine:
         self.dialer = DialerService(
             settings.dialer, self.acd, self.metrics, engine_instance=settings.engine.instance_id
         )
+        self.auth: AuthService | None = None
+        self.console: Console | None = None
+        # Which agents were offered or connected to which call, and the call's context (queue,
+        # IVR attributes, debtor): for "an agent acts only on their own calls" and for the
+        # disposition schema of the call's queue. The most recent calls only.
+        self._calls_seen: OrderedDict[str, tuple[dict[str, Any], set[str]]] = OrderedDict()
+        self.hub.taps.append(self._remember_call)
+        self._promises_today: tuple[float, dict[str, dict[str, Any]]] = (-1e9, {})
+
+    # ---- who handled which call ------------------------------------------------------------
+
+    def _remember_call(self, msg: dict[str, Any]) -> None:
+        if msg.get("type") not in ("offered", "connected"):
+            return
+        call = msg.get("call")
+        if not isinstance(call, dict) or not call.get("call_id"):
+            return
+        cid = str(call["call_id"])
+        _, agents = self._calls_seen.pop(cid, ({}, set()))
+        agents.add(str(msg["agent_id"]))
+        self._calls_seen[cid] = (call, agents)
+        while len(self._calls_seen) > CALLS_REMEMBERED:
+            self._calls_seen.popitem(last=False)
+
+    def call_context(self, call_id: str) -> dict[str, Any] | None:
+        seen = self._calls_seen.get(call_id)
+        return None if seen is None else seen[0]
+
+    async def call_handled_by(self, call_id: str, agent_id: str) -> bool:
+        seen = self._calls_seen.get(call_id)
+        if seen is not None and agent_id in seen[1]:
+            return True
+        agent = self.acd.agents.find(agent_id)
+        if agent is not None and agent.call_id == call_id:
+            return True
+        if self._pool is None:
+            return False
+        try:
+            return bool(
+                await self._pool.fetchval(
+                    """SELECT EXISTS (SELECT 1 FROM call_legs WHERE call_id = $1 AND agent_id = $2)
+                           OR EXISTS (SELECT 1 FROM dial_attempts
+                                      WHERE call_id = $1 AND agent_id = $2)""",
+                    call_id,
+                    agent_id,
+                )
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            raise DatabaseUnavailable(f"cannot check the call's agent: {err}") from err
 
     # ---- readiness and API views ---------------------------------------------------------
 
@@ -361,9 +418,104 @@ class Engine:
             known = True
         if not known:
             raise NotFound(f"no call with id {call_id!r}")
-        self.facts.record(DispositionFact(call_id, agent_id, code, note, datetime.now(UTC)))
+        now = datetime.now(UTC)
+        context = self.call_context(call_id) or await self._queue_context(call_id, agent_id)
+        queue = self.acd.queues.get(str(context.get("queue", "")))
+        if queue is not None and queue.dispositions:
+            checked = dispositions.check(
+                dispositions.find(queue.dispositions, code, f"queue {queue.name!r}"),
+                details or {},
+                now,
+                now.date(),
+            )
+            attrs = context.get("attributes") or {}
+            self.facts.record(
+                DialerDispositionFact(
+                    call_id,
+                    agent_id,
+                    code,
+                    note,
+                    now,
+                    None,
+                    attrs.get("account") or attrs.get("account_id"),
+                    None if checked.amount is None else str(checked.amount),
+                    None if checked.promise_date is None else checked.promise_date.isoformat(),
+                    checked.callback_at,
+                    checked.code.right_party,
+                )
+            )
+        else:
+            self.facts.record(DispositionFact(call_id, agent_id, code, note, now))
         if agent.state is AgentState.WRAP_UP and agent.call_id == call_id:
             self.acd.agents.end_wrap_up(agent_id, "api")  # the disposition is the wrap-up's end
+
+    async def _queue_context(self, call_id: str, agent_id: str) -> dict[str, Any]:
+        """The queue a call was answered from, when it is older than the calls remembered."""
+        if self._pool is None:
+            return {}
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            queue = await self._pool.fetchval(
+                """SELECT queue FROM queue_entries WHERE call_id = $1 AND agent_id = $2
+                   ORDER BY enqueued_at DESC LIMIT 1""",
+                call_id,
+                agent_id,
+            )
+            if queue is not None:
+                return {"queue": queue}
+        return {}
+
+    async def previous_promises(self, account_id: str, limit: int = 5) -> list[dict[str, Any]]:
+        """The account's latest promises to pay, from any campaign or queue, newest first."""
+        if self._pool is None or not account_id:
+            return []
+        rows = await self._pool.fetch(
+            """SELECT d.at, d.code, d.amount, d.promise_date, d.agent_id, d.campaign,
+                      EXISTS (SELECT 1 FROM payments p WHERE p.account_id = d.account_id
+                              AND p.paid_at >= d.at) AS paid_since
+               FROM dispositions d
+               WHERE d.account_id = $1 AND d.promise_date IS NOT NULL
+               ORDER BY d.at DESC LIMIT $2""",
+            account_id,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def wallboard(self) -> dict[str, Any]:
+        """The floor at a glance: queues, agents by state, campaigns (supervisors' screen)."""
+        queues = [{k: v for k, v in q.items() if k != "calls"} for q in self.acd.view()]
+        agents = [a.view() for a in self.acd.agents.all()]
+        now = datetime.now(UTC)
+        for a in agents:
+            since = datetime.fromisoformat(str(a["since"]))
+            a["seconds_in_state"] = round(max(0.0, (now - since).total_seconds()), 1)
+        promises = await self._promises_by_campaign()
+        campaigns = []
+        for name in self.dialer.campaigns:
+            view = self.dialer.view(name)
+            view["promises_today"] = promises.get(name, {"count": 0, "amount": "0"})
+            campaigns.append(view)
+        return {"at": now.isoformat(), "queues": queues, "agents": agents, "campaigns": campaigns}
+
+    async def _promises_by_campaign(self) -> dict[str, dict[str, Any]]:
+        # Every open wallboard asks each second; PostgreSQL is asked at most every 5 s.
+        loop_now = asyncio.get_running_loop().time()
+        at, cached = self._promises_today
+        if loop_now - at < PROMISES_CACHE_SECONDS or self._pool is None:
+            return cached
+        since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        try:
+            rows = await self._pool.fetch(
+                """SELECT campaign, count(*) AS n, coalesce(sum(amount), 0) AS amount
+                   FROM dispositions WHERE at >= $1 AND promise_date IS NOT NULL
+                     AND campaign IS NOT NULL
+                   GROUP BY campaign""",
+                since,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return cached
+        fresh = {r["campaign"]: {"count": r["n"], "amount": str(r["amount"])} for r in rows}
+        self._promises_today = (loop_now, fresh)
+        return fresh
 
     # ---- the dialer's API ------------------------------------------------------------------
 
@@ -600,6 +752,21 @@ class Engine:
                 takes_queue=self._queues.knows,
             )
 
+            self.auth = AuthService(
+                self._pool,
+                self.facts,
+                SessionPolicy(
+                    timedelta(hours=s.auth.session_hours), timedelta(minutes=s.auth.idle_minutes)
+                ),
+                Limits(
+                    s.auth.login_failures_per_user,
+                    s.auth.login_failures_per_address,
+                    s.auth.login_window_minutes * 60,
+                ),
+                agent_exists=lambda a: self.acd.agents.find(a) is not None,
+            )
+            if s.console.enabled:
+                self.console = Console(self, s.console)
             runner = web.AppRunner(
                 build_app(
                     HttpDeps(
@@ -617,6 +784,11 @@ class Engine:
                             for t in s.http.role_tokens
                         ],
                         extra_routes=self.recordings.add_routes,
+                        auth=self.auth,
+                        cookie_secure=s.auth.cookie_secure,
+                        call_handled_by=self.call_handled_by,
+                        wallboard=self.wallboard,
+                        console_routes=None if self.console is None else self.console.add_routes,
                     )
                 ),
                 access_log=None,

@@ -115,3 +115,21 @@ ensure_ops_tools() {
   install -m 755 "$tmp/usr/bin/promtool" "$VENV/bin/promtool"
   rm -rf "$tmp"
 }
+
+ensure_web_assets() {
+  # The console's two front-end libraries (htmx and its SSE extension), from the npm registry
+  # at the versions in console/web/package-lock.json; the engine serves them from there.
+  local dir="$SAMBUNG_ROOT/console/web"
+  local stamp="$dir/node_modules/.sambung-installed"
+  if [ -f "$stamp" ] && [ ! "$dir/package-lock.json" -nt "$stamp" ]; then return 0; fi
+  command -v npm >/dev/null || apt_install nodejs npm
+  say "installing the console's front-end libraries (npm ci)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  touch "$stamp"
+}
+
+ensure_browser() {
+  # Headless Chromium for the console's browser tests, from Debian (Playwright drives it; its
+  # own browser download is not used).
+  command -v chromium >/dev/null || apt_install chromium
+}

@@ -7,17 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from auth.model import Role as Role  # re-exported: the recordings code names it from here
+
 
 class Policy(StrEnum):
     ALL = "all"  # every agent-connected call
     NONE = "none"  # never
     ON_DEMAND = "on_demand"  # when asked through the API
-
-
-class Role(StrEnum):
-    AGENT = "agent"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
 
 
 class Action(StrEnum):

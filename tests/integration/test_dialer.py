@@ -192,7 +192,13 @@ async def test_a_campaign_dials_classifies_retries_and_connects(tmp_path: Path) 
             got = {r["outcome"] for r in by_digit[digit]}
             assert got == {outcome}, (digit, got)
         people = [r for d, rs in by_digit.items() if d not in EXPECTED for r in rs]
-        assert {r["amd_status"] for r in people} == {"HUMAN"}, [r["amd_cause"] for r in people]
+        # Every person is taken for a person (NOTSURE is connected like HUMAN). AMD decides on
+        # timing, and on a loaded two-core machine it has answered NOTSURE for one "halo" in
+        # about twenty: never MACHINE, and HUMAN for nearly all.
+        statuses = [r["amd_status"] for r in people]
+        causes = [r["amd_cause"] for r in people]
+        assert set(statuses) <= {"HUMAN", "NOTSURE"}, causes
+        assert statuses.count("HUMAN") >= 0.8 * len(statuses), causes
         assert {r["amd_status"] for r in by_digit["3"]} == {"MACHINE"}
         connected = [r for r in people if r["outcome"] == "connected"]
         abandoned = [r for r in people if r["outcome"] == "abandoned"]

@@ -1,0 +1,1 @@
+"""Users, roles, login sessions and the audit log of privileged actions."""

@@ -1,0 +1,447 @@
+"""Who may call what: authentication, the route policy, and the audit of privileged requests.
+
+One middleware does it all, before any handler runs:
+
+1. Open routes (probes, the API description, the login form and route, static assets) pass.
+2. Anyone else proves who they are with ``Authorization: Bearer`` (a configured API token or a
+   session token from ``POST /api/v1/auth/login``) or with the console's session cookie. A
+   state-changing request carried by the cookie must also send the session's CSRF token in
+   ``X-CSRF-Token``: a page on another site can make the browser send the cookie, not read the
+   token.
+3. ``POLICY`` says which roles may use each route. A route missing from it is admin-only, and
+   a test keeps the table complete. Routes marked ``OWN_AGENT`` take an agent id in the path,
+   which an agent must match with their own.
+4. Every request that changes something, and every refusal, goes to the audit log with who,
+   what, the outcome and the status.
+
+Handlers that take an agent id in the body, or act on a call, ask ``acting_agent`` and the
+engine's call-ownership check themselves.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from auth.model import Forbidden, Identity, InvalidUser, Role, UserNotFound
+from auth.service import AuthService
+from engine.errors import BadRequest, SambungError, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IDENTITY = web.RequestKey("identity", Identity)
+COOKIE = "sambung_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+AGENT, SUPERVISOR, ADMIN = Role.AGENT, Role.SUPERVISOR, Role.ADMIN
+ANY = frozenset(Role)
+STAFF = frozenset({SUPERVISOR, ADMIN})
+ADMINS = frozenset({ADMIN})
+
+OPEN: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/ready"),
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/auth/login"),
+        ("GET", "/"),
+        ("GET", "/console/login"),
+        ("POST", "/console/login"),
+        ("GET", "/static/{path}"),
+    }
+)
+# Routes an agent may use only with their own agent id in the path.
+OWN_AGENT: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/api/v1/agents/{agent_id}"),
+        ("GET", "/api/v1/agents/{agent_id}/events"),
+        ("POST", "/api/v1/agents/{agent_id}/{action}"),
+    }
+)
+POLICY: dict[tuple[str, str], frozenset[Role]] = {
+    ("POST", "/api/v1/auth/logout"): ANY,
+    ("GET", "/api/v1/auth/me"): ANY,
+    ("GET", "/api/v1/version"): ANY,
+    ("GET", "/metrics"): STAFF,
+    ("GET", "/api/v1/calls"): STAFF,
+    ("GET", "/api/v1/calls/{call_id}"): STAFF,
+    # An agent's own call: the handler checks that the agent handled it.
+    ("POST", "/api/v1/calls/{call_id}/transfer"): ANY,
+    ("POST", "/api/v1/calls/{call_id}/disposition"): ANY,
+    ("GET", "/api/v1/flows"): STAFF,
+    ("POST", "/api/v1/flows/reload"): ADMINS,
+    ("GET", "/api/v1/queues"): ANY,
+    ("GET", "/api/v1/agents"): STAFF,
+    ("GET", "/api/v1/agents/{agent_id}"): ANY,
+    ("GET", "/api/v1/agents/{agent_id}/events"): ANY,
+    ("POST", "/api/v1/agents/{agent_id}/{action}"): ANY,
+    ("GET", "/api/v1/campaigns"): STAFF,
+    ("GET", "/api/v1/campaigns/{name}"): STAFF,
+    ("POST", "/api/v1/campaigns/{name}/{action}"): STAFF,
+    ("POST", "/api/v1/campaigns/{name}/imports"): STAFF,
+    ("GET", "/api/v1/imports/{import_id}"): STAFF,
+    # Preview dialling is an agent's own work: the handler pins the agent id to the caller's.
+    ("GET", "/api/v1/campaigns/{name}/preview"): ANY,
+    ("POST", "/api/v1/campaigns/{name}/records/{record_id}/dial"): ANY,
+    ("POST", "/api/v1/accounts/{account_id}/paid"): ADMINS,
+    ("POST", "/api/v1/dnc"): STAFF,
+    # The recordings feature decides per role and per call inside its handlers.
+    ("GET", "/api/v1/recordings"): ANY,
+    ("GET", "/api/v1/recordings/{recording_id}"): ANY,
+    ("GET", "/api/v1/recordings/{recording_id}/file"): ANY,
+    ("GET", "/api/v1/recordings/{recording_id}/audit"): ANY,
+    ("GET", "/api/v1/calls/{call_id}/recording"): ANY,
+    ("POST", "/api/v1/calls/{call_id}/recording/{action}"): ANY,
+    ("GET", "/api/v1/monitor"): ANY,
+    ("POST", "/api/v1/monitor"): ANY,
+    ("POST", "/api/v1/monitor/{session_id}/mode"): ANY,
+    ("DELETE", "/api/v1/monitor/{session_id}"): ANY,
+    ("GET", "/api/v1/users"): ADMINS,
+    ("POST", "/api/v1/users"): ADMINS,
+    ("PATCH", "/api/v1/users/{username}"): ADMINS,
+    ("DELETE", "/api/v1/users/{username}"): ADMINS,
+    ("GET", "/api/v1/audit"): ADMINS,
+    ("GET", "/api/v1/wallboard"): STAFF,
+    # The web console: pages and the fragments and forms they use. Console handlers act on the
+    # session's own agent id, never on one taken from the request.
+    ("GET", "/console/agent"): frozenset({AGENT, SUPERVISOR}),
+    ("GET", "/console/agent/stream"): frozenset({AGENT, SUPERVISOR}),
+    ("POST", "/console/agent/state"): frozenset({AGENT, SUPERVISOR}),
+    ("POST", "/console/agent/disposition"): frozenset({AGENT, SUPERVISOR}),
+    ("GET", "/console/wallboard"): STAFF,
+    ("GET", "/console/wallboard/stream"): STAFF,
+    ("POST", "/console/wallboard/campaign"): STAFF,
+    ("POST", "/console/wallboard/monitor"): STAFF,
+    ("POST", "/console/logout"): ANY,
+    ("POST", "/console/language"): ANY,
+}
+
+
+@dataclass(frozen=True)
+class StaticToken:
+    """A configured API token: its name and role (plain ``api_tokens`` are admins)."""
+
+    name: str
+    token: str
+    role: Role
+
+
+def route_key(request: web.Request) -> tuple[str, str]:
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else request.path
+    return request.method, canonical
+
+
+def acting_agent(request: web.Request, given: str | None) -> str:
+    """The agent id a request acts for: an agent's own, whatever they sent; others must say."""
+    ident = request[IDENTITY]
+    if ident.role is AGENT:
+        if given is not None and given != ident.agent_id:
+            raise Forbidden(f"an agent acts only as themselves ({ident.agent_id!r})")
+        assert ident.agent_id is not None
+        return ident.agent_id
+    if given is None:
+        if ident.agent_id is not None:
+            return ident.agent_id
+        raise BadRequest("'agent_id' is required")
+    return given
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def auth_middleware(
+    tokens: Sequence[StaticToken],
+    auth: AuthService | None,
+    on_identity: Callable[[web.Request, Identity], None] | None = None,
+) -> Middleware:
+    known = [(t.token.encode(), t) for t in tokens]
+
+    def static(given: str) -> Identity | None:
+        offered = given.encode()
+        match: StaticToken | None = None
+        # Constant time over every token, and never stop early: timing says nothing.
+        for secret, t in known:
+            if hmac.compare_digest(offered, secret) and match is None:
+                match = t
+        if match is None:
+            return None
+        agent = match.name if match.role is AGENT else None
+        return Identity(match.name, match.role, agent)
+
+    async def identify(request: web.Request) -> Identity:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        given = given.strip()
+        if not header and request.path.endswith("/events") and "access_token" in request.query:
+            # Browsers cannot set headers on a WebSocket: the token may come in the query.
+            scheme, given = "bearer", request.query["access_token"]
+        if scheme.lower() == "bearer" and given:
+            ident = static(given)
+            if ident is None and auth is not None and len(given) <= 200:
+                session = await auth.resolve(given)
+                ident = None if session is None else auth.identity(session)
+            if ident is None:
+                raise Unauthorized("a valid bearer token is required")
+            return ident
+        cookie = request.cookies.get(COOKIE)
+        if cookie and auth is not None and len(cookie) <= 200:
+            session = await auth.resolve(cookie)
+            if session is not None:
+                if request.method not in SAFE_METHODS:
+                    sent = request.headers.get(CSRF_HEADER, "")
+                    if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+                        raise Forbidden(
+                            f"a request made with the session cookie needs {CSRF_HEADER}"
+                        )
+                return auth.identity(session)
+        raise Unauthorized("log in, or send a valid bearer token")
+
+    def record(
+        request: web.Request, ident: Identity | None, key: tuple[str, str], status: int
+    ) -> None:
+        if auth is None:
+            return
+        outcome = "ok" if status < 400 else "denied" if status in (401, 403) else "failed"
+        actor = (
+            ident.session.user.username
+            if ident and ident.session
+            else (ident.name if ident else "anonymous")
+        )
+        auth.audit(
+            actor,
+            ident.role.value if ident else "anonymous",
+            f"{key[0]} {key[1]}",
+            outcome,
+            target=request.path_qs,
+            status=status,
+            ip=client_ip(request),
+            **dict(request.match_info),
+        )
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        key = route_key(request)
+        if key in OPEN:
+            return await handler(request)
+        # Unknown paths also need a token first: an anonymous caller learns nothing about
+        # which paths exist.
+        unknown = request.match_info.http_exception is not None
+        ident: Identity | None = None
+        try:
+            ident = await identify(request)
+            request[IDENTITY] = ident
+            if on_identity is not None:
+                on_identity(request, ident)
+            allowed = ANY if unknown else POLICY.get(key, ADMINS)
+            if ident.role not in allowed:
+                raise Forbidden(f"the {ident.role.value} role may not use {key[0]} {key[1]}")
+            own = request.match_info.get("agent_id")
+            if key in OWN_AGENT and ident.role is AGENT and own != ident.agent_id:
+                raise Forbidden(f"an agent acts only as themselves ({ident.agent_id!r})")
+            resp = await handler(request)
+        except SambungError as err:
+            # Refusals are audited whatever the method; failed reads are not (probes, typos).
+            if err.http_status == 403 or key[0] not in SAFE_METHODS:
+                record(request, ident, key, err.http_status)
+            raise
+        except web.HTTPException as exc:
+            if key[0] not in SAFE_METHODS:
+                record(request, ident, key, exc.status)
+            raise
+        if key[0] not in SAFE_METHODS and key != ("POST", "/api/v1/auth/logout"):
+            record(request, ident, key, resp.status)
+        return resp
+
+    return check
+
+
+# ---- the auth routes ----------------------------------------------------------------------
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        raise BadRequest("send a JSON object body")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(f"the request body is not valid JSON ({err})") from err
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _str(body: dict[str, Any], key: str, lo: int, hi: int) -> str:
+    v = body.get(key)
+    if not isinstance(v, str) or not lo <= len(v) <= hi:
+        raise BadRequest(f"{key!r} must be a string of {lo} to {hi} characters")
+    return v
+
+
+def _when(raw: str | None, key: str) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        at = datetime.fromisoformat(raw)
+    except ValueError as err:
+        raise BadRequest(f"{key!r} must be ISO 8601 with an offset") from err
+    if at.tzinfo is None:
+        raise BadRequest(f"{key!r} needs a UTC offset (e.g. +07:00)")
+    return at
+
+
+def set_session_cookie(resp: web.StreamResponse, token: str, max_age: int, secure: bool) -> None:
+    resp.set_cookie(
+        COOKIE, token, max_age=max_age, httponly=True, samesite="Strict", secure=secure, path="/"
+    )
+
+
+USER_FIELDS = ("password", "role", "agent_id", "display_name", "language", "disabled")
+
+
+def _user_changes(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - set(USER_FIELDS))
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s): {', '.join(unknown)}; fields: {', '.join(USER_FIELDS)}"
+        )
+    out: dict[str, Any] = {}
+    if "password" in body:
+        out["password"] = _str(body, "password", 8, 256)
+    if "role" in body:
+        if body["role"] not in {r.value for r in Role}:
+            raise BadRequest("'role' is agent, supervisor or admin")
+        out["role"] = body["role"]
+    if "agent_id" in body:
+        v = body["agent_id"]
+        if v is not None and (not isinstance(v, str) or not 1 <= len(v) <= 40):
+            raise BadRequest("'agent_id' is null or a string of 1 to 40 characters")
+        out["agent_id"] = v
+    if "display_name" in body:
+        out["display_name"] = _str(body, "display_name", 0, 100)
+    if "language" in body:
+        if body["language"] not in ("id", "en"):
+            raise BadRequest("'language' is id or en")
+        out["language"] = body["language"]
+    if "disabled" in body:
+        if not isinstance(body["disabled"], bool):
+            raise BadRequest("'disabled' is true or false")
+        out["disabled"] = body["disabled"]
+    return out
+
+
+def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = False) -> None:
+    async def login(request: web.Request) -> web.Response:
+        body = await _json(request)
+        username = _str(body, "username", 1, 64)
+        password = _str(body, "password", 1, 256)
+        token, session = await auth.login(
+            username, password, client_ip(request), request.headers.get("User-Agent")
+        )
+        resp = web.json_response(
+            {
+                "token": token,
+                "expires_at": session.expires_at.isoformat(),
+                "csrf_token": session.csrf_token,
+                "user": session.user.view(),
+            }
+        )
+        set_session_cookie(resp, token, int(auth.policy.lifetime.total_seconds()), cookie_secure)
+        return resp
+
+    async def logout(request: web.Request) -> web.Response:
+        ident = request[IDENTITY]
+        if ident.session is None:
+            raise BadRequest("API tokens have no session to end; remove them from the settings")
+        await auth.logout(ident.session, client_ip(request))
+        resp = web.Response(status=204)
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    async def me(request: web.Request) -> web.Response:
+        ident = request[IDENTITY]
+        if ident.session is None:
+            user = {
+                "username": ident.name,
+                "role": ident.role.value,
+                "agent_id": ident.agent_id,
+                "display_name": ident.name,
+                "language": "id",
+                "disabled": False,
+                "created_at": None,
+            }
+            return web.json_response({"user": user, "expires_at": None, "token": "static"})
+        s = ident.session
+        return web.json_response(
+            {"user": s.user.view(), "expires_at": s.expires_at.isoformat(), "token": "session"}
+        )
+
+    async def users(_: web.Request) -> web.Response:
+        return web.json_response({"users": [u.view() for u in await auth.users()]})
+
+    async def create_user(request: web.Request) -> web.Response:
+        body = await _json(request)
+        username = _str(body, "username", 1, 64)
+        changes = _user_changes({k: v for k, v in body.items() if k != "username"})
+        if "password" not in changes or "role" not in changes:
+            raise BadRequest("'password' and 'role' are required")
+        if changes.get("disabled"):
+            raise BadRequest("a new user cannot start disabled")
+        user = await auth.create_user(
+            username,
+            changes["password"],
+            Role(changes["role"]),
+            changes.get("agent_id"),
+            changes.get("display_name", ""),
+            changes.get("language", "id"),
+        )
+        return web.json_response(user.view(), status=201)
+
+    async def update_user(request: web.Request) -> web.Response:
+        changes = _user_changes(await _json(request))
+        user = await auth.update_user(request.match_info["username"], changes)
+        return web.json_response(user.view())
+
+    async def delete_user(request: web.Request) -> web.Response:
+        name = request.match_info["username"]
+        ident = request[IDENTITY]
+        if ident.session is not None and ident.session.user.username == name:
+            raise InvalidUser("an admin cannot disable their own login")
+        await auth.disable_user(name)
+        return web.Response(status=204)
+
+    async def audit(request: web.Request) -> web.Response:
+        q = request.query
+        limit_raw = q.get("limit", "100")
+        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
+            raise BadRequest("'limit' is 1 to 1000")
+        entries = await auth.audit_entries(
+            q.get("actor"),
+            q.get("action"),
+            _when(q.get("since"), "since"),
+            _when(q.get("until"), "until"),
+            int(limit_raw),
+        )
+        return web.json_response({"entries": entries})
+
+    app.router.add_post("/api/v1/auth/login", login)
+    app.router.add_post("/api/v1/auth/logout", logout)
+    app.router.add_get("/api/v1/auth/me", me)
+    app.router.add_get("/api/v1/users", users)
+    app.router.add_post("/api/v1/users", create_user)
+    app.router.add_patch("/api/v1/users/{username}", update_user)
+    app.router.add_delete("/api/v1/users/{username}", delete_user)
+    app.router.add_get("/api/v1/audit", audit)
+
+
+__all__ = ["IDENTITY", "UserNotFound", "acting_agent", "add_routes", "auth_middleware"]

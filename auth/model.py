@@ -1,0 +1,111 @@
+"""The auth feature's values: roles, users, sessions, and its domain errors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from engine.errors import SambungError
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+LANGUAGES = ("id", "en")
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: Role
+    agent_id: str | None
+    display_name: str
+    language: str
+    disabled: bool
+    created_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "role": self.role.value,
+            "agent_id": self.agent_id,
+            "display_name": self.display_name,
+            "language": self.language,
+            "disabled": self.disabled,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live login: who, until when, and the CSRF token its pages send back."""
+
+    user: User
+    token_hash: bytes
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is asking, however they proved it (a session or a configured API token)."""
+
+    name: str  # username or token name; an agent token's name is the agent id
+    role: Role
+    agent_id: str | None
+    session: Session | None = None
+
+    @property
+    def language(self) -> str:
+        return self.session.user.language if self.session else "id"
+
+
+class BadCredentials(SambungError):
+    # One error for unknown user, wrong password and disabled account: the answer must not
+    # tell a guesser which usernames exist.
+    error_id = "auth.bad_credentials"
+    http_status = 401
+    title = "Login failed"
+
+
+class RateLimited(SambungError):
+    error_id = "auth.rate_limited"
+    http_status = 429
+    title = "Too many login attempts"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class Forbidden(SambungError):
+    error_id = "auth.forbidden"
+    http_status = 403
+    title = "Forbidden"
+
+
+class UserExists(SambungError):
+    error_id = "auth.user_exists"
+    http_status = 409
+    title = "User exists"
+
+
+class UserNotFound(SambungError):
+    error_id = "auth.user_not_found"
+    http_status = 404
+    title = "No such user"
+
+
+class InvalidUser(SambungError):
+    error_id = "auth.user_invalid"
+    http_status = 422
+    title = "Invalid user"

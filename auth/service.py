@@ -1,0 +1,293 @@
+"""Logins, sessions, users and the audit trail.
+
+Sessions live in PostgreSQL so a restart or a second engine keeps everyone logged in. A
+session ends at its absolute expiry (a shift), after an idle period, at logout, or when the
+user is disabled or their password changes. Audit entries travel through the fact writer, so
+an audit line is never lost while PostgreSQL is away: it waits in order, or in the spool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from auth import passwords, store
+from auth.model import (
+    LANGUAGES,
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    USERNAME,
+    BadCredentials,
+    Identity,
+    InvalidUser,
+    RateLimited,
+    Role,
+    Session,
+    User,
+    UserExists,
+    UserNotFound,
+)
+from auth.ratelimit import Limits, LoginLimiter
+from engine.facts import FactWriter
+
+log = structlog.get_logger(__name__)
+
+# last_seen_at is written at most this often per session: a screen polling every second must
+# not turn into a write per second.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    lifetime: timedelta = timedelta(hours=12)
+    idle: timedelta = timedelta(hours=2)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class AuthService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        facts: FactWriter,
+        policy: SessionPolicy,
+        limits: Limits,
+        agent_exists: Callable[[str], bool],
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._pool = pool
+        self._facts = facts
+        self.policy = policy
+        self._limiter = LoginLimiter(limits)
+        self._agent_exists = agent_exists
+        self._clock = clock
+        self._wall = wall
+
+    # ---- audit ------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: str,
+        role: str,
+        action: str,
+        outcome: str,
+        *,
+        target: str = "",
+        status: int | None = None,
+        ip: str | None = None,
+        **detail: Any,
+    ) -> None:
+        self._facts.record(
+            store.AuditFact(
+                audit_id=uuid.uuid4().hex,
+                at=self._wall(),
+                actor=actor[:128],
+                role=role,
+                action=action[:200],
+                target=target[:500],
+                outcome=outcome,
+                status=status,
+                ip=ip,
+                detail=json.dumps(detail, default=str, separators=(",", ":")),
+            )
+        )
+
+    async def audit_entries(
+        self,
+        actor: str | None,
+        action: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        async with self._pool.acquire() as conn:
+            rows = await store.audit_entries(conn, actor, action, since, until, limit)
+        return [
+            {
+                "id": r["audit_id"],
+                "at": r["at"].isoformat(),
+                "actor": r["actor"],
+                "role": r["role"],
+                "action": r["action"],
+                "target": r["target"],
+                "outcome": r["outcome"],
+                "status": r["status"],
+                "ip": r["ip"],
+                "detail": json.loads(r["detail"]),
+            }
+            for r in rows
+        ]
+
+    # ---- sessions ---------------------------------------------------------------------------
+
+    async def login(
+        self, username: str, password: str, ip: str, user_agent: str | None
+    ) -> tuple[str, Session]:
+        """A new session token for these credentials; refused alike for every wrong reason."""
+        wait = self._limiter.retry_after(username, ip, self._clock())
+        if wait is not None:
+            self.audit(username, "anonymous", "auth.login", "rate_limited", ip=ip, status=429)
+            raise RateLimited(f"too many failed logins; try again in {int(wait)} s", wait)
+        async with self._pool.acquire() as conn:
+            found = await store.credentials(conn, username)
+        user, stored = found if found is not None else (None, None)
+        ok = await passwords.verify(stored, password)
+        if not ok or user is None or user.disabled:
+            self._limiter.failed(username, ip, self._clock())
+            why = "unknown_user" if user is None else "disabled" if user.disabled else "password"
+            self.audit(username, "anonymous", "auth.login", "failed", ip=ip, status=401, why=why)
+            raise BadCredentials("wrong username or password")
+        self._limiter.succeeded(username, ip)
+        token = secrets.token_urlsafe(32)
+        now = self._wall()
+        session = Session(
+            user, token_hash(token), secrets.token_urlsafe(24), now + self.policy.lifetime
+        )
+        async with self._pool.acquire() as conn:
+            if stored is not None and passwords.needs_rehash(stored):
+                # Parameters were raised since this hash was made: upgrade it while we have
+                # the password in hand.
+                await store.set_password_hash(
+                    conn, user.username, await passwords.hash_async(password)
+                )
+            await store.insert_session(
+                conn,
+                session.token_hash,
+                user.username,
+                session.csrf_token,
+                now,
+                session.expires_at,
+                ip,
+                (user_agent or "")[:300] or None,
+            )
+        self.audit(user.username, user.role.value, "auth.login", "ok", ip=ip, status=200)
+        return token, session
+
+    async def resolve(self, token: str) -> Session | None:
+        now = self._wall()
+        th = token_hash(token)
+        async with self._pool.acquire() as conn:
+            found = await store.live_session(conn, th, now, now - self.policy.idle)
+            if found is None:
+                return None
+            session, last_seen = found
+            if now - last_seen >= TOUCH_EVERY:
+                await store.touch_session(conn, th, now)
+        return session
+
+    async def logout(self, session: Session, ip: str | None) -> None:
+        async with self._pool.acquire() as conn:
+            await store.end_session(conn, session.token_hash, self._wall(), "logout")
+        u = session.user
+        self.audit(u.username, u.role.value, "auth.logout", "ok", ip=ip, status=204)
+
+    # ---- users ------------------------------------------------------------------------------
+
+    async def users(self) -> list[User]:
+        async with self._pool.acquire() as conn:
+            return await store.list_users(conn)
+
+    async def user(self, username: str) -> User:
+        async with self._pool.acquire() as conn:
+            found = await store.get_user(conn, username)
+        if found is None:
+            raise UserNotFound(f"no user {username!r}")
+        return found
+
+    def _check_agent(self, role: Role, agent_id: str | None) -> None:
+        if role is Role.AGENT and not agent_id:
+            raise InvalidUser("an agent's login needs 'agent_id' (the ACD agent it acts as)")
+        if agent_id is not None and not self._agent_exists(agent_id):
+            raise InvalidUser(f"'agent_id' {agent_id!r} is not an agent in [acd]")
+
+    async def create_user(
+        self,
+        username: str,
+        password: str,
+        role: Role,
+        agent_id: str | None = None,
+        display_name: str = "",
+        language: str = "id",
+    ) -> User:
+        if not USERNAME.match(username):
+            raise InvalidUser("'username' is 1 to 64 letters, digits or . _ @ -")
+        check_password(password)
+        if language not in LANGUAGES:
+            raise InvalidUser(f"'language' is one of {', '.join(LANGUAGES)}")
+        self._check_agent(role, agent_id)
+        hashed = await passwords.hash_async(password)
+        async with self._pool.acquire() as conn:
+            try:
+                return await store.insert_user(
+                    conn, username, hashed, role, agent_id, display_name, language
+                )
+            except asyncpg.UniqueViolationError as err:
+                if "users_agent" in str(err.constraint_name):
+                    raise UserExists(f"agent {agent_id!r} already has a login") from err
+                raise UserExists(f"user {username!r} exists") from err
+
+    async def update_user(self, username: str, changes: dict[str, Any]) -> User:
+        """Apply an admin's changes; a new password or a disabled account ends its sessions."""
+        current = await self.user(username)
+        cols: dict[str, Any] = {}
+        end_reason = None
+        if "password" in changes:
+            check_password(changes["password"])
+            cols["password_hash"] = await passwords.hash_async(changes["password"])
+            end_reason = "password_changed"
+        role = Role(changes.get("role", current.role.value))
+        agent_id = changes.get("agent_id", current.agent_id)
+        if "role" in changes or "agent_id" in changes:
+            self._check_agent(role, agent_id)
+            cols["role"], cols["agent_id"] = role.value, agent_id
+        if "display_name" in changes:
+            cols["display_name"] = changes["display_name"]
+        if "language" in changes:
+            if changes["language"] not in LANGUAGES:
+                raise InvalidUser(f"'language' is one of {', '.join(LANGUAGES)}")
+            cols["language"] = changes["language"]
+        if "disabled" in changes:
+            cols["disabled"] = bool(changes["disabled"])
+            if cols["disabled"]:
+                end_reason = "user_disabled"
+        if not cols:
+            return current
+        async with self._pool.acquire() as conn, conn.transaction():
+            try:
+                updated = await store.update_user(conn, username, cols)
+            except asyncpg.UniqueViolationError as err:
+                raise UserExists(f"agent {agent_id!r} already has a login") from err
+            if end_reason is not None:
+                await store.end_user_sessions(conn, username, self._wall(), end_reason)
+        if updated is None:
+            raise UserNotFound(f"no user {username!r}")
+        return updated
+
+    async def disable_user(self, username: str) -> None:
+        # Rows stay: the audit log and dispositions name this user.
+        await self.update_user(username, {"disabled": True})
+
+    @staticmethod
+    def identity(session: Session) -> Identity:
+        u = session.user
+        # An agent is known to the ACD and the recordings feature by agent id.
+        name = u.agent_id if u.role is Role.AGENT and u.agent_id else u.username
+        return Identity(name, u.role, u.agent_id, session)
+
+
+def check_password(password: Any) -> None:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidUser(f"'password' is {MIN_PASSWORD} to {MAX_PASSWORD} characters")

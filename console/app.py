@@ -1,0 +1,512 @@
+"""The console's routes: login, the agent console, the wallboard, and their live streams.
+
+Pages are rendered on the server (Jinja2) and kept live with server-sent events: the page
+opens one stream and htmx swaps each named event's HTML into its place. Buttons and forms post
+with htmx and get HTML back. Every route is in auth.http.POLICY; console handlers act on the
+logged-in person's own agent id, never on one taken from the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+import structlog
+from aiohttp import web
+
+from auth.http import COOKIE, IDENTITY, client_ip, set_session_cookie
+from auth.model import BadCredentials, Identity, RateLimited, Role
+from console.cards import Card, CardBook
+from console.i18n import LANGUAGES, catalogue, pick_language
+from engine.config import ConsoleSettings, DispositionSettings
+from engine.errors import BadRequest, SambungError
+from recordings.model import MonitorMode, Principal
+
+if TYPE_CHECKING:
+    from engine.main import Engine
+
+log = structlog.get_logger(__name__)
+
+HERE = Path(__file__).parent
+VENDOR = HERE / "web" / "node_modules"
+# What the engine serves under /static/: our own files, and the two front-end libraries from
+# the npm packages that ops/lib.sh installs (not copied into the repository).
+STATIC_FILES = {
+    "console.css": HERE / "static" / "console.css",
+    "console.js": HERE / "static" / "console.js",
+    "htmx.min.js": VENDOR / "htmx.org" / "dist" / "htmx.min.js",
+    "sse.min.js": VENDOR / "htmx-ext-sse" / "dist" / "sse.min.js",
+}
+LANG_COOKIE = "sambung_lang"
+KEEPALIVE_SECONDS = 15.0
+# A stream re-checks its session this often, so a logout elsewhere or an expiry shows.
+RECHECK_SECONDS = 60.0
+
+
+def rupiah(value: Any) -> str:
+    """Indonesian money: Rp 1.250.000 (cents only when there are some)."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    whole = int(amount)
+    cents = abs(amount - whole)
+    text = f"{whole:,}".replace(",", ".")
+    if cents:
+        text += "," + f"{cents:.2f}"[2:]
+    return f"Rp {text}"
+
+
+def clock(seconds: Any) -> str:
+    s = int(float(seconds or 0))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def percent(value: Any) -> str:
+    return f"{float(value or 0) * 100:.1f}%"
+
+
+def sse(event: str, html: str) -> bytes:
+    lines = html.strip().splitlines() or [""]
+    return (f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n").encode()
+
+
+class Console:
+    def __init__(self, engine: Engine, settings: ConsoleSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.cards = CardBook()
+        engine.hub.taps.append(self.cards.hear)
+        self.closing = asyncio.Event()
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(rupiah=rupiah, clock=clock, percent=percent)
+
+    # ---- rendering ----------------------------------------------------------------------------
+
+    def lang_of(self, request: web.Request) -> str:
+        ident = request.get(IDENTITY)
+        profile = ident.session.user.language if ident and ident.session else None
+        return pick_language(
+            request.cookies.get(LANG_COOKIE), profile, request.headers.get("Accept-Language")
+        )
+
+    def render(self, name: str, lang: str, **ctx: Any) -> str:
+        cat = catalogue()
+
+        def t(key: str, **values: Any) -> str:
+            return cat.text(lang, key, **values)
+
+        def label(prefix: str, code: str) -> str:
+            key = f"{prefix}.{code}"
+            return cat.text(lang, key) if cat.has(key) else code
+
+        return self.env.get_template(name).render(t=t, label=label, lang=lang, **ctx)
+
+    def page(self, request: web.Request, name: str, status: int = 200, **ctx: Any) -> web.Response:
+        ident = request.get(IDENTITY)
+        csrf = ident.session.csrf_token if ident and ident.session else ""
+        html = self.render(name, self.lang_of(request), me=ident, csrf=csrf, **ctx)
+        return web.Response(text=html, content_type="text/html", status=status)
+
+    def fragment(self, request: web.Request, name: str, **ctx: Any) -> web.Response:
+        html = self.render(name, self.lang_of(request), **ctx)
+        return web.Response(text=html, content_type="text/html")
+
+    # ---- what the agent console shows ---------------------------------------------------------
+
+    def own_agent(self, request: web.Request) -> str:
+        ident = request[IDENTITY]
+        if ident.agent_id is None:
+            raise web.HTTPForbidden(text="this login is not an agent")
+        return ident.agent_id
+
+    def schema_for(self, card: Card | None) -> list[DispositionSettings]:
+        if card is None:
+            return []
+        s = self.engine.settings
+        campaign = card.attributes.get("campaign") if card.is_dialer else None
+        if campaign:
+            for c in s.dialer.campaigns:
+                if c.name == campaign:
+                    return list(c.dispositions)
+        for q in s.acd.queues:
+            if q.name == card.call.get("queue"):
+                return list(q.dispositions)
+        return []
+
+    async def agent_parts(self, agent_id: str, lang: str) -> dict[str, str]:
+        agent = self.engine.acd.agents.get(agent_id).view()
+        card = self.cards.get(agent_id)
+        promises: list[dict[str, Any]] = []
+        if card is not None and card.account:
+            with contextlib.suppress(Exception):
+                # A lookup failure must not blank the card; the card says nothing about it.
+                promises = await self.engine.previous_promises(card.account)
+        ctx = {
+            "agent": agent,
+            "card": card,
+            "promises": promises,
+            "schema": self.schema_for(card),
+            "reasons": self.settings.pause_reasons,
+            "now": datetime.now(UTC),
+            "message": None,
+            "error": None,
+            "form": {},
+        }
+        return {
+            "state": self.render("_agent_state.html", lang, **ctx),
+            "card": self.render("_card.html", lang, **ctx),
+            "disposition": self.render("_disposition.html", lang, **ctx),
+        }
+
+    # ---- routes -------------------------------------------------------------------------------
+
+    def add_routes(self, app: web.Application) -> None:
+        app.on_shutdown.append(self._on_shutdown)
+        r = app.router
+        r.add_get("/", self.home)
+        r.add_get("/console/login", self.login_page)
+        r.add_post("/console/login", self.login)
+        r.add_post("/console/logout", self.logout)
+        r.add_post("/console/language", self.language)
+        r.add_get("/console/agent", self.agent_page)
+        r.add_get("/console/agent/stream", self.agent_stream)
+        r.add_post("/console/agent/state", self.agent_state)
+        r.add_post("/console/agent/disposition", self.disposition)
+        r.add_get("/console/wallboard", self.wallboard_page)
+        r.add_get("/console/wallboard/stream", self.wallboard_stream)
+        r.add_post("/console/wallboard/campaign", self.campaign_action)
+        r.add_post("/console/wallboard/monitor", self.monitor)
+        r.add_get("/static/{path}", self.static)
+
+    async def _on_shutdown(self, _: web.Application) -> None:
+        # Live streams would otherwise hold the HTTP server's shutdown until its timeout.
+        self.closing.set()
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        path = STATIC_FILES.get(request.match_info["path"])
+        if path is None or not path.is_file():
+            raise web.HTTPNotFound(text="no such file")
+        resp = web.FileResponse(path)
+        resp.headers["Cache-Control"] = "public, max-age=300"
+        return resp
+
+    async def home(self, request: web.Request) -> web.Response:
+        raise web.HTTPSeeOther("/console/login")
+
+    def home_of(self, ident: Identity) -> str | None:
+        if ident.role is Role.AGENT:
+            return "/console/agent"
+        if ident.role in (Role.SUPERVISOR, Role.ADMIN):
+            return "/console/wallboard"
+        return None
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        return self.page(request, "login.html", error=None, username="")
+
+    async def login(self, request: web.Request) -> web.Response:
+        auth = self.engine.auth
+        assert auth is not None
+        form = await request.post()
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        lang = self.lang_of(request)
+        cat = catalogue()
+        if not username or not password or len(username) > 64 or len(password) > 256:
+            return self.page(
+                request,
+                "login.html",
+                400,
+                error=cat.text(lang, "login.missing"),
+                username=username[:64],
+            )
+        try:
+            token, session = await auth.login(
+                username, password, client_ip(request), request.headers.get("User-Agent")
+            )
+        except RateLimited as err:
+            msg = cat.text(lang, "login.rate_limited", seconds=int(err.retry_after))
+            resp = self.page(request, "login.html", 429, error=msg, username=username)
+            resp.headers["Retry-After"] = str(int(err.retry_after))
+            return resp
+        except BadCredentials:
+            msg = cat.text(lang, "login.failed")
+            return self.page(request, "login.html", 401, error=msg, username=username)
+        target = self.home_of(auth.identity(session)) or "/console/login"
+        if session.user.role is Role.SUPERVISOR and session.user.agent_id is None:
+            target = "/console/wallboard"
+        resp = web.HTTPSeeOther(target)
+        set_session_cookie(
+            resp,
+            token,
+            int(auth.policy.lifetime.total_seconds()),
+            self.engine.settings.auth.cookie_secure,
+        )
+        raise resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        ident = request[IDENTITY]
+        auth = self.engine.auth
+        if ident.session is not None and auth is not None:
+            await auth.logout(ident.session, client_ip(request))
+        resp = web.Response(status=204)
+        resp.del_cookie(COOKIE, path="/")
+        resp.headers["HX-Redirect"] = "/console/login"
+        return resp
+
+    async def language(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        lang = str(form.get("lang", ""))
+        if lang not in LANGUAGES:
+            raise web.HTTPBadRequest(text=f"language is one of {', '.join(LANGUAGES)}")
+        resp = web.Response(status=204)
+        resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="Strict", path="/")
+        resp.headers["HX-Refresh"] = "true"
+        return resp
+
+    # ---- the agent console --------------------------------------------------------------------
+
+    async def agent_page(self, request: web.Request) -> web.Response:
+        agent_id = self.own_agent(request)
+        parts = await self.agent_parts(agent_id, self.lang_of(request))
+        return self.page(request, "agent.html", parts=parts)
+
+    async def agent_stream(self, request: web.Request) -> web.StreamResponse:
+        agent_id = self.own_agent(request)
+        lang = self.lang_of(request)
+        q = self.engine.hub.subscribe(agent_id)
+        resp = await self._open_stream(request)
+        last_form: tuple[str | None, str | None] | None = None
+        try:
+            while True:
+                parts = await self.agent_parts(agent_id, lang)
+                await resp.write(sse("state", parts["state"]))
+                await resp.write(sse("card", parts["card"]))
+                card = self.cards.get(agent_id)
+                form_key = (card.call_id, card.saved_code) if card else (None, None)
+                if form_key != last_form:
+                    # Only when the call changes: a push must not wipe what is being typed.
+                    await resp.write(sse("disposition", parts["disposition"]))
+                    last_form = form_key
+                if not await self._wait(q, resp, request):
+                    break
+        except ConnectionResetError:
+            pass  # the screen went away
+        finally:
+            self.engine.hub.unsubscribe(agent_id, q)
+        return resp
+
+    async def agent_state(self, request: web.Request) -> web.Response:
+        agent_id = self.own_agent(request)
+        form = await request.post()
+        action = str(form.get("action", ""))
+        reason = str(form.get("reason", "")) or self.settings.pause_reasons[0]
+        if action not in ("login", "ready", "pause", "logout", "end-wrap-up"):
+            raise web.HTTPBadRequest(text=f"unknown action {action!r}")
+        if action == "pause" and reason not in self.settings.pause_reasons:
+            raise web.HTTPBadRequest(text=f"unknown pause reason {reason!r}")
+        error = None
+        try:
+            self.engine.agent_action(agent_id, action, reason)
+        except SambungError as err:
+            error = err.detail
+        lang = self.lang_of(request)
+        parts = await self.agent_parts(agent_id, lang)
+        if error is None:
+            return web.Response(text=parts["state"], content_type="text/html")
+        agent = self.engine.acd.agents.get(agent_id).view()
+        return self.fragment(
+            request,
+            "_agent_state.html",
+            agent=agent,
+            reasons=self.settings.pause_reasons,
+            error=error,
+        )
+
+    async def disposition(self, request: web.Request) -> web.Response:
+        agent_id = self.own_agent(request)
+        form = await request.post()
+        call_id = str(form.get("call_id", ""))
+        code = str(form.get("code", ""))
+        note = str(form.get("note", ""))[:2000]
+        card = self.cards.get(agent_id)
+        lang = self.lang_of(request)
+        cat = catalogue()
+        error = None
+        details: dict[str, Any] = {}
+        for key in ("amount", "date"):
+            if form.get(key):
+                details[key] = str(form[key]).replace(".", "") if key == "amount" else form[key]
+        if form.get("callback_at"):
+            details["callback_at"] = local_to_iso(str(form["callback_at"]), str(form.get("tz", "")))
+        try:
+            if not call_id or not code:
+                raise_bad("call and outcome are required")
+            if not await self.engine.call_handled_by(call_id, agent_id):
+                raise_bad(f"call {call_id} is not one of yours")
+            await self.engine.disposition(call_id, agent_id, code, note, details)
+        except SambungError as err:
+            error = cat.text(lang, "disp.error", detail=err.detail)
+        if error is None:
+            self.cards.saved(agent_id, call_id, code)
+            card = self.cards.get(agent_id)
+        return self.fragment(
+            request,
+            "_disposition.html",
+            card=card,
+            schema=self.schema_for(card),
+            message=None if error else cat.text(lang, "disp.saved", code=code),
+            error=error,
+            form=dict(form),
+        )
+
+    # ---- the wallboard ------------------------------------------------------------------------
+
+    async def board(self, lang: str) -> str:
+        data = await self.engine.wallboard()
+        sessions = []
+        rec = self.engine.recordings
+        if rec is not None:
+            sessions = [s for s in rec.monitor.sessions.values()]
+        return self.render("_board.html", lang, board=data, sessions=sessions)
+
+    async def wallboard_page(self, request: web.Request) -> web.Response:
+        board = await self.board(self.lang_of(request))
+        return self.page(request, "wallboard.html", board_html=board)
+
+    async def wallboard_stream(self, request: web.Request) -> web.StreamResponse:
+        lang = self.lang_of(request)
+        resp = await self._open_stream(request)
+        with contextlib.suppress(ConnectionResetError):
+            while True:
+                await resp.write(sse("board", await self.board(lang)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.closing.wait(), self.settings.wallboard_refresh_seconds
+                    )
+                if self.closing.is_set():
+                    break
+                if not await self._still_valid(request):
+                    await resp.write(sse("expired", self.render("_expired.html", lang)))
+                    break
+        return resp
+
+    async def campaign_action(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        name, action = str(form.get("name", "")), str(form.get("action", ""))
+        lang = self.lang_of(request)
+        cat = catalogue()
+        if action not in ("start", "pause", "resume", "stop"):
+            raise web.HTTPBadRequest(text=f"unknown campaign action {action!r}")
+        try:
+            await self.engine.campaign_action(name, action)
+            msg = cat.text(lang, "wall.done", what=f"{name}: {action}")
+            return self.fragment(request, "_toast.html", message=msg, error=None)
+        except SambungError as err:
+            msg = cat.text(lang, "wall.failed", detail=err.detail)
+            return self.fragment(request, "_toast.html", message=None, error=msg)
+
+    async def monitor(self, request: web.Request) -> web.Response:
+        ident = request[IDENTITY]
+        form = await request.post()
+        lang = self.lang_of(request)
+        cat = catalogue()
+        rec = self.engine.recordings
+        try:
+            mode = MonitorMode(str(form.get("mode", "")))
+        except ValueError:
+            raise web.HTTPBadRequest(text="mode is listen, whisper or barge") from None
+        agent_id = str(form.get("agent_id", "")) or None
+        try:
+            if rec is None:
+                raise_bad("monitoring is not available")
+            assert rec is not None
+            view = await rec.monitor.start(
+                Principal(ident.name, Role(ident.role.value)), mode, None, agent_id
+            )
+            msg = cat.text(
+                lang, "wall.done", what=f"{mode.value} {agent_id} ({view['session_id']})"
+            )
+            return self.fragment(request, "_toast.html", message=msg, error=None)
+        except SambungError as err:
+            msg = cat.text(lang, "wall.failed", detail=err.detail)
+            return self.fragment(request, "_toast.html", message=None, error=msg)
+
+    # ---- streams ------------------------------------------------------------------------------
+
+    async def _open_stream(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # a proxy must pass events on at once
+            }
+        )
+        await resp.prepare(request)
+        return resp
+
+    async def _still_valid(self, request: web.Request) -> bool:
+        ident = request[IDENTITY]
+        auth = self.engine.auth
+        token = request.cookies.get(COOKIE)
+        if ident.session is None or auth is None or token is None:
+            return True
+        last = request.get("checked_at", 0.0)
+        now = asyncio.get_running_loop().time()
+        if now - last < RECHECK_SECONDS:
+            return True
+        request["checked_at"] = now
+        return await auth.resolve(token) is not None
+
+    async def _wait(
+        self,
+        q: asyncio.Queue[dict[str, Any]],
+        resp: web.StreamResponse,
+        request: web.Request,
+    ) -> bool:
+        """Until the agent's next message (True), or the stream must end (False)."""
+        lang = self.lang_of(request)
+        while True:
+            getter = asyncio.ensure_future(q.get())
+            closing = asyncio.ensure_future(self.closing.wait())
+            done, _ = await asyncio.wait(
+                {getter, closing}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            for fut in (getter, closing):
+                if not fut.done():
+                    fut.cancel()
+            if closing in done:
+                return False
+            if getter in done:
+                while not q.empty():
+                    q.get_nowait()  # one render covers every message queued meanwhile
+                return True
+            if not await self._still_valid(request):
+                await resp.write(sse("expired", self.render("_expired.html", lang)))
+                return False
+            await resp.write(b": keep-alive\n\n")
+
+
+def raise_bad(detail: str) -> None:
+    raise BadRequest(detail)
+
+
+def local_to_iso(value: str, tz: str) -> str:
+    """A datetime-local field (no offset) with the browser's offset in minutes, as ISO 8601."""
+    if not tz.lstrip("-").isdigit():
+        return value  # the engine's check then asks for an offset
+    minutes = -int(tz)  # JavaScript's getTimezoneOffset is UTC minus local
+    sign = "+" if minutes >= 0 else "-"
+    h, m = divmod(abs(minutes), 60)
+    return f"{value}{sign}{h:02d}:{m:02d}"
