@@ -46,6 +46,7 @@ LANG_COOKIE = "sambung_lang"
 KEEPALIVE_SECONDS = 15.0
 # A stream re-checks its session this often, so a logout elsewhere or an expiry shows.
 RECHECK_SECONDS = 60.0
+CHECKED_AT = web.RequestKey("console_session_checked_at", float)
 
 
 def rupiah(value: Any) -> str:
@@ -148,6 +149,8 @@ class Console:
 
     async def agent_parts(self, agent_id: str, lang: str) -> dict[str, str]:
         agent = self.engine.acd.agents.get(agent_id).view()
+        since = datetime.fromisoformat(str(agent["since"]))
+        agent["seconds_in_state"] = max(0.0, (datetime.now(UTC) - since).total_seconds())
         card = self.cards.get(agent_id)
         promises: list[dict[str, Any]] = []
         if card is not None and card.account:
@@ -462,11 +465,11 @@ class Console:
         token = request.cookies.get(COOKIE)
         if ident.session is None or auth is None or token is None:
             return True
-        last = request.get("checked_at", 0.0)
+        last = request.get(CHECKED_AT, 0.0)
         now = asyncio.get_running_loop().time()
         if now - last < RECHECK_SECONDS:
             return True
-        request["checked_at"] = now
+        request[CHECKED_AT] = now
         return await auth.resolve(token) is not None
 
     async def _wait(

@@ -50,8 +50,8 @@
     var form = e.target.closest && e.target.closest("form.disposition");
     if (form) fitForm(form);
   });
-  document.addEventListener("htmx:afterSwap", fitAll);
-  document.addEventListener("htmx:sseMessage", fitAll);
+  document.addEventListener("htmx:afterSwap", function () { fitAll(); tick(); });
+  document.addEventListener("htmx:sseMessage", function () { fitAll(); tick(); });
   document.addEventListener("DOMContentLoaded", function () { fitAll(); tick(); });
   setInterval(tick, 1000);
 })();

@@ -1,0 +1,220 @@
+"""The agent console and the wallboard in headless Chromium, against the real Asterisk.
+
+A SIPp caller dials an IVR, keys an account number and is handed to the collections queue;
+a supervisor watches the queue's waiting figure move on the wallboard; the agent, logged in
+through the console, goes ready, answers on their SIPp desk phone, sees what the caller keyed
+(and the CRM lookup) on the call card, and records a promise to pay that must land in
+PostgreSQL with its amount and date. Screenshots of each step are kept in
+test-artifacts/console/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Page, expect
+
+from auth.model import Role
+from examples.crm_stub import ACCOUNTS, build_app
+from ivr.flows import FlowTable
+from ivr.model import Flow, InputNode, LookupNode, Node, Retry, TransferNode
+from tests.integration.browser import chromium, shot
+from tests.integration.callers import Pause, Press, write_scenario
+from tests.integration.harness import RunningEngine, running_engine, sipp
+from tests.integration.phones import AgentPhone, Answer
+
+pytestmark = pytest.mark.integration
+
+DID = "1503"
+ACCOUNT = "12345678"  # Budi Santoso in the stand-in CRM, Rp 1.250.000 due
+AGENT_PASSWORD = "siti-console-pass"
+SUPERVISOR_PASSWORD = "sari-wallboard-pass"
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+async def crm() -> AsyncIterator[str]:
+    runner = web.AppRunner(build_app(json.loads(ACCOUNTS.read_text())))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def account_flow(crm_url: str) -> Flow:
+    """Key the account number, look it up, wait for an agent in the collections queue."""
+    retry = Retry(2, ("sound:vm-sorry",), ("sound:pbx-invalid",), "agent")
+    nodes: list[Node] = [
+        InputNode(
+            "acct",
+            ("sound:beep",),
+            "account",
+            "lookup",
+            min_length=6,
+            max_length=10,
+            terminator="#",
+            first_digit_timeout_seconds=6.0,
+            inter_digit_timeout_seconds=3.0,
+            pattern="[0-9]+",
+            retry=retry,
+        ),
+        LookupNode(
+            "lookup",
+            crm_url + "/accounts/{account}",
+            "agent",
+            "agent",
+            timeout_seconds=2.0,
+            store_prefix="crm_",
+        ),
+        TransferNode("agent", "collections", ()),
+    ]
+    return Flow(
+        name="console-test",
+        dids=(DID,),
+        start="acct",
+        nodes=tuple((n.id, n) for n in nodes),
+        default_language="en",
+        languages=("en",),
+        calendars=(),
+        zero_out_key=None,
+        zero_out_target=None,
+        source="tests/integration/test_console.py",
+        version="test-v1",
+    )
+
+
+async def log_in(page: Page, base: str, username: str, password: str) -> None:
+    await page.goto(f"{base}/console/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#login-submit")
+
+
+async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard_follows(
+    crm: str, tmp_path: Path
+) -> None:
+    async with (
+        running_engine() as run,
+        AgentPhone("agent1001", "a1001", 5091, workdir=tmp_path) as phone,
+        chromium() as browser,
+    ):
+        run.engine.flows = FlowTable({DID: account_flow(crm)})
+        auth = run.engine.auth
+        assert auth is not None
+        await auth.create_user("siti", AGENT_PASSWORD, Role.AGENT, "siti", "Siti", "en")
+        await auth.create_user("sari", SUPERVISOR_PASSWORD, Role.SUPERVISOR, None, "Sari", "en")
+        base = f"http://127.0.0.1:{run.engine.http_port}"
+        await phone.register()
+        await phone.serve(Answer(ring=0.5), calls=1)
+
+        # The supervisor's wallboard: nobody waiting yet.
+        boss = await (await browser.new_context()).new_page()
+        await log_in(boss, base, "sari", SUPERVISOR_PASSWORD)
+        await expect(boss).to_have_url(f"{base}/console/wallboard")
+        waiting = boss.locator('#queues tr[data-queue="collections"] td[data-field="waiting"]')
+        await expect(waiting).to_have_text("0", timeout=TIMEOUT_MS)
+
+        # The agent logs in and starts the shift, but is paused: the caller must wait.
+        agent = await (await browser.new_context()).new_page()
+        await log_in(agent, base, "siti", AGENT_PASSWORD)
+        await expect(agent).to_have_url(f"{base}/console/agent")
+        await agent.click("#action-login")
+        state = agent.locator("#agent-state")
+        await expect(state).not_to_have_attribute("data-state", "logged_out", timeout=TIMEOUT_MS)
+        if await state.get_attribute("data-state") != "paused":
+            await agent.click("#action-pause")
+        await expect(state).to_have_attribute("data-state", "paused", timeout=TIMEOUT_MS)
+        await shot(agent, "01-agent-logged-in-paused")
+
+        # The caller keys the account, is looked up, and queues.
+        steps: list[Pause | Press] = [Pause(1200), Press(ACCOUNT + "#"), Pause(30_000)]
+        scenario = write_scenario(tmp_path, "console", steps, hang_up=True, caller="0811223344")
+        caller = asyncio.create_task(sipp(scenario, DID, timeout=90))
+        try:
+            await expect(waiting).to_have_text("1", timeout=TIMEOUT_MS)
+            await shot(boss, "02-wallboard-one-waiting")
+
+            # Ready: the call is offered, the desk phone answers, the card shows the input.
+            await agent.click("#action-ready")
+            card = agent.locator("#call-card")
+            await expect(card).to_have_attribute(
+                "class", "call-card phase-connected", timeout=TIMEOUT_MS
+            )
+            await expect(agent.locator('#card-ivr dd[data-key="account"]')).to_have_text(ACCOUNT)
+            await expect(agent.locator('#card-lookup dd[data-key="name"]')).to_have_text(
+                "Budi Santoso"
+            )
+            await expect(agent.locator('#card-lookup dd[data-key="amount_due"]')).to_have_text(
+                "Rp 1.250.000"
+            )
+            await expect(agent.locator("#card-caller")).to_contain_text("0811223344")
+            await expect(state).to_have_attribute("data-state", "on_call")
+            await shot(agent, "03-agent-call-card")
+            await expect(waiting).to_have_text("0", timeout=TIMEOUT_MS)
+            await expect(
+                boss.locator('#agents tr[data-agent="siti"] td[data-field="state"]')
+            ).to_contain_text("On call", timeout=TIMEOUT_MS)
+            await shot(boss, "04-wallboard-agent-on-call")
+
+            # A promise without its date is refused by the form; with it, it is saved.
+            await agent.select_option("#disposition-code", "ptp")
+            await expect(agent.locator("#disposition-date")).to_be_visible()
+            await agent.fill("#disposition-amount", "500000")
+            await agent.fill("#disposition-note", "will pay on Friday")
+            await agent.click("#disposition-submit")
+            assert await agent.locator("#disposition-form").count() == 1  # blocked: date missing
+            promise = date.today() + timedelta(days=3)
+            await agent.fill("#disposition-date", promise.isoformat())
+            await agent.click("#disposition-submit")
+            await expect(agent.locator("#disposition-saved")).to_be_visible(timeout=TIMEOUT_MS)
+            await shot(agent, "05-agent-promise-saved")
+
+            # The same console in Indonesian, the agent's choice kept in a cookie.
+            await agent.click("#switch-language")
+            await expect(agent.locator("html")).to_have_attribute("lang", "id", timeout=TIMEOUT_MS)
+            await expect(agent.locator("#agent-state .badge")).to_have_text(
+                re.compile("Sedang bicara|Wrap-up")
+            )
+            await expect(agent.locator("#disposition h2")).to_have_text("Hasil panggilan")
+            await shot(agent, "06-agent-console-indonesian")
+        finally:
+            result = await caller
+        assert result.returncode == 0, result.output
+
+        row = await wait_row(run)
+        assert row["agent_id"] == "siti"
+        assert row["code"] == "ptp"
+        assert row["amount"] == 500000
+        assert row["promise_date"] == promise
+        assert row["account_id"] == ACCOUNT
+        assert row["right_party"] is True
+        assert row["note"] == "will pay on Friday"
+        audit = await run.pool.fetch(
+            "SELECT actor, action, outcome FROM audit_log WHERE actor = 'siti' ORDER BY at"
+        )
+        actions = [(r["action"], r["outcome"]) for r in audit]
+        assert ("auth.login", "ok") in actions
+        assert ("POST /console/agent/disposition", "ok") in actions
+
+
+async def wait_row(run: RunningEngine) -> dict[str, object]:
+    for _ in range(100):
+        row = await run.pool.fetchrow(
+            """SELECT d.* FROM dispositions d JOIN calls c USING (call_id)
+               WHERE c.did = $1 ORDER BY d.at DESC LIMIT 1""",
+            DID,
+        )
+        if row is not None:
+            return dict(row)
+        await asyncio.sleep(0.1)
+    raise AssertionError("no disposition row for the console call")
