@@ -117,6 +117,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/console/agent/stream"): frozenset({AGENT, SUPERVISOR}),
     ("POST", "/console/agent/state"): frozenset({AGENT, SUPERVISOR}),
     ("POST", "/console/agent/disposition"): frozenset({AGENT, SUPERVISOR}),
+    ("POST", "/console/agent/preview"): frozenset({AGENT, SUPERVISOR}),
+    ("POST", "/console/agent/preview/dial"): frozenset({AGENT, SUPERVISOR}),
     ("GET", "/console/wallboard"): STAFF,
     ("GET", "/console/wallboard/stream"): STAFF,
     ("POST", "/console/wallboard/campaign"): STAFF,

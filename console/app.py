@@ -147,6 +147,17 @@ class Console:
                 return list(q.dispositions)
         return []
 
+    def preview_campaigns(self, agent_id: str) -> list[str]:
+        """Running preview campaigns this agent works: the console offers their next record."""
+        d = self.engine.dialer
+        return [
+            name
+            for name, run in d.campaigns.items()
+            if run.settings.mode == "preview"
+            and run.state == "running"
+            and agent_id in d.agent_ids(name)
+        ]
+
     async def agent_parts(self, agent_id: str, lang: str) -> dict[str, str]:
         agent = self.engine.acd.agents.get(agent_id).view()
         since = datetime.fromisoformat(str(agent["since"]))
@@ -167,6 +178,7 @@ class Console:
             "message": None,
             "error": None,
             "form": {},
+            "preview_campaigns": self.preview_campaigns(agent_id),
         }
         return {
             "state": self.render("_agent_state.html", lang, **ctx),
@@ -188,6 +200,8 @@ class Console:
         r.add_get("/console/agent/stream", self.agent_stream)
         r.add_post("/console/agent/state", self.agent_state)
         r.add_post("/console/agent/disposition", self.disposition)
+        r.add_post("/console/agent/preview", self.preview)
+        r.add_post("/console/agent/preview/dial", self.preview_dial)
         r.add_get("/console/wallboard", self.wallboard_page)
         r.add_get("/console/wallboard/stream", self.wallboard_stream)
         r.add_post("/console/wallboard/campaign", self.campaign_action)
@@ -372,6 +386,43 @@ class Console:
             message=None if error else cat.text(lang, "disp.saved", code=code),
             error=error,
             form=dict(form),
+        )
+
+    async def preview(self, request: web.Request) -> web.Response:
+        agent_id = self.own_agent(request)
+        form = await request.post()
+        name = str(form.get("campaign", ""))
+        lang = self.lang_of(request)
+        record, error = None, None
+        try:
+            if name not in self.preview_campaigns(agent_id):
+                raise_bad(f"{name!r} is not a running preview campaign of yours")
+            record = await self.engine.preview_next(name, agent_id)
+        except SambungError as err:
+            error = catalogue().text(lang, "wall.failed", detail=err.detail)
+        return self.fragment(
+            request, "_preview.html", campaign=name, record=record, error=error, message=None
+        )
+
+    async def preview_dial(self, request: web.Request) -> web.Response:
+        agent_id = self.own_agent(request)
+        form = await request.post()
+        name = str(form.get("campaign", ""))
+        raw = str(form.get("record_id", ""))
+        lang = self.lang_of(request)
+        cat = catalogue()
+        message, error = None, None
+        try:
+            if not raw.isdigit() or len(raw) > 18:
+                raise_bad(f"no record {raw!r}")
+            if name not in self.preview_campaigns(agent_id):
+                raise_bad(f"{name!r} is not a running preview campaign of yours")
+            await self.engine.preview_dial(name, int(raw), agent_id)
+            message = cat.text(lang, "preview.dialling")
+        except SambungError as err:
+            error = cat.text(lang, "wall.failed", detail=err.detail)
+        return self.fragment(
+            request, "_preview.html", campaign=name, record=None, error=error, message=message
         )
 
     # ---- the wallboard ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from playwright.async_api import Page, expect
@@ -27,8 +28,13 @@ from ivr.flows import FlowTable
 from ivr.model import Flow, InputNode, LookupNode, Node, Retry, TransferNode
 from tests.integration.browser import chromium, shot
 from tests.integration.callers import Pause, Press, write_scenario
+from tests.integration.customers import CustomerTrunk
 from tests.integration.harness import RunningEngine, running_engine, sipp
 from tests.integration.phones import AgentPhone, Answer
+from tests.integration.test_acd import Api
+from tests.integration.test_dialer import CAMPAIGN as DIALER_CAMPAIGN
+from tests.integration.test_dialer import csv_for, import_list
+from tests.integration.test_dialer import sections as dialer_sections
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +197,7 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
             result = await caller
         assert result.returncode == 0, result.output
 
-        row = await wait_row(run)
+        row = await wait_row(run, "ptp", ACCOUNT)
         assert row["agent_id"] == "siti"
         assert row["code"] == "ptp"
         assert row["amount"] == 500000
@@ -207,14 +213,117 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
         assert ("POST /console/agent/disposition", "ok") in actions
 
 
-async def wait_row(run: RunningEngine) -> dict[str, object]:
+async def wait_row(run: RunningEngine, code: str, account: str) -> dict[str, object]:
     for _ in range(100):
         row = await run.pool.fetchrow(
-            """SELECT d.* FROM dispositions d JOIN calls c USING (call_id)
-               WHERE c.did = $1 ORDER BY d.at DESC LIMIT 1""",
-            DID,
+            """SELECT * FROM dispositions WHERE code = $1 AND account_id = $2
+               AND call_id <> 'earlier-call' ORDER BY at DESC LIMIT 1""",
+            code,
+            account,
         )
         if row is not None:
             return dict(row)
         await asyncio.sleep(0.1)
     raise AssertionError("no disposition row for the console call")
+
+
+async def test_preview_call_shows_the_debtor_and_takes_a_campaign_promise(tmp_path: Path) -> None:
+    """A preview campaign through the console: the next record with the debtor's amount, days
+    past due, bucket and earlier promise; the agent dials it, the debtor (a SIPp "person" on
+    the customers trunk) answers, the call card shows the debtor, and the campaign's promise
+    form saves a row with the campaign and account. The supervisor pauses and resumes the
+    campaign from the wallboard."""
+    async with (
+        CustomerTrunk(tmp_path / "trunk", calls=3) as trunk,
+        running_engine(**dialer_sections(mode="preview", agents=["siti"])) as run,
+        aiohttp.ClientSession() as http,
+        AgentPhone("agent1001", "a1001", 5091, workdir=tmp_path) as phone,
+        chromium() as browser,
+    ):
+        api = Api(run, http)
+        auth = run.engine.auth
+        assert auth is not None
+        await auth.create_user("siti", AGENT_PASSWORD, Role.AGENT, "siti", "Siti", "en")
+        await auth.create_user("sari", SUPERVISOR_PASSWORD, Role.SUPERVISOR, None, "Sari", "en")
+        base = f"http://127.0.0.1:{run.engine.http_port}"
+        await phone.register()
+        # The agent's phone hangs up after 12 s of talk: time enough to read the card.
+        await phone.serve(Answer(ring=0.0, hang_up_after=12), calls=1, timeout=90)
+        await import_list(api, csv_for(["081200000220"]))
+        await run.pool.execute(
+            """INSERT INTO calls (call_id, direction, channel_name, did, caller_number,
+                   engine_instance, started_at)
+               VALUES ('earlier-call', 'inbound', 'PJSIP/x', '1500', '081200000220', 'old',
+                   now() - interval '10 days')"""
+        )
+        await run.pool.execute(
+            """INSERT INTO dispositions (call_id, agent_id, code, note, at, campaign,
+                   account_id, amount, promise_date, right_party)
+               VALUES ('earlier-call', 'made', 'ptp', '', now() - interval '10 days', $1,
+                   'ACC0000', 250000, current_date - 3, true)""",
+            DIALER_CAMPAIGN,
+        )
+
+        boss = await (await browser.new_context()).new_page()
+        await log_in(boss, base, "sari", SUPERVISOR_PASSWORD)
+        row = boss.locator(f'#campaigns tr[data-campaign="{DIALER_CAMPAIGN}"]')
+        campaign_state = row.locator('td[data-field="state"]')
+        await row.get_by_role("button", name="Start").click()
+        await expect(campaign_state).to_have_text("Running", timeout=TIMEOUT_MS)
+        await row.get_by_role("button", name="Pause").click()
+        await expect(campaign_state).to_have_text("Paused", timeout=TIMEOUT_MS)
+        await row.get_by_role("button", name="Resume").click()
+        await expect(campaign_state).to_have_text("Running", timeout=TIMEOUT_MS)
+        await shot(boss, "11-wallboard-campaign-running")
+
+        agent = await (await browser.new_context()).new_page()
+        await log_in(agent, base, "siti", AGENT_PASSWORD)
+        await agent.click("#action-login")
+        state = agent.locator("#agent-state")
+        await expect(state).not_to_have_attribute("data-state", "logged_out", timeout=TIMEOUT_MS)
+        if await state.get_attribute("data-state") != "ready":
+            await agent.click("#action-ready")
+        await expect(state).to_have_attribute("data-state", "ready", timeout=TIMEOUT_MS)
+        await agent.click(f"#preview-next-{DIALER_CAMPAIGN}")
+        await expect(agent.locator("#preview-account")).to_have_text("ACC0000", timeout=TIMEOUT_MS)
+        await expect(agent.locator("#preview-amount")).to_have_text("Rp 1.500.000")
+        await expect(agent.locator("#preview-dpd")).to_have_text("10")
+        await expect(agent.locator("#preview-promises")).to_contain_text("Rp 250.000")
+        await shot(agent, "12-agent-preview-record")
+        assert trunk.invites == [], "nothing is dialled before the agent says so"
+
+        await agent.click("#preview-dial")
+        card = agent.locator("#call-card")
+        await expect(card).to_have_attribute("class", "call-card phase-connected", timeout=30_000)
+        await expect(agent.locator("#debtor-account")).to_have_text("ACC0000")
+        await expect(agent.locator("#debtor-amount")).to_have_text("Rp 1.500.000")
+        await expect(agent.locator("#debtor-dpd")).to_have_text("10")
+        bucket = await agent.locator("#debtor-bucket").inner_text()
+        await expect(agent.locator("#card-promises")).to_contain_text("Rp 250.000")
+        await shot(agent, "13-agent-debtor-card")
+
+        # The campaign's own outcomes; a callback in the past is refused by the engine.
+        await agent.select_option("#disposition-code", "callback")
+        await agent.fill("#disposition-callback", "2020-01-01T10:00")
+        await agent.click("#disposition-submit")
+        await expect(agent.locator("#disposition-error")).to_contain_text(
+            "callback_at must be in the future", timeout=TIMEOUT_MS
+        )
+        await agent.select_option("#disposition-code", "ptp")
+        await agent.fill("#disposition-amount", "750000")
+        promise = date.today() + timedelta(days=7)
+        await agent.fill("#disposition-date", promise.isoformat())
+        await agent.click("#disposition-submit")
+        await expect(agent.locator("#disposition-saved")).to_be_visible(timeout=TIMEOUT_MS)
+        await shot(agent, "14-agent-campaign-promise-saved")
+
+        saved = await wait_row(run, "ptp", "ACC0000")
+        assert saved["campaign"] == DIALER_CAMPAIGN
+        assert saved["amount"] == 750000
+        assert saved["promise_date"] == promise
+        assert saved["agent_id"] == "siti"
+        assert bucket  # the list's days past due put the debtor in a bucket
+        audit = await run.pool.fetch(
+            "SELECT action, target FROM audit_log WHERE actor = 'sari' AND outcome = 'ok'"
+        )
+        assert [r["action"] for r in audit].count("POST /console/wallboard/campaign") == 3
