@@ -112,6 +112,7 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
     async with (
         running_engine() as run,
         AgentPhone("agent1001", "a1001", 5091, workdir=tmp_path) as phone,
+        AgentPhone("supervisor1", "s1001", 5096, workdir=tmp_path / "sari") as sari_phone,
         chromium() as browser,
     ):
         run.engine.flows = FlowTable({DID: account_flow(crm)})
@@ -122,6 +123,8 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
         base = f"http://127.0.0.1:{run.engine.http_port}"
         await phone.register()
         await phone.serve(Answer(ring=0.5), calls=1)
+        await sari_phone.register()
+        await sari_phone.serve(Answer(ring=0.0), calls=1)
 
         # The supervisor's wallboard: nobody waiting yet.
         boss = await (await browser.new_context()).new_page()
@@ -172,6 +175,13 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
             ).to_contain_text("On call", timeout=TIMEOUT_MS)
             await shot(boss, "04-wallboard-agent-on-call")
 
+            # Listen from the wallboard: the supervisor's own desk phone rings.
+            siti_row = boss.locator('#agents tr[data-agent="siti"]')
+            await siti_row.get_by_role("button", name="Listen").click()
+            await expect(boss.locator("#toast")).to_contain_text("listen siti", timeout=TIMEOUT_MS)
+            invite = await sari_phone.wait_invite(10)
+            assert invite.user == "supervisor1"
+
             # A promise without its date is refused by the form; with it, it is saved.
             await agent.select_option("#disposition-code", "ptp")
             await expect(agent.locator("#disposition-date")).to_be_visible()
@@ -196,6 +206,8 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
         finally:
             result = await caller
         assert result.returncode == 0, result.output
+        # The listen session ends with the call: the supervisor's phone gets its BYE.
+        assert await sari_phone.finish(15) == 0
 
         row = await wait_row(run, "ptp", ACCOUNT)
         assert row["agent_id"] == "siti"
@@ -211,6 +223,13 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
         actions = [(r["action"], r["outcome"]) for r in audit]
         assert ("auth.login", "ok") in actions
         assert ("POST /console/agent/disposition", "ok") in actions
+        trail = await run.pool.fetch(
+            "SELECT principal, action, mode, agent_id FROM supervision_audit ORDER BY at"
+        )
+        assert [(r["principal"], r["action"], r["mode"]) for r in trail][:2] == [
+            ("sari", "start", "listen"),
+            ("sari", "answered", "listen"),
+        ]
 
 
 async def wait_row(run: RunningEngine, code: str, account: str) -> dict[str, object]:
