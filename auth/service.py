@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from prometheus_client import Counter
 
 from auth import passwords, store
 from auth.model import (
@@ -65,6 +66,7 @@ class AuthService:
         policy: SessionPolicy,
         limits: Limits,
         agent_exists: Callable[[str], bool],
+        logins: Counter | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -73,6 +75,7 @@ class AuthService:
         self.policy = policy
         self._limiter = LoginLimiter(limits)
         self._agent_exists = agent_exists
+        self._logins = logins
         self._clock = clock
         self._wall = wall
 
@@ -84,6 +87,9 @@ class AuthService:
         role: str,
         action: str,
         outcome: str,
+        # Positional-only: the middleware passes a request's path parameters as **detail, and
+        # some routes name one of them "action".
+        /,
         *,
         target: str = "",
         status: int | None = None,
@@ -140,6 +146,7 @@ class AuthService:
         wait = self._limiter.retry_after(username, ip, self._clock())
         if wait is not None:
             self.audit(username, "anonymous", "auth.login", "rate_limited", ip=ip, status=429)
+            self._count("rate_limited")
             raise RateLimited(f"too many failed logins; try again in {int(wait)} s", wait)
         async with self._pool.acquire() as conn:
             found = await store.credentials(conn, username)
@@ -149,6 +156,7 @@ class AuthService:
             self._limiter.failed(username, ip, self._clock())
             why = "unknown_user" if user is None else "disabled" if user.disabled else "password"
             self.audit(username, "anonymous", "auth.login", "failed", ip=ip, status=401, why=why)
+            self._count("failed")
             raise BadCredentials("wrong username or password")
         self._limiter.succeeded(username, ip)
         token = secrets.token_urlsafe(32)
@@ -174,7 +182,12 @@ class AuthService:
                 (user_agent or "")[:300] or None,
             )
         self.audit(user.username, user.role.value, "auth.login", "ok", ip=ip, status=200)
+        self._count("ok")
         return token, session
+
+    def _count(self, outcome: str) -> None:
+        if self._logins is not None:
+            self._logins.labels(outcome=outcome).inc()
 
     async def resolve(self, token: str) -> Session | None:
         now = self._wall()

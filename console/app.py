@@ -52,15 +52,18 @@ CHECKED_AT = web.RequestKey("console_session_checked_at", float)
 def rupiah(value: Any) -> str:
     """Indonesian money: Rp 1.250.000 (cents only when there are some)."""
     try:
-        amount = Decimal(str(value))
+        # Rounded to the sen first: two decimals are shown, so a third must not be cut off.
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):
+        return str(value)  # infinities land here too
+    if amount.is_nan():
         return str(value)
-    whole = int(amount)
-    cents = abs(amount - whole)
-    text = f"{whole:,}".replace(",", ".")
+    # Split the magnitude, not the signed value: int(-0.5) is 0, which would drop the sign.
+    whole, cents = divmod(abs(amount), 1)
+    text = f"{int(whole):,}".replace(",", ".")
     if cents:
         text += "," + f"{cents:.2f}"[2:]
-    return f"Rp {text}"
+    return f"Rp {'-' if amount < 0 else ''}{text}"
 
 
 def clock(seconds: Any) -> str:
@@ -304,6 +307,8 @@ class Console:
         lang = self.lang_of(request)
         q = self.engine.hub.subscribe(agent_id)
         resp = await self._open_stream(request)
+        streams = self.engine.metrics.console_streams.labels(page="agent")
+        streams.inc()
         last_form: tuple[str | None, str | None] | None = None
         try:
             while True:
@@ -321,6 +326,7 @@ class Console:
         except ConnectionResetError:
             pass  # the screen went away
         finally:
+            streams.dec()
             self.engine.hub.unsubscribe(agent_id, q)
         return resp
 
@@ -442,19 +448,26 @@ class Console:
     async def wallboard_stream(self, request: web.Request) -> web.StreamResponse:
         lang = self.lang_of(request)
         resp = await self._open_stream(request)
-        with contextlib.suppress(ConnectionResetError):
-            while True:
-                await resp.write(sse("board", await self.board(lang)))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.closing.wait(), self.settings.wallboard_refresh_seconds
-                    )
-                if self.closing.is_set():
-                    break
-                if not await self._still_valid(request):
-                    await resp.write(sse("expired", self.render("_expired.html", lang)))
-                    break
+        streams = self.engine.metrics.console_streams.labels(page="wallboard")
+        streams.inc()
+        try:
+            await self._board_loop(resp, request, lang)
+        except ConnectionResetError:
+            pass  # the screen went away
+        finally:
+            streams.dec()
         return resp
+
+    async def _board_loop(self, resp: web.StreamResponse, request: web.Request, lang: str) -> None:
+        while True:
+            await resp.write(sse("board", await self.board(lang)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), self.settings.wallboard_refresh_seconds)
+            if self.closing.is_set():
+                return
+            if not await self._still_valid(request):
+                await resp.write(sse("expired", self.render("_expired.html", lang)))
+                return
 
     async def campaign_action(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -558,7 +571,9 @@ def raise_bad(detail: str) -> None:
 
 def local_to_iso(value: str, tz: str) -> str:
     """A datetime-local field (no offset) with the browser's offset in minutes, as ISO 8601."""
-    if not tz.lstrip("-").isdigit():
+    digits = tz.removeprefix("-")
+    # ASCII only: str.isdigit also accepts characters such as superscripts that int() refuses.
+    if not (digits.isascii() and digits.isdigit()):
         return value  # the engine's check then asks for an offset
     minutes = -int(tz)  # JavaScript's getTimezoneOffset is UTC minus local
     sign = "+" if minutes >= 0 else "-"

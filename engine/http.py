@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from auth.http import IDENTITY, StaticToken, acting_agent, auth_middleware
 from auth.http import add_routes as add_auth_routes
-from auth.model import Forbidden, Identity, Role
+from auth.model import Forbidden, Identity, RateLimited, Role
 from auth.service import AuthService
 from engine import __version__
 from engine.errors import BadRequest, NotFound, SambungError, Unauthorized
@@ -56,6 +56,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         resp = problem(err.http_status, err.title, err.error_id, err.detail)
         if isinstance(err, Unauthorized):
             resp.headers["WWW-Authenticate"] = 'Bearer realm="sambung"'
+        if isinstance(err, RateLimited):
+            resp.headers["Retry-After"] = str(int(err.retry_after))
         return resp
     except web.HTTPException as exc:
         if exc.status < 400:
