@@ -764,6 +764,7 @@ class Engine:
                     s.auth.login_window_minutes * 60,
                 ),
                 agent_exists=lambda a: self.acd.agents.find(a) is not None,
+                logins=self.metrics.auth_logins,
             )
             if s.console.enabled:
                 self.console = Console(self, s.console)

@@ -76,6 +76,8 @@ class Metrics:
     dialer_collected_amount: Counter
     dialer_connect_delay: Histogram
     dialer_import_rows: Counter
+    auth_logins: Counter
+    console_streams: Gauge
 
 
 def build_metrics() -> Metrics:
@@ -359,6 +361,18 @@ def build_metrics() -> Metrics:
             "sambung_dialer_import_rows",
             "Rows read by list imports, by campaign and result",
             ["campaign", "result"],
+            registry=r,
+        ),
+        auth_logins=Counter(
+            "sambung_auth_logins",
+            "Login attempts, by outcome",
+            ["outcome"],
+            registry=r,
+        ),
+        console_streams=Gauge(
+            "sambung_console_streams",
+            "Open live console screens (server-sent event streams), by page",
+            ["page"],
             registry=r,
         ),
     )
