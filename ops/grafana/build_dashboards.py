@@ -1185,10 +1185,38 @@ def engine() -> Json:
         8,
         8,
     )
+    lay.row("Access")
+    lay.add(
+        ts(
+            "Logins per minute",
+            "Login attempts by outcome. The alert fires above 10 failed or rate-limited a "
+            "minute for 10 minutes.",
+            targets(
+                (
+                    f"sum by (outcome) (rate(sambung_auth_logins_total[{RATE}])) * 60",
+                    "{{outcome}}",
+                )
+            ),
+            unit="cpm",
+            stack=True,
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        ts(
+            "Open console screens",
+            "Agent consoles and wallboards with a live stream open.",
+            targets(("sum by (page) (sambung_console_streams)", "{{page}}")),
+        ),
+        12,
+        8,
+    )
     return dashboard(
         "sambung-engine",
         "Sambung / Engine health",
-        "The engine itself: Asterisk connection, event and dispatch lag, database, calls, IVR.",
+        "The engine itself: Asterisk connection, event and dispatch lag, database, calls, IVR, "
+        "logins and open console screens.",
         lay,
         [],
     )
