@@ -228,7 +228,8 @@ def auth_middleware(
             target=request.path_qs,
             status=status,
             ip=client_ip(request),
-            **dict(request.match_info),
+            # One key: a path parameter may be named like one of audit()'s own arguments.
+            params=dict(request.match_info),
         )
 
     @web.middleware

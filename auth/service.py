@@ -39,6 +39,7 @@ from auth.model import (
     UserNotFound,
 )
 from auth.ratelimit import Limits, LoginLimiter
+from engine.errors import DatabaseUnavailable
 from engine.facts import FactWriter
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,7 @@ log = structlog.get_logger(__name__)
 # last_seen_at is written at most this often per session: a screen polling every second must
 # not turn into a write per second.
 TOUCH_EVERY = timedelta(seconds=60)
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,7 @@ class AuthService:
         role: str,
         action: str,
         outcome: str,
-        # Positional-only: the middleware passes a request's path parameters as **detail, and
-        # some routes name one of them "action".
+        # Positional-only, so that no detail key can collide with these names.
         /,
         *,
         target: str = "",
@@ -148,8 +149,11 @@ class AuthService:
             self.audit(username, "anonymous", "auth.login", "rate_limited", ip=ip, status=429)
             self._count("rate_limited")
             raise RateLimited(f"too many failed logins; try again in {int(wait)} s", wait)
-        async with self._pool.acquire() as conn:
-            found = await store.credentials(conn, username)
+        try:
+            async with self._pool.acquire() as conn:
+                found = await store.credentials(conn, username)
+        except DB_ERRORS as err:
+            raise DatabaseUnavailable(f"logins are unavailable: {err}") from err
         user, stored = found if found is not None else (None, None)
         ok = await passwords.verify(stored, password)
         if not ok or user is None or user.disabled:
@@ -192,13 +196,18 @@ class AuthService:
     async def resolve(self, token: str) -> Session | None:
         now = self._wall()
         th = token_hash(token)
-        async with self._pool.acquire() as conn:
-            found = await store.live_session(conn, th, now, now - self.policy.idle)
-            if found is None:
-                return None
-            session, last_seen = found
-            if now - last_seen >= TOUCH_EVERY:
-                await store.touch_session(conn, th, now)
+        try:
+            async with self._pool.acquire() as conn:
+                found = await store.live_session(conn, th, now, now - self.policy.idle)
+                if found is None:
+                    return None
+                session, last_seen = found
+                if now - last_seen >= TOUCH_EVERY:
+                    await store.touch_session(conn, th, now)
+        except DB_ERRORS as err:
+            # Sessions cannot be checked: 503, not 401 (the token may well be good). Configured
+            # API tokens are checked before this and keep working.
+            raise DatabaseUnavailable(f"sessions cannot be checked: {err}") from err
         return session
 
     async def logout(self, session: Session, ip: str | None) -> None:

@@ -266,6 +266,9 @@ class Console:
         except BadCredentials:
             msg = cat.text(lang, "login.failed")
             return self.page(request, "login.html", 401, error=msg, username=username)
+        except SambungError as err:
+            msg = cat.text(lang, "login.unavailable", detail=err.detail)
+            return self.page(request, "login.html", err.http_status, error=msg, username=username)
         target = self.home_of(auth.identity(session)) or "/console/login"
         if session.user.role is Role.SUPERVISOR and session.user.agent_id is None:
             target = "/console/wallboard"

@@ -598,7 +598,7 @@ async def test_the_audit_log_lists_logins_and_changes_with_who_what_and_where(
         ]
         details = {(e["actor"], e["action"]): e["detail"] for e in entries}
         assert details[("nobody", "auth.login")] == {"why": "unknown_user"}
-        assert details[("ayu", "PATCH /api/v1/users/{username}")] == {"username": "made"}
+        assert details[("ayu", "PATCH /api/v1/users/{username}")] == {"params": {"username": "made"}}
         assert all(e["id"] and datetime.fromisoformat(e["at"]).tzinfo for e in entries)
 
         r = await s.client.get(
