@@ -23,6 +23,7 @@ from auth.http import COOKIE, IDENTITY, client_ip, set_session_cookie
 from auth.model import BadCredentials, Identity, RateLimited, Role
 from console.cards import Card, CardBook
 from console.i18n import LANGUAGES, catalogue, pick_language
+from dialer.lists import parse_amount
 from engine.config import ConsoleSettings, DispositionSettings
 from engine.errors import BadRequest, SambungError
 from recordings.model import MonitorMode, Principal
@@ -374,9 +375,15 @@ class Console:
         cat = catalogue()
         error = None
         details: dict[str, Any] = {}
-        for key in ("amount", "date"):
-            if form.get(key):
-                details[key] = str(form[key]).replace(".", "") if key == "amount" else form[key]
+        if form.get("amount"):
+            raw = str(form["amount"])
+            try:
+                # As agents type it: 1.250.000 or 1250000,50 or Rp 1.250.000.
+                details["amount"] = str(parse_amount(raw))
+            except (ValueError, ArithmeticError):
+                details["amount"] = raw  # the engine's check names what is wrong
+        if form.get("date"):
+            details["date"] = str(form["date"])
         if form.get("callback_at"):
             details["callback_at"] = local_to_iso(str(form["callback_at"]), str(form.get("tz", "")))
         try:

@@ -185,7 +185,7 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
             # A promise without its date is refused by the form; with it, it is saved.
             await agent.select_option("#disposition-code", "ptp")
             await expect(agent.locator("#disposition-date")).to_be_visible()
-            await agent.fill("#disposition-amount", "500000")
+            await agent.fill("#disposition-amount", "500.000")  # as Indonesians write it
             await agent.fill("#disposition-note", "will pay on Friday")
             await agent.click("#disposition-submit")
             assert await agent.locator("#disposition-form").count() == 1  # blocked: date missing
