@@ -25,11 +25,12 @@ from auth.model import Forbidden, Identity, RateLimited, Role
 from auth.service import AuthService
 from engine import __version__
 from engine.errors import BadRequest, NotFound, SambungError, Unauthorized
+from engine.openapi import document_json
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/api/v1/openapi.json"})
 PROBLEM = "application/problem+json"
 
 
@@ -62,7 +63,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem(exc.status, exc.reason, f"http.{exc.status}", exc.text or exc.reason)
+        resp = problem(exc.status, exc.reason, f"http.{exc.status}", exc.text or exc.reason)
+        if "Allow" in exc.headers:
+            # A 405 must say which methods the resource has (RFC 9110, section 15.5.6).
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     except Exception:
         log.exception("http.unhandled", path=request.path)
         return problem(500, "Internal error", "sambung.internal", "unexpected error; see logs")
@@ -145,6 +150,8 @@ class DialerApi(Protocol):
 AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
 CAMPAIGN_ACTIONS = ("start", "pause", "resume", "stop")
 MAX_LIST_BYTES = 64 * 1024 * 1024
+# PostgreSQL text cannot hold NUL: a value with one names nothing stored and cannot be saved.
+NUL = "\x00"
 WS_HEARTBEAT_SECONDS = 20.0
 
 
@@ -153,7 +160,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, LookupError, RecursionError) as err:
+        # LookupError: a charset Python does not know; RecursionError: nesting too deep to
+        # parse. Both are the client's body, as is text that is not JSON.
         raise BadRequest(f"the request body is not valid JSON ({err})") from err
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
@@ -164,9 +173,18 @@ def _opt_str(body: dict[str, Any], key: str, max_len: int = 200) -> str | None:
     v = body.get(key)
     if v is None:
         return None
-    if not isinstance(v, str) or not v or len(v) > max_len:
-        raise BadRequest(f"{key!r} must be a non-empty string of at most {max_len} characters")
+    if not isinstance(v, str) or not v or len(v) > max_len or NUL in v:
+        raise BadRequest(
+            f"{key!r} must be a non-empty string of at most {max_len} characters, without NUL"
+        )
     return v
+
+
+def _number_id(raw: str) -> int | None:
+    # ASCII digits only: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
 
 
 @dataclass(frozen=True)
@@ -212,8 +230,15 @@ def build_app(deps: HttpDeps) -> web.Application:
         if request[IDENTITY].role is not Role.AGENT:
             return
         cid = request.match_info["call_id"]
+        if NUL in cid:
+            raise NotFound(f"no call with id {cid!r}")
         if deps.call_handled_by is None or not await deps.call_handled_by(cid, agent_id):
             raise Forbidden(f"call {cid!r} is not one of agent {agent_id!r}'s calls")
+
+    description = document_json()  # read once, and a broken file stops the start-up here
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.Response(body=description, content_type="application/json")
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__})
@@ -233,7 +258,7 @@ def build_app(deps: HttpDeps) -> web.Application:
 
     async def call(request: web.Request) -> web.Response:
         cid = request.match_info["call_id"]
-        rec = await deps.call_record(cid)
+        rec = None if NUL in cid else await deps.call_record(cid)
         if rec is None:
             raise NotFound(f"no call with id {cid!r}")
         return web.json_response(rec)
@@ -298,8 +323,10 @@ def build_app(deps: HttpDeps) -> web.Application:
             raise BadRequest("'code' is required")
         await own_call(request, agent_id)
         note = body.get("note", "")
-        if not isinstance(note, str) or len(note) > 2000:
-            raise BadRequest("'note' must be a string of at most 2000 characters")
+        if not isinstance(note, str) or len(note) > 2000 or NUL in note:
+            raise BadRequest("'note' must be a string of at most 2000 characters, without NUL")
+        if NUL in request.match_info["call_id"]:
+            raise NotFound(f"no call with id {request.match_info['call_id']!r}")
         keys = ("amount", "date", "callback_at", "callback_agent")
         details: dict[str, Any] = {k: body[k] for k in keys if k in body}
         await need_acd().disposition(request.match_info["call_id"], agent_id, code, note, details)
@@ -363,34 +390,49 @@ def build_app(deps: HttpDeps) -> web.Application:
         api = need_dialer()
         if request.content_length is not None and request.content_length > MAX_LIST_BYTES:
             raise BadRequest(f"a list is at most {MAX_LIST_BYTES} bytes")
-        raw = await request.read()
+        # Read here rather than with request.read(), which refuses bodies over the app's
+        # client_max_size (1 MiB): far less than a list may be.
+        raw = bytearray()
+        async for block in request.content.iter_chunked(1 << 16):
+            raw += block
+            if len(raw) > MAX_LIST_BYTES:
+                raise BadRequest(f"a list is at most {MAX_LIST_BYTES} bytes")
         if not raw:
             raise BadRequest("send the list as the request body (text/csv, UTF-8, with a header)")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as err:
             raise BadRequest(f"the list is not UTF-8 text (byte {err.start})") from err
+        if NUL in text:
+            raise BadRequest("the list contains NUL characters: it is not a text CSV file")
         source = request.query.get("source", "api")[:200]
+        if NUL in source:
+            raise BadRequest("'source' (query) must not contain NUL")
         started = await api.start_import(request.match_info["name"], text, source)
         return web.json_response(started, status=202)
 
     async def import_status(request: web.Request) -> web.Response:
         raw = request.match_info["import_id"]
-        if not raw.isdigit() or len(raw) > 18:
+        import_id = _number_id(raw)
+        if import_id is None:
             raise NotFound(f"no import with id {raw!r}")
-        return web.json_response(await need_dialer().import_status(int(raw)), dumps=_dumps)
+        return web.json_response(await need_dialer().import_status(import_id), dumps=_dumps)
 
     async def paid(request: web.Request) -> web.Response:
         body = await _json_body(request)
         account = request.match_info["account_id"]
-        if not account or len(account) > 64:
-            raise BadRequest("the account id is 1 to 64 characters")
+        if not account or len(account) > 64 or NUL in account:
+            raise BadRequest("the account id is 1 to 64 characters, without NUL")
         try:
             amount = Decimal(str(body.get("amount")))
         except (InvalidOperation, ValueError) as err:
             raise BadRequest("'amount' (a positive number) is required") from err
         if not amount.is_finite() or amount <= 0 or amount > Decimal("1e15"):
             raise BadRequest("'amount' must be a positive number")
+        # Stored in cents: an amount that rounds to nothing is no payment.
+        amount = amount.quantize(Decimal("0.01"))
+        if amount == 0:
+            raise BadRequest("'amount' must be at least 0.01")
         paid_at_raw = body.get("paid_at")
         if paid_at_raw is None:
             paid_at = datetime.now(UTC)
@@ -401,10 +443,12 @@ def build_app(deps: HttpDeps) -> web.Application:
                 raise BadRequest("'paid_at' must be ISO 8601 with an offset") from err
             if paid_at.tzinfo is None:
                 raise BadRequest("'paid_at' needs a UTC offset (e.g. +07:00)")
+            try:
+                paid_at = paid_at.astimezone(UTC)
+            except OverflowError as err:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+                raise BadRequest("'paid_at' is out of range") from err
         reference = _opt_str(body, "reference", 100) or ""
-        result = await need_dialer().paid(
-            account, amount.quantize(Decimal("0.01")), paid_at, reference
-        )
+        result = await need_dialer().paid(account, amount, paid_at, reference)
         return web.json_response(result, status=201)
 
     async def dnc(request: web.Request) -> web.Response:
@@ -415,11 +459,11 @@ def build_app(deps: HttpDeps) -> web.Application:
             raise BadRequest("'phones' and 'accounts' are lists")
         if not phones_raw and not accounts:
             raise BadRequest("give 'phones' or 'accounts' to add")
-        if not all(isinstance(p, str) and 0 < len(p) <= 40 for p in phones_raw):
-            raise BadRequest("each phone is a string of 1 to 40 characters")
+        if not all(isinstance(p, str) and 0 < len(p) <= 40 and NUL not in p for p in phones_raw):
+            raise BadRequest("each phone is a string of 1 to 40 characters, without NUL")
         phones = list(phones_raw)
-        if not all(isinstance(a, str) and 0 < len(a) <= 64 for a in accounts):
-            raise BadRequest("each account id is a string of 1 to 64 characters")
+        if not all(isinstance(a, str) and 0 < len(a) <= 64 and NUL not in a for a in accounts):
+            raise BadRequest("each account id is a string of 1 to 64 characters, without NUL")
         reason = _opt_str(body, "reason", 200) or "api"
         return web.json_response(await need_dialer().add_dnc(phones, accounts, reason), status=201)
 
@@ -437,9 +481,10 @@ def build_app(deps: HttpDeps) -> web.Application:
         body = await _json_body(request)
         agent_id = acting_agent(request, _opt_str(body, "agent_id", 40))
         raw = request.match_info["record_id"]
-        if not raw.isdigit() or len(raw) > 18:
+        record_id = _number_id(raw)
+        if record_id is None:
             raise NotFound(f"no record {raw!r}")
-        started = await need_dialer().preview_dial(request.match_info["name"], int(raw), agent_id)
+        started = await need_dialer().preview_dial(request.match_info["name"], record_id, agent_id)
         return web.json_response(started, status=202)
 
     app.router.add_get("/api/v1/campaigns/{name}/preview", preview)
@@ -459,6 +504,7 @@ def build_app(deps: HttpDeps) -> web.Application:
     app.router.add_post("/api/v1/calls/{call_id}/transfer", transfer)
     app.router.add_post("/api/v1/calls/{call_id}/disposition", disposition)
     app.router.add_get("/health", health)
+    app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/flows", flows)
     app.router.add_post("/api/v1/flows/reload", reload_flows)
     app.router.add_get("/ready", ready)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -39,8 +39,14 @@ CONTROL_ACTIONS = ("start", "stop", "pause", "resume")
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,160}$")
 
 
+def _json_value(v: Any) -> Any:
+    # Times as RFC 3339 (ISO 8601 with "T"), like the rest of the API; str() would put a
+    # space there, which clients parsing date-time reject.
+    return v.isoformat() if isinstance(v, datetime) else str(v)
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str)
+    return json.dumps(obj, default=_json_value)
 
 
 def principal_of(request: web.Request) -> Principal:
@@ -78,7 +84,10 @@ def _when(raw: str | None, key: str) -> datetime | None:
         raise BadRequest(f"{key!r} must be ISO 8601 with an offset") from err
     if at.tzinfo is None:
         raise BadRequest(f"{key!r} needs a UTC offset (e.g. +07:00)")
-    return at
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as err:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise BadRequest(f"{key!r} is out of range") from err
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -86,7 +95,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
         return {}
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, LookupError, RecursionError) as err:
+        # LookupError: a charset Python does not know; RecursionError: nesting too deep to
+        # parse. Both are the client's body, as is text that is not JSON.
         raise BadRequest(f"the request body is not valid JSON ({err})") from err
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
@@ -105,9 +116,13 @@ def add_routes(app: web.Application, recordings: RecordingService, monitor: Moni
     async def list_recordings(request: web.Request) -> web.Response:
         q = request.query
         limit_raw = q.get("limit", "100")
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
+        # ASCII digits only: str.isdigit() also accepts digits such as "²" that int() refuses.
+        if not (limit_raw.isascii() and limit_raw.isdigit()) or not 1 <= int(limit_raw) <= 1000:
             raise BadRequest("'limit' is 1 to 1000")
         filters = {k: q[k] for k in ("call_id", "agent_id", "queue", "campaign") if k in q}
+        if any("\x00" in v for v in filters.values()):
+            # PostgreSQL text cannot hold NUL, so such a filter would fail rather than match.
+            raise BadRequest("filters must not contain NUL")
         rows = await recordings.search(
             principal_of(request),
             **filters,
