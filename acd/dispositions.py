@@ -60,7 +60,10 @@ def amount_of(v: object) -> Decimal:
         raise DispositionInvalid(f"'amount' must be a number, got {v!r}") from err
     if not amount.is_finite() or amount <= 0 or amount > Decimal("1e15"):
         raise DispositionInvalid(f"'amount' must be a positive amount, got {v!r}")
-    return amount.quantize(Decimal("0.01"))
+    amount = amount.quantize(Decimal("0.01"))
+    if amount <= 0:
+        raise DispositionInvalid(f"'amount' is less than one sen, got {v!r}")
+    return amount
 
 
 def date_of(v: object) -> date:
@@ -81,4 +84,7 @@ def when_of(v: object) -> datetime:
         raise DispositionInvalid(f"'callback_at' must be ISO 8601, got {v!r}") from err
     if at.tzinfo is None:
         raise DispositionInvalid("'callback_at' needs a UTC offset (e.g. +07:00)")
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError as err:
+        raise DispositionInvalid(f"'callback_at' is out of range, got {v!r}") from err

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -277,8 +277,9 @@ async def _json(request: web.Request) -> dict[str, Any]:
         raise BadRequest("send a JSON object body")
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest(f"the request body is not valid JSON ({err})") from err
+    except (ValueError, UnicodeDecodeError, LookupError, RecursionError) as err:
+        # LookupError: a charset Python does not know; RecursionError: nesting too deep.
+        raise BadRequest(f"the request body is not valid JSON ({type(err).__name__})") from err
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body
@@ -288,6 +289,13 @@ def _str(body: dict[str, Any], key: str, lo: int, hi: int) -> str:
     v = body.get(key)
     if not isinstance(v, str) or not lo <= len(v) <= hi:
         raise BadRequest(f"{key!r} must be a string of {lo} to {hi} characters")
+    return _text(v, key)
+
+
+def _text(v: str, key: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
+    if "\x00" in v:
+        raise BadRequest(f"{key!r} must not contain NUL characters")
     return v
 
 
@@ -300,6 +308,10 @@ def _when(raw: str | None, key: str) -> datetime | None:
         raise BadRequest(f"{key!r} must be ISO 8601 with an offset") from err
     if at.tzinfo is None:
         raise BadRequest(f"{key!r} needs a UTC offset (e.g. +07:00)")
+    try:
+        at.astimezone(UTC)  # year 1 with a positive offset falls off the calendar in UTC
+    except OverflowError as err:
+        raise BadRequest(f"{key!r} is out of range") from err
     return at
 
 
@@ -322,7 +334,7 @@ def _user_changes(body: dict[str, Any]) -> dict[str, Any]:
     if "password" in body:
         out["password"] = _str(body, "password", 8, 256)
     if "role" in body:
-        if body["role"] not in {r.value for r in Role}:
+        if body["role"] not in tuple(r.value for r in Role):
             raise BadRequest("'role' is agent, supervisor or admin")
         out["role"] = body["role"]
     if "agent_id" in body:
@@ -412,11 +424,12 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
 
     async def update_user(request: web.Request) -> web.Response:
         changes = _user_changes(await _json(request))
-        user = await auth.update_user(request.match_info["username"], changes)
+        name = _text(request.match_info["username"], "username")
+        user = await auth.update_user(name, changes)
         return web.json_response(user.view())
 
     async def delete_user(request: web.Request) -> web.Response:
-        name = request.match_info["username"]
+        name = _text(request.match_info["username"], "username")
         ident = request[IDENTITY]
         if ident.session is not None and ident.session.user.username == name:
             raise InvalidUser("an admin cannot disable their own login")
@@ -426,11 +439,12 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
     async def audit(request: web.Request) -> web.Response:
         q = request.query
         limit_raw = q.get("limit", "100")
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
+        if not (limit_raw.isascii() and limit_raw.isdigit()) or not 1 <= int(limit_raw) <= 1000:
             raise BadRequest("'limit' is 1 to 1000")
+        actor, action = q.get("actor"), q.get("action")
         entries = await auth.audit_entries(
-            q.get("actor"),
-            q.get("action"),
+            None if actor is None else _text(actor, "actor"),
+            None if action is None else _text(action, "action"),
             _when(q.get("since"), "since"),
             _when(q.get("until"), "until"),
             int(limit_raw),

@@ -18,7 +18,8 @@ class Role(StrEnum):
 
 
 LANGUAGES = ("id", "en")
-USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+# \Z, not $: $ also matches before a trailing newline.
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}\Z")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 

@@ -48,13 +48,13 @@ def normalise_phone(raw: str) -> str:
     compact = _SEPARATORS.sub("", text)
     if compact.startswith("+"):
         body = compact[1:]
-        if not body.isdigit():
+        if not (body.isascii() and body.isdigit()):
             raise InvalidPhone(raw, "not_a_number", "only digits may follow the +")
         if not body.startswith("62"):
             raise InvalidPhone(raw, "not_indonesian", "the country code is not +62")
         nsn = body[2:]
     else:
-        if not compact.isdigit():
+        if not (compact.isascii() and compact.isdigit()):
             raise InvalidPhone(raw, "not_a_number", "it has characters other than digits")
         if compact.startswith("0"):
             nsn = compact[1:]
