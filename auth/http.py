@@ -23,7 +23,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -32,6 +31,7 @@ from aiohttp.typedefs import Middleware
 
 from auth.model import Forbidden, Identity, InvalidUser, Role, UserNotFound
 from auth.service import AuthService
+from engine.bodies import json_object, text, when
 from engine.errors import BadRequest, SambungError, Unauthorized
 
 log = structlog.get_logger(__name__)
@@ -272,47 +272,11 @@ def auth_middleware(
 # ---- the auth routes ----------------------------------------------------------------------
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        raise BadRequest("send a JSON object body")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError, LookupError, RecursionError) as err:
-        # LookupError: a charset Python does not know; RecursionError: nesting too deep.
-        raise BadRequest(f"the request body is not valid JSON ({type(err).__name__})") from err
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
-
-
 def _str(body: dict[str, Any], key: str, lo: int, hi: int) -> str:
     v = body.get(key)
     if not isinstance(v, str) or not lo <= len(v) <= hi:
         raise BadRequest(f"{key!r} must be a string of {lo} to {hi} characters")
-    return _text(v, key)
-
-
-def _text(v: str, key: str) -> str:
-    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
-    if "\x00" in v:
-        raise BadRequest(f"{key!r} must not contain NUL characters")
-    return v
-
-
-def _when(raw: str | None, key: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError as err:
-        raise BadRequest(f"{key!r} must be ISO 8601 with an offset") from err
-    if at.tzinfo is None:
-        raise BadRequest(f"{key!r} needs a UTC offset (e.g. +07:00)")
-    try:
-        at.astimezone(UTC)  # year 1 with a positive offset falls off the calendar in UTC
-    except OverflowError as err:
-        raise BadRequest(f"{key!r} is out of range") from err
-    return at
+    return text(v, key)
 
 
 def set_session_cookie(resp: web.StreamResponse, token: str, max_age: int, secure: bool) -> None:
@@ -357,7 +321,7 @@ def _user_changes(body: dict[str, Any]) -> dict[str, Any]:
 
 def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = False) -> None:
     async def login(request: web.Request) -> web.Response:
-        body = await _json(request)
+        body = await json_object(request, required=True)
         username = _str(body, "username", 1, 64)
         password = _str(body, "password", 1, 256)
         token, session = await auth.login(
@@ -405,7 +369,7 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
         return web.json_response({"users": [u.view() for u in await auth.users()]})
 
     async def create_user(request: web.Request) -> web.Response:
-        body = await _json(request)
+        body = await json_object(request, required=True)
         username = _str(body, "username", 1, 64)
         changes = _user_changes({k: v for k, v in body.items() if k != "username"})
         if "password" not in changes or "role" not in changes:
@@ -423,13 +387,13 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
         return web.json_response(user.view(), status=201)
 
     async def update_user(request: web.Request) -> web.Response:
-        changes = _user_changes(await _json(request))
-        name = _text(request.match_info["username"], "username")
+        changes = _user_changes(await json_object(request, required=True))
+        name = text(request.match_info["username"], "username")
         user = await auth.update_user(name, changes)
         return web.json_response(user.view())
 
     async def delete_user(request: web.Request) -> web.Response:
-        name = _text(request.match_info["username"], "username")
+        name = text(request.match_info["username"], "username")
         ident = request[IDENTITY]
         if ident.session is not None and ident.session.user.username == name:
             raise InvalidUser("an admin cannot disable their own login")
@@ -443,10 +407,10 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
             raise BadRequest("'limit' is 1 to 1000")
         actor, action = q.get("actor"), q.get("action")
         entries = await auth.audit_entries(
-            None if actor is None else _text(actor, "actor"),
-            None if action is None else _text(action, "action"),
-            _when(q.get("since"), "since"),
-            _when(q.get("until"), "until"),
+            None if actor is None else text(actor, "actor"),
+            None if action is None else text(action, "action"),
+            when(q.get("since"), "since"),
+            when(q.get("until"), "until"),
             int(limit_raw),
         )
         return web.json_response({"entries": entries})

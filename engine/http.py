@@ -24,6 +24,7 @@ from auth.http import add_routes as add_auth_routes
 from auth.model import Forbidden, Identity, RateLimited, Role
 from auth.service import AuthService
 from engine import __version__
+from engine.bodies import NUL, json_object
 from engine.errors import BadRequest, NotFound, SambungError, Unauthorized
 from engine.openapi import document_json
 
@@ -150,25 +151,10 @@ class DialerApi(Protocol):
 AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
 CAMPAIGN_ACTIONS = ("start", "pause", "resume", "stop")
 MAX_LIST_BYTES = 64 * 1024 * 1024
-# PostgreSQL text cannot hold NUL: a value with one names nothing stored and cannot be saved.
-NUL = "\x00"
 WS_HEARTBEAT_SECONDS = 20.0
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except (ValueError, LookupError, RecursionError) as err:
-        # LookupError: a charset Python does not know; RecursionError: nesting too deep to
-        # parse. Both are the client's body, as is text that is not JSON.
-        raise BadRequest(f"the request body is not valid JSON ({err})") from err
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
-
-
+# PostgreSQL text cannot hold NUL: a value with one names nothing stored and cannot be saved.
 def _opt_str(body: dict[str, Any], key: str, max_len: int = 200) -> str | None:
     v = body.get(key)
     if v is None:
@@ -299,13 +285,13 @@ def build_app(deps: HttpDeps) -> web.Application:
         action = request.match_info["action"]
         if action not in AGENT_ACTIONS:
             raise NotFound(f"no agent action {action!r}; actions: {', '.join(AGENT_ACTIONS)}")
-        body = await _json_body(request)
+        body = await json_object(request)
         reason = _opt_str(body, "reason", 40) or ""
         view = api.agent_action(request.match_info["agent_id"], action, reason)
         return web.json_response(view)
 
     async def transfer(request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         queue = _opt_str(body, "queue", 40)
         agent_id = _opt_str(body, "agent_id", 40)
         ident = request[IDENTITY]
@@ -316,7 +302,7 @@ def build_app(deps: HttpDeps) -> web.Application:
         return web.json_response({"accepted": True}, status=202)
 
     async def disposition(request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         agent_id = acting_agent(request, _opt_str(body, "agent_id", 40))
         code = _opt_str(body, "code", 40)
         if code is None:
@@ -419,7 +405,7 @@ def build_app(deps: HttpDeps) -> web.Application:
         return web.json_response(await need_dialer().import_status(import_id), dumps=_dumps)
 
     async def paid(request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         account = request.match_info["account_id"]
         if not account or len(account) > 64 or NUL in account:
             raise BadRequest("the account id is 1 to 64 characters, without NUL")
@@ -452,7 +438,7 @@ def build_app(deps: HttpDeps) -> web.Application:
         return web.json_response(result, status=201)
 
     async def dnc(request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         phones_raw = body.get("phones", [])
         accounts = body.get("accounts", [])
         if not isinstance(phones_raw, list) or not isinstance(accounts, list):
@@ -478,7 +464,7 @@ def build_app(deps: HttpDeps) -> web.Application:
         return web.json_response({"record": rec}, dumps=_dumps)
 
     async def preview_dial(request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         agent_id = acting_agent(request, _opt_str(body, "agent_id", 40))
         raw = request.match_info["record_id"]
         record_id = _number_id(raw)

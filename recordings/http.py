@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from engine.bodies import json_object, when
 from engine.errors import BadRequest
 from engine.http import PRINCIPAL, ROLE, problem
 from recordings.errors import Forbidden, RangeNotSatisfiable, RecordingNotFound
@@ -75,35 +76,6 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": public_id(str(row["name"])), **row}
 
 
-def _when(raw: str | None, key: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError as err:
-        raise BadRequest(f"{key!r} must be ISO 8601 with an offset") from err
-    if at.tzinfo is None:
-        raise BadRequest(f"{key!r} needs a UTC offset (e.g. +07:00)")
-    try:
-        return at.astimezone(UTC)
-    except OverflowError as err:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise BadRequest(f"{key!r} is out of range") from err
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except (ValueError, LookupError, RecursionError) as err:
-        # LookupError: a charset Python does not know; RecursionError: nesting too deep to
-        # parse. Both are the client's body, as is text that is not JSON.
-        raise BadRequest(f"the request body is not valid JSON ({err})") from err
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
-
-
 def _mode(value: Any) -> MonitorMode:
     try:
         return MonitorMode(str(value))
@@ -126,8 +98,8 @@ def add_routes(app: web.Application, recordings: RecordingService, monitor: Moni
         rows = await recordings.search(
             principal_of(request),
             **filters,
-            since=_when(q.get("since"), "since"),
-            until=_when(q.get("until"), "until"),
+            since=when(q.get("since"), "since"),
+            until=when(q.get("until"), "until"),
             limit=int(limit_raw),
         )
         return web.json_response({"recordings": [_view(r) for r in rows]}, dumps=_dumps)
@@ -195,7 +167,7 @@ def add_routes(app: web.Application, recordings: RecordingService, monitor: Moni
         return web.json_response({"sessions": monitor.views(principal_of(request))})
 
     async def start_session(request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_object(request)
         call_id, agent_id = body.get("call_id"), body.get("agent_id")
         if (call_id is None) == (agent_id is None):
             raise BadRequest("give exactly one of 'call_id' or 'agent_id'")
@@ -208,7 +180,7 @@ def add_routes(app: web.Application, recordings: RecordingService, monitor: Moni
         return web.json_response(view, status=202)
 
     async def session_mode(request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_object(request)
         view = monitor.set_mode(
             principal_of(request), request.match_info["session_id"], _mode(body.get("mode"))
         )
