@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from engine.errors import Forbidden as Forbidden  # re-exported: the auth code names it here
 from engine.errors import SambungError
 
 
@@ -86,12 +87,6 @@ class RateLimited(SambungError):
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(detail, retry_after=retry_after)
         self.retry_after = retry_after
-
-
-class Forbidden(SambungError):
-    error_id = "auth.forbidden"
-    http_status = 403
-    title = "Forbidden"
 
 
 class UserExists(SambungError):

@@ -122,21 +122,7 @@ class AuthService:
     ) -> list[dict[str, Any]]:
         async with self._pool.acquire() as conn:
             rows = await store.audit_entries(conn, actor, action, since, until, limit)
-        return [
-            {
-                "id": r["audit_id"],
-                "at": r["at"].isoformat(),
-                "actor": r["actor"],
-                "role": r["role"],
-                "action": r["action"],
-                "target": r["target"],
-                "outcome": r["outcome"],
-                "status": r["status"],
-                "ip": r["ip"],
-                "detail": json.loads(r["detail"]),
-            }
-            for r in rows
-        ]
+        return [{**r, "at": r["at"].isoformat(), "detail": json.loads(r["detail"])} for r in rows]
 
     # ---- sessions ---------------------------------------------------------------------------
 

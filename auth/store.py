@@ -191,7 +191,8 @@ async def audit_entries(
     limit: int,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        """SELECT audit_id, at, actor, role, action, target, outcome, status, ip, detail::text
+        """SELECT audit_id AS id, at, actor, role, action, target, outcome, status, ip,
+                  detail::text
            FROM audit_log
            WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)
              AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)

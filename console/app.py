@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import jinja2
 import structlog
 from aiohttp import web
@@ -24,8 +25,9 @@ from auth.model import BadCredentials, Identity, RateLimited, Role
 from console.cards import Card, CardBook
 from console.i18n import LANGUAGES, catalogue, pick_language
 from dialer.lists import parse_amount
+from engine.bodies import number_id
 from engine.config import ConsoleSettings, DispositionSettings
-from engine.errors import BadRequest, SambungError
+from engine.errors import BadRequest, Forbidden, SambungError
 from recordings.model import MonitorMode, Principal
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ STATIC_FILES = {
 }
 LANG_COOKIE = "sambung_lang"
 KEEPALIVE_SECONDS = 15.0
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # A stream re-checks its session this often, so a logout elsewhere or an expiry shows.
 RECHECK_SECONDS = 60.0
 CHECKED_AT = web.RequestKey("console_session_checked_at", float)
@@ -87,6 +90,7 @@ class Console:
         self.engine = engine
         self.settings = settings
         self.cards = CardBook()
+        self._promises: dict[str, tuple[tuple[str, str | None], list[dict[str, Any]]]] = {}
         engine.hub.taps.append(self.cards.hear)
         self.closing = asyncio.Event()
         self.share_boards = True  # False only in the benchmark's baseline
@@ -137,7 +141,10 @@ class Console:
     def own_agent(self, request: web.Request) -> str:
         ident = request[IDENTITY]
         if ident.agent_id is None:
-            raise web.HTTPForbidden(text="this login is not an agent")
+            raise Forbidden(
+                f"{ident.name!r} is not tied to an ACD agent: use the wallboard, or ask an admin "
+                "to set the login's agent_id (PATCH /api/v1/users/<name>)"
+            )
         return ident.agent_id
 
     def schema_for(self, card: Card | None) -> list[DispositionSettings]:
@@ -165,16 +172,32 @@ class Console:
             and agent_id in d.agent_ids(name)
         ]
 
-    async def agent_parts(self, agent_id: str, lang: str) -> dict[str, str]:
+    async def promises_for(self, agent_id: str, card: Card | None) -> list[dict[str, Any]]:
+        """The card's account's earlier promises, asked of PostgreSQL once per card (and again
+        after a disposition), not at every push of the agent's stream."""
+        if card is None or not card.account:
+            return []
+        key = (card.call_id, card.saved_code)
+        hit = self._promises.get(agent_id)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        try:
+            promises = await self.engine.previous_promises(card.account)
+        except DB_ERRORS as err:
+            # The card still shows the call; the promises list is left out, not the card.
+            log.warning("console.promises_unavailable", agent=agent_id, error=str(err))
+            return []
+        self._promises[agent_id] = (key, promises)
+        return promises
+
+    async def agent_parts(
+        self, agent_id: str, lang: str, error: str | None = None
+    ) -> dict[str, str]:
         agent = self.engine.acd.agents.get(agent_id).view()
         since = datetime.fromisoformat(str(agent["since"]))
         agent["seconds_in_state"] = max(0.0, (datetime.now(UTC) - since).total_seconds())
         card = self.cards.get(agent_id)
-        promises: list[dict[str, Any]] = []
-        if card is not None and card.account:
-            with contextlib.suppress(Exception):
-                # A lookup failure must not blank the card; the card says nothing about it.
-                promises = await self.engine.previous_promises(card.account)
+        promises = await self.promises_for(agent_id, card)
         ctx = {
             "agent": agent,
             "card": card,
@@ -184,6 +207,7 @@ class Console:
             "now": datetime.now(UTC),
             "message": None,
             "error": None,
+            "state_error": error,
             "form": {},
             "preview_campaigns": self.preview_campaigns(agent_id),
         }
@@ -230,12 +254,8 @@ class Console:
     async def home(self, request: web.Request) -> web.Response:
         raise web.HTTPSeeOther("/console/login")
 
-    def home_of(self, ident: Identity) -> str | None:
-        if ident.role is Role.AGENT:
-            return "/console/agent"
-        if ident.role in (Role.SUPERVISOR, Role.ADMIN):
-            return "/console/wallboard"
-        return None
+    def home_of(self, ident: Identity) -> str:
+        return "/console/agent" if ident.role is Role.AGENT else "/console/wallboard"
 
     async def login_page(self, request: web.Request) -> web.Response:
         return self.page(request, "login.html", error=None, username="")
@@ -270,10 +290,7 @@ class Console:
         except SambungError as err:
             msg = cat.text(lang, "login.unavailable", detail=err.detail)
             return self.page(request, "login.html", err.http_status, error=msg, username=username)
-        target = self.home_of(auth.identity(session)) or "/console/login"
-        if session.user.role is Role.SUPERVISOR and session.user.agent_id is None:
-            target = "/console/wallboard"
-        resp = web.HTTPSeeOther(target)
+        resp = web.HTTPSeeOther(self.home_of(auth.identity(session)))
         set_session_cookie(
             resp,
             token,
@@ -350,19 +367,9 @@ class Console:
         try:
             self.engine.agent_action(agent_id, action, reason)
         except SambungError as err:
-            error = err.detail
-        lang = self.lang_of(request)
-        parts = await self.agent_parts(agent_id, lang)
-        if error is None:
-            return web.Response(text=parts["state"], content_type="text/html")
-        agent = self.engine.acd.agents.get(agent_id).view()
-        return self.fragment(
-            request,
-            "_agent_state.html",
-            agent=agent,
-            reasons=self.settings.pause_reasons,
-            error=error,
-        )
+            error = err.detail  # shown in the state panel, which is re-rendered either way
+        parts = await self.agent_parts(agent_id, self.lang_of(request), error=error)
+        return web.Response(text=parts["state"], content_type="text/html")
 
     async def disposition(self, request: web.Request) -> web.Response:
         agent_id = self.own_agent(request)
@@ -388,9 +395,9 @@ class Console:
             details["callback_at"] = local_to_iso(str(form["callback_at"]), str(form.get("tz", "")))
         try:
             if not call_id or not code:
-                raise_bad("call and outcome are required")
+                raise BadRequest("call and outcome are required")
             if not await self.engine.call_handled_by(call_id, agent_id):
-                raise_bad(f"call {call_id} is not one of yours")
+                raise BadRequest(f"call {call_id} is not one of yours")
             await self.engine.disposition(call_id, agent_id, code, note, details)
         except SambungError as err:
             error = cat.text(lang, "disp.error", detail=err.detail)
@@ -415,7 +422,7 @@ class Console:
         record, error = None, None
         try:
             if name not in self.preview_campaigns(agent_id):
-                raise_bad(f"{name!r} is not a running preview campaign of yours")
+                raise BadRequest(f"{name!r} is not a running preview campaign of yours")
             record = await self.engine.preview_next(name, agent_id)
         except SambungError as err:
             error = catalogue().text(lang, "wall.failed", detail=err.detail)
@@ -432,11 +439,12 @@ class Console:
         cat = catalogue()
         message, error = None, None
         try:
-            if not raw.isdigit() or len(raw) > 18:
-                raise_bad(f"no record {raw!r}")
+            record_id = number_id(raw)
+            if record_id is None:
+                raise BadRequest(f"no record {raw!r}")
             if name not in self.preview_campaigns(agent_id):
-                raise_bad(f"{name!r} is not a running preview campaign of yours")
-            await self.engine.preview_dial(name, int(raw), agent_id)
+                raise BadRequest(f"{name!r} is not a running preview campaign of yours")
+            await self.engine.preview_dial(name, record_id, agent_id)
             message = cat.text(lang, "preview.dialling")
         except SambungError as err:
             error = cat.text(lang, "wall.failed", detail=err.detail)
@@ -516,7 +524,7 @@ class Console:
         agent_id = str(form.get("agent_id", "")) or None
         try:
             if rec is None:
-                raise_bad("monitoring is not available")
+                raise BadRequest("monitoring is not available")
             assert rec is not None
             view = await rec.monitor.start(
                 Principal(ident.name, Role(ident.role.value)), mode, None, agent_id
@@ -582,10 +590,6 @@ class Console:
                 await resp.write(sse("expired", self.render("_expired.html", lang)))
                 return False
             await resp.write(b": keep-alive\n\n")
-
-
-def raise_bad(detail: str) -> None:
-    raise BadRequest(detail)
 
 
 def local_to_iso(value: str, tz: str) -> str:

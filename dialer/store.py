@@ -305,18 +305,28 @@ async def attempt_row(conn: Conn, attempt_id: str) -> asyncpg.Record | None:
     )
 
 
-async def promises_of(conn: Conn, account_id: str) -> list[dict[str, Any]]:
+async def promises_of(conn: Conn, account_id: str, limit: int = 5) -> list[dict[str, Any]]:
+    """The account's latest promises to pay from any campaign or inbound queue, newest first,
+    and whether a payment came in since each was made."""
     rows = await conn.fetch(
-        """SELECT code, amount, promise_date, at FROM dispositions
-           WHERE account_id = $1 AND amount IS NOT NULL ORDER BY at DESC LIMIT 5""",
+        """SELECT d.code, d.amount, d.promise_date, d.at, d.agent_id, d.campaign,
+                  EXISTS (SELECT 1 FROM payments p WHERE p.account_id = d.account_id
+                          AND p.paid_at >= d.at) AS paid_since
+           FROM dispositions d
+           WHERE d.account_id = $1 AND d.amount IS NOT NULL AND d.promise_date IS NOT NULL
+           ORDER BY d.at DESC LIMIT $2""",
         account_id,
+        limit,
     )
     return [
         {
             "code": r["code"],
             "amount": str(r["amount"]),
-            "date": r["promise_date"].isoformat() if r["promise_date"] else None,
+            "date": r["promise_date"].isoformat(),
             "at": r["at"].isoformat(),
+            "agent_id": r["agent_id"],
+            "campaign": r["campaign"],
+            "paid_since": r["paid_since"],
         }
         for r in rows
     ]

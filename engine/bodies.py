@@ -33,6 +33,14 @@ async def json_object(request: web.Request, *, required: bool = False) -> dict[s
     return body
 
 
+def number_id(raw: str) -> int | None:
+    """A numeric id from a path or form, or None when it cannot be one."""
+    # ASCII digits only: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
+
+
 def text(value: str, key: str) -> str:
     # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database.
     if NUL in value:

@@ -247,6 +247,27 @@ class QueueSettings(_Section):
     # accepts any code with a note, as before. Promises to pay need amount and date.
     dispositions: list[DispositionSettings] = Field(default_factory=list)
 
+    @field_validator("dispositions")
+    @classmethod
+    def _queue_outcomes_only_record(
+        cls, v: list[DispositionSettings]
+    ) -> list[DispositionSettings]:
+        # A queue call's disposition is recorded (amount, date, callback time, right party);
+        # nothing is scheduled or stopped from it. Refuse settings that promise otherwise.
+        for d in v:
+            if d.then != "done":
+                raise ValueError(
+                    f"disposition {d.code!r}: then = {d.then!r} acts on a dialer record; a "
+                    "queue's dispositions are recorded only (leave then out, or use a campaign)"
+                )
+            if d.paid:
+                raise ValueError(
+                    f"disposition {d.code!r}: paid = true stops a campaign's calling; on a "
+                    "queue it would do nothing (record payments with POST "
+                    "/api/v1/accounts/<account>/paid)"
+                )
+        return v
+
     @field_validator("relax")
     @classmethod
     def _relax_sorted(cls, v: list[RelaxStepSettings]) -> list[RelaxStepSettings]:

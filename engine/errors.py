@@ -55,6 +55,14 @@ class Unauthorized(SambungError):
     title = "Unauthorized"
 
 
+class Forbidden(SambungError):
+    """Who is asking is known, and their role (or ownership) does not allow this."""
+
+    error_id = "api.forbidden"
+    http_status = 403
+    title = "Forbidden"
+
+
 class TelephonyError(SambungError):
     """Base of errors raised by the Asterisk adapters."""
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+import asyncpg
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -24,8 +25,8 @@ from auth.http import add_routes as add_auth_routes
 from auth.model import Forbidden, Identity, RateLimited, Role
 from auth.service import AuthService
 from engine import __version__
-from engine.bodies import NUL, json_object
-from engine.errors import BadRequest, NotFound, SambungError, Unauthorized
+from engine.bodies import NUL, json_object, number_id
+from engine.errors import BadRequest, DatabaseUnavailable, NotFound, SambungError, Unauthorized
 from engine.openapi import document_json
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,16 @@ def problem(status: int, title: str, error_id: str, detail: str, **extra: Any) -
     }
     resp = web.json_response(body, status=status, content_type=PROBLEM)
     return resp
+
+
+# PostgreSQL is unreachable, refusing connections, or dropped the one in use.
+DB_AWAY = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionRefusedError,
+)
 
 
 @web.middleware
@@ -69,6 +80,17 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             # A 405 must say which methods the resource has (RFC 9110, section 15.5.6).
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
+    except DB_AWAY as err:
+        # A handler reached PostgreSQL while it is away: say so rather than a bare 500 (calls
+        # go on; what needs the database waits for it). Other database errors (a constraint,
+        # a bad statement) are bugs and stay 500s below.
+        log.warning("http.database_unavailable", path=request.path, error=str(err))
+        return problem(
+            503,
+            DatabaseUnavailable.title,
+            DatabaseUnavailable.error_id,
+            f"the database is not reachable ({type(err).__name__}); try again shortly",
+        )
     except Exception:
         log.exception("http.unhandled", path=request.path)
         return problem(500, "Internal error", "sambung.internal", "unexpected error; see logs")
@@ -164,13 +186,6 @@ def _opt_str(body: dict[str, Any], key: str, max_len: int = 200) -> str | None:
             f"{key!r} must be a non-empty string of at most {max_len} characters, without NUL"
         )
     return v
-
-
-def _number_id(raw: str) -> int | None:
-    # ASCII digits only: str.isdigit() also accepts digits such as "²" that int() refuses.
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        return int(raw)
-    return None
 
 
 @dataclass(frozen=True)
@@ -399,7 +414,7 @@ def build_app(deps: HttpDeps) -> web.Application:
 
     async def import_status(request: web.Request) -> web.Response:
         raw = request.match_info["import_id"]
-        import_id = _number_id(raw)
+        import_id = number_id(raw)
         if import_id is None:
             raise NotFound(f"no import with id {raw!r}")
         return web.json_response(await need_dialer().import_status(import_id), dumps=_dumps)
@@ -467,7 +482,7 @@ def build_app(deps: HttpDeps) -> web.Application:
         body = await json_object(request)
         agent_id = acting_agent(request, _opt_str(body, "agent_id", 40))
         raw = request.match_info["record_id"]
-        record_id = _number_id(raw)
+        record_id = number_id(raw)
         if record_id is None:
             raise NotFound(f"no record {raw!r}")
         started = await need_dialer().preview_dial(request.match_info["name"], record_id, agent_id)

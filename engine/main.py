@@ -464,21 +464,12 @@ class Engine:
                 return {"queue": queue}
         return {}
 
-    async def previous_promises(self, account_id: str, limit: int = 5) -> list[dict[str, Any]]:
-        """The account's latest promises to pay, from any campaign or queue, newest first."""
+    async def previous_promises(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's latest promises to pay (the agent's call card)."""
         if self._pool is None or not account_id:
             return []
-        rows = await self._pool.fetch(
-            """SELECT d.at, d.code, d.amount, d.promise_date, d.agent_id, d.campaign,
-                      EXISTS (SELECT 1 FROM payments p WHERE p.account_id = d.account_id
-                              AND p.paid_at >= d.at) AS paid_since
-               FROM dispositions d
-               WHERE d.account_id = $1 AND d.promise_date IS NOT NULL
-               ORDER BY d.at DESC LIMIT $2""",
-            account_id,
-            limit,
-        )
-        return [dict(r) for r in rows]
+        async with self._pool.acquire() as conn:
+            return await dialer_store.promises_of(conn, account_id)
 
     async def wallboard(self) -> dict[str, Any]:
         """The floor at a glance: queues, agents by state, campaigns (supervisors' screen)."""

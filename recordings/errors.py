@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.errors import Forbidden as Forbidden  # one 403 for the whole API; named here too
 from engine.errors import SambungError
 
 
@@ -9,14 +10,6 @@ class RecordingError(SambungError):
     error_id = "recordings.error"
     http_status = 500
     title = "Recording error"
-
-
-class Forbidden(RecordingError):
-    """The caller's role may not do this (or an agent asked about someone else's call)."""
-
-    error_id = "api.forbidden"
-    http_status = 403
-    title = "Forbidden"
 
 
 class RecordingNotFound(RecordingError):

@@ -371,7 +371,7 @@ async def test_cookie_requests_need_the_csrf_token_to_change_anything(tmp_path: 
         for headers in (cookie(token), cookie(token, ""), cookie(token, csrf + "x")):
             r = await s.client.post("/api/v1/users", json=new_user, headers=headers)
             assert r.status == 403
-            assert (await r.json())["error_id"] == "auth.forbidden"
+            assert (await r.json())["error_id"] == "api.forbidden"
         assert await s.pool.fetchval("SELECT count(*) FROM users WHERE username = 'made'") == 0
         r = await s.client.post("/api/v1/users", json=new_user, headers=cookie(token, csrf))
         assert r.status == 201
@@ -405,7 +405,7 @@ async def test_an_agent_is_kept_to_their_own_routes_agent_and_calls(tmp_path: Pa
         ]:
             r = await s.client.request(method, path, headers=siti, json={})
             assert r.status == 403, (method, path)
-            assert (await r.json())["error_id"] == "auth.forbidden"
+            assert (await r.json())["error_id"] == "api.forbidden"
 
         r = await s.client.post("/api/v1/agents/siti/pause", json={"reason": "lunch"}, headers=siti)
         assert r.status == 200

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from examples.crm_stub import ACCOUNTS, build_app
 from tests.integration.harness import ROOT, wait_ari
 
 
@@ -28,3 +32,16 @@ def asterisk_sandbox() -> None:
             "the Asterisk sandbox does not answer on ARI: run ops/sandbox up (ops/test does)"
         )
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
+
+
+@pytest.fixture
+async def crm() -> AsyncIterator[str]:
+    """The example stand-in CRM on a free loopback port, for flows with a lookup node."""
+    runner = web.AppRunner(build_app(json.loads(ACCOUNTS.read_text())))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

@@ -11,19 +11,15 @@ test-artifacts/console/.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import Page, expect
 
 from auth.model import Role
-from examples.crm_stub import ACCOUNTS, build_app
 from ivr.flows import FlowTable
 from ivr.model import Flow, InputNode, LookupNode, Node, Retry, TransferNode
 from tests.integration.browser import chromium, shot
@@ -43,18 +39,6 @@ ACCOUNT = "12345678"  # Budi Santoso in the stand-in CRM, Rp 1.250.000 due
 AGENT_PASSWORD = "siti-console-pass"
 SUPERVISOR_PASSWORD = "sari-wallboard-pass"
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-async def crm() -> AsyncIterator[str]:
-    runner = web.AppRunner(build_app(json.loads(ACCOUNTS.read_text())))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 def account_flow(crm_url: str) -> Flow:

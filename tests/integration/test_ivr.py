@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
 from structlog.testing import capture_logs
 
-from examples.crm_stub import ACCOUNTS, build_app
 from ivr.flows import FlowTable
 from ivr.model import (
     Branch,
@@ -39,19 +35,6 @@ from tests.integration.harness import RunningEngine, running_engine, sipp
 
 DID = "1502"
 LONG_PROMPT = "sound:demo-congrats"  # 30 s: any early end is barge-in
-
-
-@pytest.fixture
-async def crm() -> AsyncIterator[str]:
-    runner = web.AppRunner(build_app(json.loads(ACCOUNTS.read_text())))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def make_flow(

@@ -78,7 +78,7 @@ BUILT_KEYS: list[tuple[str, str]] = [
     *[("reason", r) for r in ConsoleSettings().pause_reasons],
     # Reasons the engine pauses an agent with by itself.
     *[("reason", r) for r in (PHONE_OFFLINE, RONA, UNREACHABLE)],
-    *[("campaign", s) for s in ("stopped", "running", "paused", "idle")],
+    *[("campaign", s) for s in ("stopped", "running", "paused")],
 ]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from dialer.service import SAFE_HARBOUR_LEAD, campaign_queue, queue_of
-from engine.config import load_settings
+from engine.config import QueueSettings, load_settings
 from engine.errors import ConfigError
 from engine.main import with_campaign_queues
 
@@ -132,3 +133,20 @@ def test_outbound_first_outranks_every_inbound_queue() -> None:
 
     c = CampaignSettings(name="c", caller_id="021", agents=["siti"], blend="outbound_first")
     assert campaign_queue(c).priority == 9
+
+
+@pytest.mark.parametrize(
+    ("disposition", "says"),
+    [
+        (
+            {"code": "cb", "label": "Call back", "needs": ["callback_at"], "then": "callback"},
+            "recorded only",
+        ),
+        ({"code": "paid", "label": "Paid", "paid": True}, "would do nothing"),
+    ],
+)
+def test_a_queue_disposition_that_would_act_on_a_record_is_refused(
+    disposition: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ValidationError, match=says):
+        QueueSettings(name="q", dispositions=[disposition])

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -26,6 +27,10 @@ async def client() -> AsyncIterator[TestClient[Any, Any]]:
             raise BadRequest("call id 'boom' is not valid")
         if cid == "crash":
             raise RuntimeError("secret internals")
+        if cid == "db-away":
+            raise ConnectionRefusedError(111, "Connect call failed")
+        if cid == "db-bug":
+            raise asyncpg.UniqueViolationError("duplicate key value")
         return {"call_id": cid} if cid == "known" else None
 
     app = build_app(
@@ -101,3 +106,16 @@ async def test_errors_become_problem_documents_with_stable_ids(
     assert body["error_id"] == error_id
     assert body["status"] == status
     assert "secret internals" not in str(body)
+
+
+async def test_a_database_that_is_away_is_a_503_and_a_database_bug_stays_a_500(
+    client: TestClient[Any, Any],
+) -> None:
+    r = await client.get("/api/v1/calls/db-away", headers=AUTH)
+    assert r.status == 503
+    body = await r.json()
+    assert body["error_id"] == "db.unavailable"
+    assert "database is not reachable" in body["detail"]
+    r = await client.get("/api/v1/calls/db-bug", headers=AUTH)
+    assert r.status == 500
+    assert (await r.json())["error_id"] == "sambung.internal"
