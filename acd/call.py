@@ -15,7 +15,13 @@ caller and agent move into the call's own mixing bridge (``sambung-call-<call id
 
 Callbacks: the agent is rung first and the customer only when the agent has answered, so a
 customer called back never waits for an agent (which would be an abandoned call by another
-name). The entry keeps the caller's original place in the queue while it waits.
+name). The entry keeps the caller's original place in the queue while it waits. Whether a
+caller may be offered a callback at all is decided once per call, the first time it could be
+offered, by the callback rules (``acd.callback_rules``, with the do-not-call list and the
+callbacks already made to the number from PostgreSQL): a caller id that is withheld, invalid,
+foreign, premium rate... is never offered one (the offer is not played, the key does nothing).
+A callback accepted outside the calling window waits until the window opens, and the caller is
+told when they will be called.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from acd.agents import AgentStateError
+from acd.callback_rules import next_dial_at
 from acd.facts import (
     LegAnsweredFact,
     LegEndedFact,
@@ -39,7 +47,8 @@ from acd.facts import (
     QueueLeftFact,
 )
 from acd.hub import AgentHub
-from acd.service import AcdService, Entry, Offer, QueueFull, TransferRequest
+from acd.service import AcdService, CallbackScreen, Entry, Offer, QueueFull, TransferRequest
+from dialer.phones import WIB, WIT, WITA
 from engine.calls import CallInbox
 from engine.errors import CallGone, EndpointUnavailable, TelephonyError
 from engine.events import (
@@ -110,13 +119,73 @@ class QueueCallInfo:
     on_connected: Callable[[str], None] | None = None
 
 
-def callable_back(number: str) -> bool:
-    """A caller id the callback trunk can dial: digits (a leading + allowed), 6 to 15 of them.
+# Written out (not built from the weekday's name) so that every prompt a call may play can be
+# found by its name in the code.
+_WEEKDAYS: Final = (
+    "sound:sambung/day-monday",
+    "sound:sambung/day-tuesday",
+    "sound:sambung/day-wednesday",
+    "sound:sambung/day-thursday",
+    "sound:sambung/day-friday",
+    "sound:sambung/day-saturday",
+    "sound:sambung/day-sunday",
+)
+_ZONE_NAMES: Final = {
+    WIB: "sound:sambung/zone-wib",
+    WITA: "sound:sambung/zone-wita",
+    WIT: "sound:sambung/zone-wit",
+}
 
-    Anonymous, withheld or SIP-user caller ids are not offered a callback.
+
+def callback_when(
+    when: datetime, now: datetime, zone: str | None, language: str
+) -> tuple[str, ...]:
+    """The media that say: we will call you back tomorrow at 8 a.m. Western Indonesia Time.
+
+    The time is said in the number's zone, or in WIB when the number says nothing about where
+    its owner is (a mobile), naming the zone either way; a foreign number's time is said in
+    its own zone as "your local time". Rounded up to the minute: never earlier than the call.
+    Indonesian says the time on a 24-hour clock ("pukul empat belas lewat tiga puluh menit"),
+    as announcements in Indonesia do; English on a 12-hour one ("at two thirty p.m.").
     """
-    digits = number.removeprefix("+")
-    return digits.isdigit() and 6 <= len(digits) <= 15
+    tz = ZoneInfo(zone or WIB)
+    local = when.astimezone(tz)
+    if local.second or local.microsecond:
+        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    days = (local.date() - now.astimezone(tz).date()).days
+    media: list[str] = ["sound:sambung/callback-later"]
+    if days <= 0:
+        media.append("sound:sambung/callback-today")
+    elif days == 1:
+        media.append("sound:sambung/callback-tomorrow")
+    elif days < 7:
+        media += ["sound:sambung/callback-on", _WEEKDAYS[local.weekday()]]
+    else:
+        media += [
+            "sound:sambung/callback-in",
+            *say_media("number", str(days), language),
+            "sound:sambung/callback-days",
+        ]
+    media.append("sound:sambung/callback-at")
+    hour, minute = local.hour, local.minute
+    if language == "id":
+        media += say_media("number", str(hour), language)
+        if minute:
+            media += [
+                "sound:sambung/time-past",
+                *say_media("number", str(minute), language),
+                "sound:sambung/queue-minutes",
+            ]
+    else:
+        media += say_media("number", str(hour % 12 or 12), language)
+        if minute:
+            if minute < 10:
+                media.append("digits:0")  # 8:05 is "eight zero five"
+            media += say_media("number", str(minute), language)
+        media.append("sound:sambung/time-am" if hour < 12 else "sound:sambung/time-pm")
+    media.append(_ZONE_NAMES.get(zone or WIB, "sound:sambung/zone-local"))
+    media.append("sound:sambung/callback-bye")
+    return tuple(media)
 
 
 def bridge_for_queue(queue: str) -> str:
@@ -205,6 +274,9 @@ class QueuedCall:
         self.overflowed = False
         self.connected_queue = ""
         self.message: str | None = None  # the recording's name while taking a message
+        # Whether (and from when) the caller may be called back: decided once, the first time
+        # a callback could be offered.
+        self.callback: CallbackScreen | None = None
 
     @property
     def language(self) -> str:
@@ -393,13 +465,14 @@ class QueuedCall:
         log.info("acd.waiting", queue=queue, position=position)
         if greet and q.greeting:
             await self._play(tuple(q.greeting), "greeting")
-        if q.callback_key and greet:
+        self._schedule_announce()
+        self._start_timer("max_wait", q.max_wait_seconds)
+        # Asks PostgreSQL (briefly) while the greeting plays; the offer is queued after it.
+        if q.callback_key and greet and await self._may_call_back():
             await self._play(
                 ("sound:sambung/queue-callback-offer", *self._say_key(q.callback_key)),
                 "callback-offer",
             )
-        self._schedule_announce()
-        self._start_timer("max_wait", q.max_wait_seconds)
         return True
 
     def _entered_fact(self, entry: Entry) -> QueueEnteredFact:
@@ -496,21 +569,52 @@ class QueuedCall:
         keys = {q.callback_key} - {""}
         if self.overflowed and q.overflow.action == "callback":
             keys.add("1")  # the overflow's default offer says "press 1"
-        if digit in keys and callable_back(self.info.caller_number):
+        if digit in keys and await self._may_call_back():
             await self._to_callback()
+
+    async def _may_call_back(self) -> bool:
+        """May this caller be offered a callback? Asked once per call (PostgreSQL is asked)."""
+        if self.callback is None:
+            screen = await self.r.acd.screen_callback(self.info.caller_number, self.r.wall())
+            self.callback = screen
+            if not screen.ok:
+                assert screen.reason is not None
+                self.r.acd.callback_refused(screen.reason)
+                # The reason only: the caller's number is personal data.
+                log.info("acd.callback_not_offered", reason=screen.reason)
+        return self.callback.ok
 
     async def _to_callback(self) -> None:
         entry = self.entry
+        screen = self.callback
         assert entry is not None
+        assert screen is not None
+        acd = self.r.acd
+        now = self.r.wall()
+        # Since the offer the window may have closed: the callback is made when it opens.
+        when = next_dial_at(screen.verdict, acd.callback_rules, now, screen.history)
+        if when is None:
+            log.info("acd.callback_not_offered", reason="no_window")
+            return  # nothing to promise: the caller waits on as before
         await self._withdraw_offer("caller_left")
         cb_id = f"cb-{entry.entry_id}"
-        self.r.acd.to_callback(entry, cb_id)
+        later = when > now
+        acd.to_callback(entry, cb_id, screen, not_before=when if later else None)
         self.entry = None  # the service owns it now; it keeps the caller's place
-        log.info("acd.callback_requested", entry=entry.entry_id, queue=entry.queue)
+        log.info(
+            "acd.callback_requested",
+            entry=entry.entry_id,
+            queue=entry.queue,
+            not_before=when.isoformat() if later else None,
+        )
         self._cancel_timer("announce")
         self._cancel_timer("max_wait")
         await self._stop_prompts()
-        await self._polite_hangup("callback_requested", ("sound:sambung/queue-callback-ok",))
+        if later:
+            bye = callback_when(when, now, screen.verdict.zone, self.language)
+        else:
+            bye = ("sound:sambung/queue-callback-ok",)
+        await self._polite_hangup("callback_requested", bye)
 
     async def _caller_gone(self) -> None:
         if self.phase in ("waiting", "offering", "whisper"):
@@ -572,6 +676,13 @@ class QueuedCall:
             why == "full" and action == "relax"
         ):
             action = "hangup"  # the second expiry (the relaxed wait is over too), or no room
+        prompts = tuple(q.overflow.prompts)
+        if action == "callback" and not await self._may_call_back():
+            # A caller who may not be called back hears that the agents are busy and to call
+            # again, and is let go. Not a voice message instead: a message asks to be called
+            # back, which is what this number may not be (spoofed, premium, do-not-call...).
+            # The queue's own prompts offer the callback, so the default prompt is said.
+            action, prompts = "hangup", ()
         log.info("acd.overflow", queue=entry.queue, why=why, action=action)
         if action == "relax":
             self.overflowed = True
@@ -594,7 +705,6 @@ class QueuedCall:
         self._cancel_timer("announce")
         self._cancel_timer("max_wait")
         await self._stop_prompts()
-        prompts = tuple(q.overflow.prompts)
         if action == "queue":
             assert q.overflow.target is not None
             self.entry = None
@@ -602,7 +712,7 @@ class QueuedCall:
             if prompts:
                 await self._play(prompts, "overflow")
             await self._join(q.overflow.target, kind="overflow", greet=False)
-        elif action == "callback" and callable_back(self.info.caller_number):
+        elif action == "callback":
             # Keep the place: the entry waits on as it is, and the caller may take the offer.
             self.overflowed = True
             self.entry = self.r.acd.new_entry(

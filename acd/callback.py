@@ -7,6 +7,13 @@ agent. The agent hears ringing meanwhile. If the customer does not answer (or is
 is told, goes to wrap-up, and the callback waits again (``CALLBACK_RETRY_SECONDS`` later, up to
 ``CALLBACK_ATTEMPTS`` attempts in all, its place kept); after the last attempt it is closed as
 ``callback_failed``. Each attempt is a row in ``calls`` with direction ``callback``.
+
+Before each attempt, before any phone rings, the callback rules are checked again with what
+PostgreSQL knows now: the calling window may have closed while the callback waited, the number
+may have been put on the do-not-call list, the day's callbacks to it may be used up. Then
+nobody is rung: the callback waits for the first moment the rules allow (its place kept), or is
+closed as ``callback_refused`` when no such moment comes. The customer is dialled at the E.164
+number the rules checked, never at the caller id as it came.
 """
 
 from __future__ import annotations
@@ -14,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from acd.call import RING_BACKSTOP_SECONDS, bridge_for_call, offer_outcome
 from acd.facts import LegAnsweredFact, LegEndedFact, LegStartedFact, QueueLeftFact
 from acd.hub import AgentHub
-from acd.service import AcdService, Entry, Offer
+from acd.service import CALLBACK_RETRY_SECONDS, AcdService, Entry, Offer
 from engine.calls import CallInbox
 from engine.errors import EndpointUnavailable, TelephonyError
 from engine.events import LegAnswered, LegEnded, PromptFinished
@@ -45,6 +52,7 @@ class CallbackRunner:
         engine_instance: str,
         asterisk_id: Callable[[], str],
         trunk: str,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.acd = acd
         self.tel = telephony
@@ -54,16 +62,23 @@ class CallbackRunner:
         self._instance = engine_instance
         self._asterisk_id = asterisk_id
         self.trunk = trunk
+        self.wall = wall
 
     async def run(self, attempt_id: str, entry: Entry, offer: Offer, inbox: CallInbox) -> None:
-        now = datetime.now(UTC)
+        number = await self._may_dial(entry)
+        if number is None:
+            return
+        now = self.wall()
+        # This attempt counts against the number's caps from now on, whenever PostgreSQL
+        # has its row.
+        entry.callback_history = (*entry.callback_history, now)
         self.record(
             CallStartedFact(
                 attempt_id,
                 "callback",
                 "",
                 entry.did,
-                entry.caller_number,
+                number,
                 entry.caller_name,
                 None,
                 self._asterisk_id(),
@@ -73,11 +88,42 @@ class CallbackRunner:
         )
         reason = "callback_failed"
         try:
-            reason = await self._attempt(attempt_id, entry, offer, inbox)
+            reason = await self._attempt(attempt_id, entry, offer, inbox, number)
         finally:
             self.record(CallEndedFact(attempt_id, datetime.now(UTC), reason, None, None, None))
 
-    async def _attempt(self, cid: str, entry: Entry, offer: Offer, inbox: CallInbox) -> str:
+    async def _may_dial(self, entry: Entry) -> str | None:
+        """The E.164 number to dial when the rules allow it now; else None, with the entry
+        waiting for the moment they do (or closed) and the agent reserved for it released."""
+        acd = self.acd
+        now = self.wall()
+        screen = await acd.screen_callback(
+            entry.caller_number, now, dialled=entry.callback_history, offering=False
+        )
+        if screen.ok and screen.next_at == now and screen.verdict.e164 is not None:
+            entry.callback_verdict = screen.verdict
+            entry.callback_history = screen.history
+            return screen.verdict.e164
+        if screen.reason == "unchecked":
+            # PostgreSQL did not answer: not checked, not dialled; ask again a little later.
+            acd.hold_callback(entry, now + timedelta(seconds=CALLBACK_RETRY_SECONDS))
+        elif screen.next_at is not None:
+            entry.callback_verdict = screen.verdict
+            entry.callback_history = screen.history
+            acd.hold_callback(entry, screen.next_at)
+        else:
+            reason = screen.reason or "no_window"
+            acd.callback_refused(reason)
+            log.info("acd.callback_refused", entry=entry.entry_id, reason=reason)
+            waited = acd.leave(entry, "callback_refused")
+            self.record(
+                QueueLeftFact(entry.entry_id, now, "callback_refused", waited, False, None, reason)
+            )
+        return None
+
+    async def _attempt(
+        self, cid: str, entry: Entry, offer: Offer, inbox: CallInbox, number: str
+    ) -> str:
         acd, tel = self.acd, self.tel
         q = acd.queue(entry.queue)
         # Routing reserved the agent under the entry's id; the attempt has its own call row.
@@ -125,6 +171,8 @@ class CallbackRunner:
         self.hub.publish(offer.agent_id, "connected", call=entry.context())
         bridge = bridge_for_call(cid)
         customer_leg = f"{cid}-customer"
+        # The trunk takes E.164 digits without the +, as the dialer's campaigns dial.
+        dial = f"{number.removeprefix('+')}@{self.trunk}"
         result = "callback_failed"
         try:
             await tel.create_mixing_bridge(bridge)
@@ -139,14 +187,14 @@ class CallbackRunner:
                     entry.entry_id,
                     "customer",
                     None,
-                    f"{entry.caller_number}@{self.trunk}",
+                    dial,
                     datetime.now(UTC),
                 )
             )
             await tel.dial(
                 cid,
                 customer_leg,
-                f"PJSIP/{entry.caller_number}@{self.trunk}",
+                f"PJSIP/{dial}",
                 caller_id=entry.did or None,
                 timeout=CUSTOMER_RING_SECONDS,
             )

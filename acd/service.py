@@ -15,6 +15,12 @@ mean of the queue's last 50 handle times (talk + hold + wrap-up) blended with th
 ``default_handle_seconds`` as a prior worth three calls, so a quiet morning does not promise
 a two-second wait. Callers hear it rounded up to whole minutes, never less than one; with
 nobody staffed the wait is unknown and not announced.
+
+Callbacks follow ``acd.callback_rules``: the service holds the rules (rebuilt when the holiday
+calendars are reloaded) and screens a caller id against them with what PostgreSQL knows (the
+do-not-call list, the callbacks already made to the number), through a lookup the engine
+provides. A callback that may not be dialled yet waits out of the queue (keeping its place)
+until the first moment the rules allow.
 """
 
 from __future__ import annotations
@@ -24,17 +30,22 @@ import itertools
 import math
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from acd import routing
 from acd.agents import Agent, AgentBook, AgentProfile, StateChange
+from acd.callback_rules import CallbackRules, NumberVerdict, check_number, next_dial_at
+from dialer.compliance import CallingWindow
+from dialer.phones import WIB
+from engine.calendars import HolidayCalendar
 from engine.calls import CallInbox
-from engine.config import AcdSettings, QueueSettings
+from engine.config import AcdSettings, CallbackRuleSettings, QueueSettings
 from engine.errors import SambungError
 from engine.metrics import Metrics
 
@@ -45,6 +56,10 @@ PRIOR_WEIGHT = 3
 CALLBACK_ATTEMPTS = 3
 CALLBACK_RETRY_SECONDS = 120.0
 EXCLUDE_SECONDS = 20.0  # an agent whose phone was busy is not offered the same call this long
+# PostgreSQL is asked about a caller id (do-not-call, earlier callbacks) while the caller waits:
+# no longer than this, or no callback is offered (it cannot be checked, so it is not made).
+CALLBACK_LOOKUP_SECONDS = 1.0
+CALLBACK_HISTORY = timedelta(days=7)  # as far back as the callback caps look
 
 
 class QueueFull(SambungError):
@@ -57,6 +72,62 @@ class UnknownQueue(SambungError):
     error_id = "acd.unknown_queue"
     title = "No such queue"
     http_status = 404
+
+
+class CallbackLookupFailed(SambungError):
+    """What a caller id's callback history lookup raises when PostgreSQL does not answer."""
+
+    error_id = "acd.callback_lookup_failed"
+    title = "Callback history unavailable"
+    http_status = 503
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackHistory:
+    dnc: frozenset[str]  # the do-not-call entries (E.164) that concern the number
+    dials: tuple[datetime, ...]  # callback dials to the number in the period asked for
+
+
+# (E.164, the caller id as it came, since) -> what PostgreSQL knows; set by the engine.
+CallbackLookup = Callable[[str, str, datetime], Awaitable[CallbackHistory]]
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackScreen:
+    """What the callback rules say about a caller id at a moment, with what PostgreSQL knows."""
+
+    verdict: NumberVerdict
+    history: tuple[datetime, ...]  # earlier callback dials to the number
+    next_at: datetime | None  # the first moment it may be dialled
+    # None: it may be called back (at next_at). Else why not: one of REFUSAL_REASONS,
+    # "no_window" (no allowed moment ahead) or "unchecked" (PostgreSQL did not answer).
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def callback_rules_of(c: CallbackRuleSettings, calendar: HolidayCalendar) -> CallbackRules:
+    h, m = (int(x) for x in c.start.split(":"))
+    eh, em = (int(x) for x in c.end.split(":"))
+    window = CallingWindow(
+        weekdays=frozenset(c.days),
+        start=time(h, m),
+        end=time(eh, em),
+        last_dial_margin=timedelta(minutes=c.last_dial_margin_minutes),
+        holidays=calendar,
+    )
+    return CallbackRules(
+        window=window,
+        phone_types=frozenset(c.phone_types),
+        international_prefixes=tuple(c.international_prefixes),
+        max_per_number_per_day=c.max_per_number_per_day,
+    )
+
+
+# Until the engine hands over its holiday calendars, no day is known: no callback is made.
+_NO_CALENDAR = HolidayCalendar({}, frozenset(), "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +173,10 @@ class Entry:
     inbox: CallInbox | None = None
     agent_id: str | None = None
     callback_attempts: int = 0
+    # A callback's number as the rules judged it, and the callback dials made to it (from
+    # PostgreSQL and this entry's own attempts): where the next attempt may land.
+    callback_verdict: NumberVerdict | None = None
+    callback_history: tuple[datetime, ...] = ()
 
     def for_routing(self) -> routing.WaitingCall:
         return routing.WaitingCall(
@@ -192,6 +267,9 @@ class AcdService:
         self._delayed: dict[str, asyncio.TimerHandle] = {}
         # Set by the engine: start a task that owns a callback (it gets its own inbox).
         self.start_callback: Callable[[Entry, Offer], None] | None = None
+        # Set by the engine: what PostgreSQL knows about a number; without it, no callbacks.
+        self.callback_lookup: CallbackLookup | None = None
+        self.callback_rules = callback_rules_of(settings.callbacks, _NO_CALENDAR)
         self._ids = itertools.count(1)
         for name in self.queues:
             self._gauges(name)
@@ -429,33 +507,123 @@ class AcdService:
         if queue in self._handle and seconds > 0:
             self._handle[queue].append(seconds)
 
-    def to_callback(self, entry: Entry, callback_id: str) -> None:
-        """The caller asked to be called back: the entry keeps its place with no caller."""
+    def to_callback(
+        self,
+        entry: Entry,
+        callback_id: str,
+        screen: CallbackScreen | None = None,
+        not_before: datetime | None = None,
+    ) -> None:
+        """The caller asked to be called back: the entry keeps its place with no caller.
+
+        ``not_before``: the rules allow no dial before then (outside the calling window): the
+        entry is not routed until that moment.
+        """
         self._release(entry, entry.call_id)
         entry.kind = "callback"
         entry.call_id = callback_id
         entry.inbox = None
         entry.state = "waiting"
+        if screen is not None:
+            entry.callback_verdict = screen.verdict
+            entry.callback_history = screen.history
         self._m.queue_calls.labels(queue=entry.queue, outcome="callback_requested").inc()
+        if not_before is not None:
+            self.hold_callback(entry, not_before)
         self.kick()
 
-    def retry_callback_later(self, entry: Entry) -> bool:
-        """A callback attempt failed; try again later unless attempts are used up."""
-        entry.callback_attempts += 1
+    def hold_callback(self, entry: Entry, until: datetime) -> None:
+        """The callback may not be dialled before ``until``: it waits out of the queue (its
+        place kept) and an agent reserved for it goes back to work."""
+        self._release(entry, entry.call_id)
         self.entries.pop(entry.entry_id, None)
-        if entry.callback_attempts >= CALLBACK_ATTEMPTS:
-            return False
         entry.state = "waiting"
         entry.agent_id = None
+        seconds = max(0.0, (until - self._wall()).total_seconds())
+        log.info("acd.callback_held", entry=entry.entry_id, until=until.isoformat())
 
         def again() -> None:
             self._delayed.pop(entry.entry_id, None)
             self.entries[entry.entry_id] = entry
             self.kick()
 
+        old = self._delayed.pop(entry.entry_id, None)
+        if old is not None:
+            old.cancel()
         loop = asyncio.get_running_loop()
-        self._delayed[entry.entry_id] = loop.call_later(CALLBACK_RETRY_SECONDS, again)
+        self._delayed[entry.entry_id] = loop.call_later(seconds, again)
+
+    def retry_callback_later(self, entry: Entry) -> bool:
+        """A callback attempt failed; try again later unless attempts are used up.
+
+        Later means ``CALLBACK_RETRY_SECONDS`` from now or, if the rules allow no dial then
+        (the window closes, the day's cap is reached), the first moment they do; False when
+        the attempts are used up or no such moment comes.
+        """
+        entry.callback_attempts += 1
+        self.entries.pop(entry.entry_id, None)
+        if entry.callback_attempts >= CALLBACK_ATTEMPTS:
+            return False
+        soonest = self._wall() + timedelta(seconds=CALLBACK_RETRY_SECONDS)
+        when: datetime | None = soonest
+        if entry.callback_verdict is not None:
+            when = next_dial_at(
+                entry.callback_verdict, self.callback_rules, soonest, entry.callback_history
+            )
+        if when is None:
+            return False
+        self.hold_callback(entry, when)
         return True
+
+    # ---- callback rules ------------------------------------------------------------------
+
+    def reload_calendars(self, calendars: Mapping[str, HolidayCalendar]) -> None:
+        """Swap in freshly loaded holiday calendars (start-up, ``sambung reload``, SIGHUP)."""
+        c = self.settings.callbacks
+        self.callback_rules = callback_rules_of(c, calendars[c.calendar])
+
+    def callback_refused(self, reason: str) -> None:
+        self._m.callbacks_refused.labels(reason=reason).inc()
+
+    async def screen_callback(
+        self,
+        caller_number: str,
+        at: datetime,
+        *,
+        dialled: Sequence[datetime] = (),
+        offering: bool = True,
+    ) -> CallbackScreen:
+        """May ``caller_number`` be called back, and from when? ``dialled``: callback dials
+        this engine knows of that PostgreSQL may not have yet.
+
+        ``offering``: deciding whether to offer a callback, where a number already called back
+        the day's maximum is refused (``daily_cap``). Before each dial of an accepted callback
+        the day's cap only postpones it (the history does that): a caller who was promised a
+        callback gets it on the next allowed day rather than never.
+        """
+        rules = self.callback_rules
+        first = check_number(caller_number, rules)
+        if not first.ok or first.e164 is None:
+            return CallbackScreen(first, (), None, first.reason)
+        lookup = self.callback_lookup
+        if lookup is None:
+            return CallbackScreen(first, (), None, "unchecked")
+        try:
+            async with asyncio.timeout(CALLBACK_LOOKUP_SECONDS):
+                found = await lookup(first.e164, caller_number, at - CALLBACK_HISTORY)
+        except (CallbackLookupFailed, TimeoutError) as err:
+            # Not checked, not called: the do-not-call list or the caps might forbid it. The
+            # number is personal data: only why goes into the log.
+            why = err.error_id if isinstance(err, SambungError) else "acd.callback_lookup_timeout"
+            log.info("acd.callback_unchecked", reason=why)
+            return CallbackScreen(first, (), None, "unchecked")
+        history = tuple(sorted({*found.dials, *dialled}))
+        today = _local_day_count(history, first.zone or WIB, at) if offering else 0
+        verdict = check_number(caller_number, rules, dnc=found.dnc, dialled_today=today)
+        if not verdict.ok:
+            return CallbackScreen(verdict, history, None, verdict.reason)
+        when = next_dial_at(verdict, rules, at, history)
+        return CallbackScreen(verdict, history, when, None if when is not None else "no_window")
 
     def kick(self) -> None:
         """Ask for a routing run soon (once per loop iteration, however often asked)."""
@@ -519,3 +687,10 @@ class AcdService:
         # Recounted rather than incremented, so a restore at start-up cannot skew it.
         for state, count in self.agents.counts().items():
             self._m.agents.labels(state=state).set(count)
+
+
+def _local_day_count(history: Sequence[datetime], zone: str, at: datetime) -> int:
+    """Dials in ``history`` on the local day of ``at`` in ``zone``."""
+    tz = ZoneInfo(zone)
+    day: date = at.astimezone(tz).date()
+    return sum(1 for h in history if h.astimezone(tz).date() == day)

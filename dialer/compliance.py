@@ -20,51 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from engine.errors import ConfigError
+from engine.calendars import HolidayCalendar, no_days
 
 MAX_DAYS_AHEAD = 400  # beyond this a record is not callable "soon": it stops
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class HolidayCalendar:
-    days: Mapping[date, str] = field(default_factory=dict)
-
-    def __contains__(self, d: object) -> bool:
-        return d in self.days
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self.days))
-
-
-def load_holidays(paths: Sequence[Path]) -> HolidayCalendar:
-    """Read holiday files (``holidays: {"YYYY-MM-DD": name}``); errors name file and key."""
-    days: dict[date, str] = {}
-    for path in paths:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError(str(path), "(file)", f"a readable file ({err.strerror})") from err
-        except yaml.YAMLError as err:
-            raise ConfigError(str(path), "(syntax)", f"valid YAML ({err})") from err
-        if not isinstance(data, dict) or not isinstance(data.get("holidays"), dict):
-            raise ConfigError(str(path), "holidays", "a mapping of dates to names")
-        for key, name in data["holidays"].items():
-            try:
-                d = key if isinstance(key, date) else date.fromisoformat(str(key))
-            except ValueError as err:
-                raise ConfigError(str(path), f"holidays.{key}", "a date YYYY-MM-DD") from err
-            if not isinstance(name, str) or not name.strip():
-                raise ConfigError(str(path), f"holidays.{key}", "the holiday's name")
-            days[d] = name
-    return HolidayCalendar(days)
 
 
 @dataclass(frozen=True)
@@ -74,7 +37,7 @@ class CallingWindow:
     end: time
     # No new dial this close to the end: a call placed at 19:59 would run past 20:00.
     last_dial_margin: timedelta = timedelta(minutes=5)
-    holidays: HolidayCalendar = field(default_factory=HolidayCalendar)
+    holidays: HolidayCalendar = field(default_factory=no_days)
 
     def last_dial(self, day: date) -> datetime:
         return datetime.combine(day, self.end) - self.last_dial_margin
@@ -85,7 +48,7 @@ def default_ojk_window(holidays: HolidayCalendar | None = None) -> CallingWindow
         weekdays=frozenset(range(6)),
         start=time(8, 0),
         end=time(20, 0),
-        holidays=holidays or HolidayCalendar(),
+        holidays=holidays or no_days(),
     )
 
 
@@ -125,7 +88,9 @@ def parse_retry_rules(rules: Mapping[str, str]) -> dict[str, RetryRule]:
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
-    reason: Literal["window", "holiday", "daily_cap", "weekly_cap"] | None = None
+    reason: Literal["window", "holiday", "calendar_missing", "daily_cap", "weekly_cap"] | None = (
+        None
+    )
     # The earliest moment every rule allows (None: not within MAX_DAYS_AHEAD).
     next_at: datetime | None = None
 
@@ -136,9 +101,16 @@ def _zone(name: str) -> ZoneInfo:
 
 
 def closed_reason(window: CallingWindow, zone: str, at: datetime) -> str | None:
-    """None when ``at`` is inside the window in ``zone``; else "holiday" or "window"."""
+    """None when ``at`` is inside the window in ``zone``; else "calendar_missing", "holiday"
+    or "window".
+
+    A day the holiday calendar does not cover is closed whatever the clock says: it might be
+    a holiday nobody told us about (POJK 22/2023 forbids collection calls on those).
+    """
     local = at.astimezone(_zone(zone))
     day = local.date()
+    if not window.holidays.covers(day):
+        return "calendar_missing"
     if day in window.holidays:
         return "holiday"
     if local.weekday() not in window.weekdays:
@@ -154,12 +126,18 @@ def window_open(window: CallingWindow, zone: str, at: datetime) -> bool:
 
 
 def next_open(window: CallingWindow, zone: str, at: datetime) -> datetime | None:
-    """``at`` itself when open, else the next opening of the window (in UTC as given)."""
+    """``at`` itself when open, else the next opening of the window (in UTC as given).
+
+    A day the calendar does not cover counts as a working day here, so that a retry lands on
+    it rather than being given up: ``check_dial`` then refuses it (``calendar_missing``) and
+    the record waits, due, until the calendar is extended.
+    """
     tz = _zone(zone)
     local = at.astimezone(tz)
     for d in range(MAX_DAYS_AHEAD + 1):
         day = local.date() + timedelta(days=d)
-        if day in window.holidays or day.weekday() not in window.weekdays:
+        known = window.holidays.covers(day)
+        if (known and day in window.holidays) or day.weekday() not in window.weekdays:
             continue
         opens = datetime.combine(day, window.start, tz)
         last = window.last_dial(day).replace(tzinfo=tz)
@@ -208,6 +186,23 @@ def check_dial(
         reason = block[0]
     nxt = earliest_allowed(window, caps, zone, at, history)
     return Verdict(False, reason, nxt)  # type: ignore[arg-type]
+
+
+RefusalAction = Literal["wait", "reschedule", "stop"]
+
+
+def on_refusal(verdict: Verdict) -> tuple[RefusalAction, datetime | None]:
+    """What the dialer does with a record the rules refused at the last check.
+
+    ``wait``: leave it due and untouched (the calendar does not cover the day: a reload that
+    extends it releases the record at once); ``reschedule`` to ``next_at``; ``stop`` when no
+    allowed moment exists within MAX_DAYS_AHEAD.
+    """
+    if verdict.reason == "calendar_missing":
+        return "wait", None
+    if verdict.next_at is None:
+        return "stop", None
+    return "reschedule", verdict.next_at
 
 
 def earliest_allowed(

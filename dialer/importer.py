@@ -55,6 +55,7 @@ def spec_for(
         default_language=c.default_language,
         dnc_numbers=dnc_numbers,
         dnc_accounts=dnc_accounts,
+        phone_types=tuple(c.phone_types),
     )
 
 

@@ -6,7 +6,11 @@ Columns (header names, case and spaces ignored):
     timezone | province  language  ...any other column: context for the agent
 
 A row with a bad required field is rejected, with every fault listed; a bad ``phone2`` or
-``phone3`` is reported but the row imports with its good numbers. A number on the
+``phone3`` is reported but the row imports with its good numbers. A valid number of a type
+the campaign does not dial (``phone_types``: a toll-free 0800 number when only mobiles and
+fixed lines are allowed) is reported as ``phone_type_not_allowed`` in any phone column; the
+row still imports if another of its numbers may be dialled, because the data is right and
+only the campaign's choice leaves that number out. A number on the
 do-not-call list is taken off the record (reported as suppressed), and a record left with no
 number, or whose account is on the list, is suppressed. Rows with the same account id merge:
 numbers are joined in order (at most three; extra ones are reported), other fields come from
@@ -30,9 +34,11 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from dialer.phones import (
+    DEFAULT_PHONE_TYPES,
     InvalidPhone,
+    PhoneInfo,
+    classify,
     normalise_phone,
-    zone_for_phone,
     zone_for_province,
     zone_from_column,
 )
@@ -73,6 +79,8 @@ class ImportSpec:
     default_language: str = "id"
     dnc_numbers: frozenset[str] = frozenset()
     dnc_accounts: frozenset[str] = frozenset()
+    # The number types (dialer.phones.PHONE_TYPES) the campaign dials, in its own order.
+    phone_types: tuple[str, ...] = DEFAULT_PHONE_TYPES
 
 
 @dataclass(frozen=True)
@@ -246,7 +254,7 @@ def _record(
     name = v.get("name", "")
     if not name:
         bad("name", "missing", "the name is empty")
-    phones: list[str] = []
+    phones: list[PhoneInfo] = []
     for col in PHONES:
         raw = v.get(col, "")
         if not raw:
@@ -254,12 +262,20 @@ def _record(
                 bad(col, "missing", "the first phone number is empty")
             continue
         try:
-            e164 = normalise_phone(raw)
+            info = classify(raw)
         except InvalidPhone as err:
             bad(col, err.reason, err.detail)
             continue
-        if e164 not in phones:
-            phones.append(e164)
+        if info.kind not in spec.phone_types:
+            bad(
+                col,
+                "phone_type_not_allowed",
+                f"a {info.kind} number; the campaign's phone_types allow "
+                f"{', '.join(spec.phone_types)}",
+            )
+            continue
+        if all(p.e164 != info.e164 for p in phones):
+            phones.append(info)
     amount = Decimal(0)
     try:
         amount = parse_amount(v.get("amount_due", ""))
@@ -288,8 +304,15 @@ def _record(
     if language not in ("id", "en"):
         bad("language", "bad_language", "the language is id or en")
     zone, source = _zone(v, phones, spec, bad)
-    # Faults in phone2/phone3 alone do not stop a row that has a good first number.
-    fatal = any(e.column not in ("phone2", "phone3") for e in errs) or not phones
+    # Faults in phone2/phone3 alone do not stop a row that has a good first number, and a
+    # number the campaign does not dial is no fault in the data: the row imports on its others.
+    fatal = (
+        any(
+            e.column not in ("phone2", "phone3") and e.reason_id != "phone_type_not_allowed"
+            for e in errs
+        )
+        or not phones
+    )
     if fatal:
         return None, errs, True
     assert days is not None
@@ -299,7 +322,7 @@ def _record(
         DebtorRecord(
             account_id=account,
             name=name,
-            phones=tuple(phones),
+            phones=tuple(p.e164 for p in phones),
             amount_due=amount,
             due_date=due,
             days_past_due=days,
@@ -317,7 +340,7 @@ def _record(
 
 def _zone(
     v: Mapping[str, str],
-    phones: list[str],
+    phones: list[PhoneInfo],
     spec: ImportSpec,
     bad: Callable[[str, str, str], None],
 ) -> tuple[str, str]:
@@ -334,9 +357,8 @@ def _zone(
             return spec.default_zone, "default"
         return z, "province"
     for p in phones:
-        z = zone_for_phone(p)
-        if z is not None:
-            return z, "phone"
+        if p.zone is not None:
+            return p.zone, "phone"
     return spec.default_zone, "default"
 
 
@@ -374,7 +396,11 @@ def _merge(old: DebtorRecord, new: DebtorRecord, line: int, errs: list[RowError]
 
 
 def parse_dnc(lines: Iterable[str]) -> frozenset[str]:
-    """A do-not-call file: one number per line, ``#`` comments; a bad line is an error."""
+    """A do-not-call file: one number per line, ``#`` comments; a bad line is an error.
+
+    Any valid Indonesian number is taken, whatever its type or the campaign's phone_types:
+    refusing a call is always allowed.
+    """
     out: set[str] = set()
     for i, raw in enumerate(lines, start=1):
         text = raw.split("#", 1)[0].strip()

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -40,6 +40,8 @@ from acd.service import AcdService
 from dialer import compliance, pacing, store
 from dialer.call import AttemptPlan, AttemptResult, AttemptRunner
 from dialer.facts import DialerDispositionFact, RecordScheduledFact
+from dialer.phones import WIB, WIT, WITA
+from engine.calendars import HolidayCalendar
 from engine.calls import CallDispatcher, CallInbox
 from engine.config import (
     CampaignSettings,
@@ -104,7 +106,7 @@ def campaign_queue(c: CampaignSettings) -> QueueSettings:
     )
 
 
-def window_of(c: CampaignSettings) -> compliance.CallingWindow:
+def window_of(c: CampaignSettings, calendar: HolidayCalendar) -> compliance.CallingWindow:
     h, m = (int(x) for x in c.start.split(":"))
     eh, em = (int(x) for x in c.end.split(":"))
     return compliance.CallingWindow(
@@ -112,7 +114,7 @@ def window_of(c: CampaignSettings) -> compliance.CallingWindow:
         start=time(h, m),
         end=time(eh, em),
         last_dial_margin=timedelta(minutes=c.last_dial_margin_minutes),
-        holidays=compliance.load_holidays(c.holidays),
+        holidays=calendar,
     )
 
 
@@ -166,6 +168,7 @@ class DialerService:
         metrics: Metrics,
         *,
         engine_instance: str,
+        calendars: Mapping[str, HolidayCalendar],
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
@@ -176,7 +179,7 @@ class DialerService:
         self.campaigns: dict[str, CampaignRun] = {
             c.name: CampaignRun(
                 settings=c,
-                window=window_of(c),
+                window=window_of(c, calendars[c.calendar]),
                 caps=compliance.AttemptCaps(c.max_attempts_per_day, c.max_attempts_per_7_days),
                 rules=retry_rules_of(c),
             )
@@ -199,6 +202,30 @@ class DialerService:
         acd.agents.listeners.append(self._agent_changed)
         for name in self.campaigns:
             self._gauges(name)
+
+    def reload_calendars(self, calendars: Mapping[str, HolidayCalendar]) -> None:
+        """Swap in freshly loaded holiday calendars (``sambung reload``, SIGHUP).
+
+        The next check of every due record uses them; records refused as
+        ``calendar_missing`` were left due, so an extended calendar releases them at once.
+        """
+        for run in self.campaigns.values():
+            run.window = window_of(run.settings, calendars[run.settings.calendar])
+        self._wake.set()
+
+    def calendar_blocked(self) -> dict[str, str]:
+        """Running campaigns whose calendar does not cover today somewhere in Indonesia,
+        with the calendar's name (for the wallboard's banner)."""
+        now = self.wall()
+        out: dict[str, str] = {}
+        for name, run in self.campaigns.items():
+            if run.state != "running":
+                continue
+            for zone in (WIB, WITA, WIT):
+                if compliance.closed_reason(run.window, zone, now) == "calendar_missing":
+                    out[name] = run.settings.calendar
+                    break
+        return out
 
     # ---- set-up ------------------------------------------------------------------------
 
@@ -509,10 +536,11 @@ class DialerService:
             if not verdict.allowed:
                 reason = verdict.reason or "window"
                 self.m.dialer_blocked.labels(campaign=name, reason=reason).inc()
-                if verdict.next_at is None:
+                action, next_at = compliance.on_refusal(verdict)
+                if action == "stop":
                     await store.stop_record(conn, r.record_id, f"rules:{reason}")
-                else:
-                    await store.reschedule(conn, r.record_id, verdict.next_at, "scheduled")
+                elif action == "reschedule" and next_at is not None:
+                    await store.reschedule(conn, r.record_id, next_at, "scheduled")
                 continue
             out.append(r)
             busy_accounts.add(r.account_id)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 
 import structlog
@@ -93,8 +94,6 @@ async def _reload(settings: Settings) -> int:
 
 async def _import_list(settings: Settings, campaign: str, path: Path, as_of: str | None) -> int:
     """Import a debtor list straight into the database, with a progress line on stderr."""
-    from datetime import date
-
     from dialer.importer import ImportProgress, import_list
     from engine import db
 
@@ -236,12 +235,14 @@ async def _user_list(settings: Settings) -> int:
     return 0
 
 
-def _check_config(arg: str | None, settings: Settings) -> int:
-    """The same checks the engine makes at start-up, flows included."""
+def _check_config(arg: str | None, settings: Settings, as_of: date | None = None) -> int:
+    """The same checks the engine makes at start-up, flows and holiday calendars included."""
+    from engine.calendar_config import CalendarBook
     from engine.main import Engine
 
     try:
-        table = Engine(settings).load_flows()
+        engine = Engine(settings)
+        table = engine.load_flows()
     except ConfigError as err:
         print(f"sambung: config error: {err}", file=sys.stderr)
         return EXIT_CONFIG
@@ -250,9 +251,23 @@ def _check_config(arg: str | None, settings: Settings) -> int:
         return EXIT_CONFIG
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    # Calendars lapsing within 60 days, or estimated dates coming up, are warnings: the
+    # settings are valid, but an operator has something to do before the dialer blocks.
+    book = engine.calendars
+    if as_of is not None:
+        # How the calendars will look on that day (built around it, as an engine would).
+        book = CalendarBook(settings.calendars, engine.metrics, today=lambda: as_of)
+        book.use(book.load())
+    for cw in book.warnings():
+        print(f"warning: {cw.text}", file=sys.stderr)
     name = arg or os.environ.get("SAMBUNG_CONFIG") or "(defaults)"
     flows = {f.name for f in table.by_did.values()}
-    print(f"{name}: ok, {len(settings.hotlines)} hotline(s), {len(flows)} flow(s)")
+    reach = ", ".join(
+        f"{c['calendar']} to {c['covered_until'] or 'today: NOT COVERED'}" for c in book.view()
+    )
+    print(
+        f"{name}: ok, {len(settings.hotlines)} hotline(s), {len(flows)} flow(s), calendars: {reach}"
+    )
     return 0
 
 
@@ -263,10 +278,16 @@ def main(argv: list[str] | None = None) -> int:
         ("run", "run the engine"),
         ("migrate", "apply pending database migrations"),
         ("check-config", "validate a settings file and its flow files, and exit"),
-        ("reload", "make the running engine load its flow files again"),
+        ("reload", "make the running engine load its flow files and holiday calendars again"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")
+        if name == "check-config":
+            p.add_argument(
+                "--as-of",
+                type=date.fromisoformat,
+                help="judge the holiday calendars as on this date, YYYY-MM-DD (default today)",
+            )
     imp = sub.add_parser("import", help="import a debtor list (CSV) into a campaign")
     imp.add_argument("-c", "--config", help="settings file (TOML); default $SAMBUNG_CONFIG")
     imp.add_argument("--campaign", required=True, help="campaign name from the settings")
@@ -299,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.engine.log_format, settings.engine.log_level)
     if args.command == "check-config":
-        return _check_config(args.config, settings)
+        return _check_config(args.config, settings, args.as_of)
     if args.command == "reload":
         return asyncio.run(_reload(settings))
     try:

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from dialer.phones import DEFAULT_PHONE_TYPES, PHONE_TYPES
 from engine.errors import ConfigError
 
 Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,20}$")]
@@ -295,6 +296,62 @@ class AgentSettings(_Section):
         return v
 
 
+class CallbackRuleSettings(_Section):
+    """Which caller ids a queue may call back, and when (``[acd.callbacks]``).
+
+    A caller id is easy to spoof: without these rules a callback could be made to ring an
+    agent and then dial a premium or international number. The window defaults to OJK POJK
+    22/2023 (Monday to Saturday, 08:00-20:00 in the number's own zone, never on a holiday of
+    ``calendar``), as the dialer's campaigns: a callback to a debtor is a collection call.
+    """
+
+    # Number types that may be called back (libphonenumber's types): a person's own line.
+    phone_types: list[str] = Field(default_factory=lambda: list[str](DEFAULT_PHONE_TYPES))
+    # Country prefixes ("+65") whose numbers may be called back; none: Indonesian (+62) only.
+    international_prefixes: list[
+        Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{0,5}$")]
+    ] = Field(default_factory=list)
+    max_per_number_per_day: int = Field(default=2, ge=1, le=10)
+    calendar: Name = "id-national"
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4, 5]
+    )
+    start: ClockTime = "08:00"
+    end: ClockTime = "20:00"
+    last_dial_margin_minutes: int = Field(default=5, ge=0, le=120)
+
+    @field_validator("phone_types")
+    @classmethod
+    def _known_phone_types(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(PHONE_TYPES))
+        if unknown:
+            raise ValueError(
+                f"phone_types names unknown types {unknown}; types: {', '.join(PHONE_TYPES)}"
+            )
+        if not v:
+            raise ValueError("phone_types is empty: no caller could be called back")
+        return v
+
+    @field_validator("international_prefixes")
+    @classmethod
+    def _foreign_prefixes(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if p.startswith("+62"):
+                raise ValueError(
+                    f"international_prefixes: {p!r} is Indonesian (+62), always allowed; "
+                    "list foreign country prefixes such as '+65'"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> CallbackRuleSettings:
+        if self.start >= self.end:
+            raise ValueError(f"callbacks: start {self.start} is not before end {self.end}")
+        if not self.days:
+            raise ValueError("callbacks: days is empty: no callback could ever be made")
+        return self
+
+
 class AcdSettings(_Section):
     # A caller who hangs up within this many seconds of joining is a short abandon.
     short_abandon_seconds: float = Field(default=5.0, ge=0, le=600)
@@ -303,6 +360,8 @@ class AcdSettings(_Section):
     hold_reminder_seconds: float = Field(default=60.0, gt=0, le=3600)
     # A caller asked for a callback is dialled through this endpoint: <number>@<trunk>.
     callback_trunk: str = "customers"
+    # Who may be called back and when; see CallbackRuleSettings.
+    callbacks: CallbackRuleSettings = Field(default_factory=lambda: CallbackRuleSettings())
     queues: list[QueueSettings] = Field(default_factory=list)
     agents: list[AgentSettings] = Field(default_factory=list)
 
@@ -442,7 +501,9 @@ class CampaignSettings(_Section):
     start: ClockTime = "08:00"
     end: ClockTime = "20:00"
     last_dial_margin_minutes: int = Field(default=5, ge=0, le=120)
-    holidays: list[Path] = Field(default_factory=list)
+    # The holiday calendar (a name from [calendars]); a day it does not cover is never called.
+    calendar: Name = "id-national"
+    holidays: list[Path] | None = None  # replaced by `calendar`; refused with a pointer
     max_attempts_per_day: int = Field(default=3, ge=1, le=50)
     max_attempts_per_7_days: int = Field(default=10, ge=1, le=200)
     max_attempts: int = Field(default=30, ge=1, le=1000)
@@ -454,6 +515,9 @@ class CampaignSettings(_Section):
     # Agentless reminders: said after the amount due; the key connects to an agent.
     reminder_key: Annotated[str, StringConstraints(pattern=r"^[0-9]?$")] = "1"
     reminder_wait_seconds: float = Field(default=6.0, ge=1, le=60)
+    # The debtor number types this campaign dials (libphonenumber's types); a number of any
+    # other type is left out at import and reported.
+    phone_types: list[str] = Field(default_factory=lambda: list[str](DEFAULT_PHONE_TYPES))
 
     @field_validator("retry")
     @classmethod
@@ -464,6 +528,18 @@ class CampaignSettings(_Section):
                 f"retry names unknown outcomes {unknown}; outcomes: {', '.join(ATTEMPT_OUTCOMES)}"
             )
         return {**_default_retry(), **v}
+
+    @field_validator("phone_types")
+    @classmethod
+    def _known_phone_types(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(PHONE_TYPES))
+        if unknown:
+            raise ValueError(
+                f"phone_types names unknown types {unknown}; types: {', '.join(PHONE_TYPES)}"
+            )
+        if not v:
+            raise ValueError("phone_types is empty: the campaign could dial no number")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSettings:
@@ -476,6 +552,11 @@ class CampaignSettings(_Section):
             raise ValueError(f"campaign {self.name!r}: a disposition code is used twice")
         if self.mode != "reminder" and not self.agents and self.skill is None:
             raise ValueError(f"campaign {self.name!r} needs agents or a skill")
+        if self.holidays is not None:
+            raise ValueError(
+                f"campaign {self.name!r}: holiday files are replaced by calendar = \"<name>\" "
+                "naming a [calendars.<name>] section (the holidays package plus override files)"
+            )
         return self
 
 
@@ -553,7 +634,48 @@ class RecordingSettings(_Section):
     monitor_ring_seconds: int = Field(default=20, ge=3, le=120)
 
 
+CalendarCategory = Literal["public", "government"]
+
+
+def _public_only() -> list[CalendarCategory]:
+    return ["public"]
+
+
+class CalendarSettings(_Section):
+    """A holiday calendar: the ``holidays`` package's country calendar plus override files."""
+
+    # false: the days come from the override files alone and the covered years are their
+    # `covers` plus `years` (a centre that keeps its own calendar vouches for what it lists).
+    package: bool = True
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "ID"
+    # "public": national holidays; "government" adds Indonesia's cuti bersama (collective
+    # leave), for a centre that closes on those days too.
+    categories: list[CalendarCategory] = Field(default_factory=_public_only)
+    # Changes the government made after publication: add, move or drop a date, with a source.
+    overrides: list[Path] = Field(default_factory=list)
+    # Only these years count as covered (a centre that signs off each year's calendar).
+    years: list[Annotated[int, Field(ge=1900, le=2200)]] | None = None
+    # For IVR business hours on a day the calendar does not cover: "closed" (fail closed, as
+    # the dialer always does) or "open". The dialer never calls on an unknown day.
+    unknown_days: Literal["closed", "open"] = "closed"
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, v: str) -> str:
+        import holidays
+
+        if v not in holidays.list_supported_countries():
+            raise ValueError(f"{v!r} is not a country the holidays package knows")
+        return v
+
+
+def _default_calendars() -> dict[str, CalendarSettings]:
+    return {"id-national": CalendarSettings()}
+
+
 class Settings(_Section):
+    # Holiday calendars by name; "id-national" (Indonesia's national holidays) always exists.
+    calendars: dict[Name, CalendarSettings] = Field(default_factory=_default_calendars)
     engine: EngineSettings = EngineSettings()
     http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -590,6 +712,26 @@ class Settings(_Section):
                     raise ValueError(f"dialer.campaigns[{i}].agents names {a!r}, not an agent")
             if f"dialer-{c.name}" in queues:
                 raise ValueError(f"dialer.campaigns[{i}]: queue 'dialer-{c.name}' is taken")
+        return self
+
+    @field_validator("calendars")
+    @classmethod
+    def _national_calendar(cls, v: dict[str, CalendarSettings]) -> dict[str, CalendarSettings]:
+        return {**_default_calendars(), **v}
+
+    @model_validator(mode="after")
+    def _calendars_exist(self) -> Settings:
+        for i, c in enumerate(self.dialer.campaigns):
+            if c.calendar not in self.calendars:
+                raise ValueError(
+                    f"dialer.campaigns[{i}].calendar {c.calendar!r} is not a calendar; "
+                    f"calendars: {', '.join(sorted(self.calendars))}"
+                )
+        if self.acd.callbacks.calendar not in self.calendars:
+            raise ValueError(
+                f"acd.callbacks.calendar {self.acd.callbacks.calendar!r} is not a calendar; "
+                f"calendars: {', '.join(sorted(self.calendars))}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -692,11 +834,13 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     def rel(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    campaigns = [
-        c.model_copy(update={"holidays": [rel(p) for p in c.holidays]})
-        for c in settings.dialer.campaigns
-    ]
     dialer = settings.dialer.model_copy(
-        update={"campaigns": campaigns, "dnc_files": [rel(p) for p in settings.dialer.dnc_files]}
+        update={"dnc_files": [rel(p) for p in settings.dialer.dnc_files]}
     )
-    return settings.model_copy(update={"ivr": ivr, "dialer": dialer, "source": path})
+    calendars = {
+        n: c.model_copy(update={"overrides": [rel(p) for p in c.overrides]})
+        for n, c in settings.calendars.items()
+    }
+    return settings.model_copy(
+        update={"ivr": ivr, "dialer": dialer, "calendars": calendars, "source": path}
+    )

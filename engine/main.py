@@ -14,6 +14,7 @@ import contextlib
 import json
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,13 +26,21 @@ import structlog
 from aiohttp import web
 
 from acd import dispositions
+from acd import store as acd_store
 from acd.agents import Agent, AgentState, StateChange
 from acd.call import QueueCallInfo, QueueRunner, bridge_for_queue
 from acd.callback import CallbackRunner
 from acd.facts import AgentStateFact, AgentUpsertFact, DispositionFact
 from acd.features import FeatureCodes
 from acd.hub import AgentHub
-from acd.service import AcdService, Entry, Offer, TransferRequest
+from acd.service import (
+    AcdService,
+    CallbackHistory,
+    CallbackLookupFailed,
+    Entry,
+    Offer,
+    TransferRequest,
+)
 from asterisk.ami.adapter import AmiAdapter, FullyBooted
 from asterisk.ari.client import AriClient
 from asterisk.telephony import AriTelephony
@@ -45,6 +54,8 @@ from dialer.importer import ImportProgress, import_list
 from dialer.phones import InvalidPhone, normalise_phone
 from dialer.service import DialerService, campaign_queue, queue_of
 from engine import db
+from engine.calendar_config import CalendarBook, unknown_days_open
+from engine.calendars import HolidayCalendar
 from engine.calls import CallDispatcher, CallInbox
 from engine.config import AcdSettings, Settings
 from engine.errors import (
@@ -108,8 +119,18 @@ class Engine:
         self.run_id = uuid.uuid4().hex[:12]
         self._queued_calls: set[str] = set()
         self._imports: dict[int, ImportProgress] = {}
+        # One set of holiday calendars for the IVR and the dialer; a bad override file stops
+        # start-up here, naming the file and the key.
+        self.calendars = CalendarBook(settings.calendars, self.metrics)
+        self.calendars.use(self.calendars.load())
+        self.acd.reload_calendars(self.calendars.current)
+        self.acd.callback_lookup = self._callback_history
         self.dialer = DialerService(
-            settings.dialer, self.acd, self.metrics, engine_instance=settings.engine.instance_id
+            settings.dialer,
+            self.acd,
+            self.metrics,
+            engine_instance=settings.engine.instance_id,
+            calendars=self.calendars.current,
         )
         self.auth: AuthService | None = None
         self.console: Console | None = None
@@ -317,6 +338,20 @@ class Engine:
             self.acd.agents.offer_failed(offer.agent_id, entry.call_id, "busy")
             self.acd.back_to_queue(entry, offer.agent_id, "busy")
 
+    async def _callback_history(self, e164: str, raw: str, since: datetime) -> CallbackHistory:
+        """What PostgreSQL knows about a number the ACD may call back (do-not-call, callbacks
+        made); CallbackLookupFailed when it cannot say."""
+        if self._pool is None:
+            raise CallbackLookupFailed("no database yet")
+        try:
+            async with self._pool.acquire() as conn:
+                dnc, dials = await acd_store.callback_history(
+                    conn, e164, (raw, e164.removeprefix("+")), since
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            raise CallbackLookupFailed("the database did not answer") from err
+        return CallbackHistory(dnc, dials)
+
     async def _restore_agents(self) -> None:
         """Agents keep their state across an engine restart (their calls do not)."""
         assert self._pool is not None
@@ -485,7 +520,26 @@ class Engine:
             view = self.dialer.view(name)
             view["promises_today"] = promises.get(name, {"count": 0, "amount": "0"})
             campaigns.append(view)
-        return {"at": now.isoformat(), "queues": queues, "agents": agents, "campaigns": campaigns}
+        return {
+            "at": now.isoformat(),
+            "queues": queues,
+            "agents": agents,
+            "campaigns": campaigns,
+            "calendars": self.calendar_alerts(),
+        }
+
+    def calendar_alerts(self) -> list[dict[str, object]]:
+        """Calendars a supervisor must hear about: lapsing within 60 days, or blocking the
+        dialer today (with the campaigns they block)."""
+        self.calendars.refresh()
+        blocked = self.dialer.calendar_blocked()
+        out = []
+        for c in self.calendars.view():
+            stopped = sorted(n for n, cal in blocked.items() if cal == c["calendar"])
+            if c["warning"] is None and not stopped:
+                continue
+            out.append({**c, "blocked_campaigns": stopped})
+        return out
 
     async def _promises_by_campaign(self) -> dict[str, dict[str, Any]]:
         # Every open wallboard asks each second; PostgreSQL is asked at most every 5 s.
@@ -649,6 +703,8 @@ class Engine:
             self.flows = self.load_flows()
             for warning in self.flows.warnings:
                 log.warning("ivr.flow_warning", detail=warning)
+            for w in self.calendars.warnings():
+                log.warning("calendars.warning", calendar=w.calendar, detail=w.text)
 
             s.engine.spool_dir.mkdir(parents=True, exist_ok=True)
             self.facts = FactWriter(
@@ -965,7 +1021,7 @@ class Engine:
 
     # ---- flows ---------------------------------------------------------------------------
 
-    def load_flows(self) -> FlowTable:
+    def load_flows(self, calendars: Mapping[str, HolidayCalendar] | None = None) -> FlowTable:
         s = self.settings
         root = s.ivr.sounds_root
         if s.ivr.flows and root is not None and not root.is_dir():
@@ -983,6 +1039,8 @@ class Engine:
             sounds_root=s.ivr.sounds_root,
             max_menu_depth=s.ivr.max_menu_depth,
             reserved_dids=reserved,
+            calendars=calendars if calendars is not None else self.calendars.current,
+            unknown_days_open=unknown_days_open(s.calendars),
         )
 
     def flows_view(self) -> list[dict[str, object]]:
@@ -993,12 +1051,28 @@ class Engine:
 
         Calls already in a flow keep the version they started with (they hold it).
         """
+        # Holiday calendars first (override files may have changed): the flows are checked
+        # against the new ones, and nothing is swapped unless both load.
         try:
-            table = await asyncio.to_thread(self.load_flows)
+            calendars = await asyncio.to_thread(self.calendars.load)
         except SambungError as err:
+            self.metrics.calendar_reloads.labels(result="refused").inc()
+            self.metrics.ivr_flow_reloads.labels(result="refused").inc()
+            log.error("calendars.reload_refused", error=str(err))
+            raise
+        try:
+            table = await asyncio.to_thread(self.load_flows, calendars)
+        except SambungError as err:
+            self.metrics.calendar_reloads.labels(result="refused").inc()
             self.metrics.ivr_flow_reloads.labels(result="refused").inc()
             log.error("ivr.reload_refused", error=str(err))
             raise
+        self.calendars.use(calendars)
+        self.dialer.reload_calendars(calendars)
+        self.acd.reload_calendars(calendars)
+        self.metrics.calendar_reloads.labels(result="ok").inc()
+        for w in self.calendars.warnings():
+            log.warning("calendars.warning", calendar=w.calendar, detail=w.text)
         self.flows = table
         for warning in table.warnings:
             log.warning("ivr.flow_warning", detail=warning)

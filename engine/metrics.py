@@ -53,6 +53,7 @@ class Metrics:
     agents: Gauge
     agent_offers: Counter
     agent_rona: Counter
+    callbacks_refused: Counter
     talk_time: Histogram
     hold_time: Histogram
     wrap_up_time: Histogram
@@ -78,6 +79,8 @@ class Metrics:
     dialer_import_rows: Counter
     auth_logins: Counter
     console_streams: Gauge
+    calendar_days_left: Gauge
+    calendar_reloads: Counter
 
 
 def build_metrics() -> Metrics:
@@ -202,7 +205,8 @@ def build_metrics() -> Metrics:
         queue_calls=Counter(
             "sambung_queue_calls",
             "Queue entries by outcome: offered, answered, abandoned, short_abandoned, overflowed, "
-            "callback_requested, callback_connected, callback_failed, transferred, hung_up, lost",
+            "callback_requested, callback_connected, callback_failed, callback_refused, "
+            "transferred, hung_up, lost",
             ["queue", "outcome"],
             registry=r,
         ),
@@ -223,6 +227,12 @@ def build_metrics() -> Metrics:
         ),
         agent_rona=Counter(
             "sambung_agent_rona", "Offers not answered within the ring timeout", registry=r
+        ),
+        callbacks_refused=Counter(
+            "sambung_callbacks_refused",
+            "Callbacks not offered to a waiting caller, or closed before a dial, by reason",
+            ["reason"],
+            registry=r,
         ),
         talk_time=Histogram(
             "sambung_talk_seconds",
@@ -373,6 +383,18 @@ def build_metrics() -> Metrics:
             "sambung_console_streams",
             "Open live console screens (server-sent event streams), by page",
             ["page"],
+            registry=r,
+        ),
+        calendar_days_left=Gauge(
+            "sambung_calendar_days_left",
+            "Days from today (today included) that the holiday calendar covers; 0 = unknown",
+            ["calendar"],
+            registry=r,
+        ),
+        calendar_reloads=Counter(
+            "sambung_calendar_reloads",
+            "Holiday calendar reloads by result",
+            ["result"],
             registry=r,
         ),
     )

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.calendars import HolidayCalendar
 from ivr.model import Flow
 from ivr.sounds import language_dirs
 
@@ -35,6 +36,8 @@ def load_flow_table(
     sounds_root: Path | None,
     max_menu_depth: int,
     reserved_dids: Mapping[str, str],
+    calendars: Mapping[str, HolidayCalendar] | None = None,
+    unknown_days_open: Sequence[str] = (),
 ) -> FlowTable:
     """Load every flow file; raise FlowError naming file, node and key on any problem.
 
@@ -51,6 +54,8 @@ def load_flow_table(
         known_queues=set(queues),
         sound_dirs=sound_dirs,
         max_menu_depth=max_menu_depth,
+        calendars=calendars,
+        unknown_days_open=unknown_days_open,
     )
     by_did = dict(flowset.by_did)
     for did, flow in by_did.items():

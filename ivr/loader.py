@@ -24,8 +24,10 @@ A complete example (``examples/flows/collections.yaml`` is a real one)::
         hours:                       # weekdays (mon..sun, ranges mon-fri, lists sat,sun)
           mon-fri: "08:00-17:00"     #   -> one range or a list of ranges, end exclusive;
           sat: ["08:00-12:00"]       #   "24:00" ends at midnight; a day not listed is closed
-        holidays: ../holidays/id-2026.yaml   # a holiday file (relative to this file), or a list
-                                     # of files and dates: [../holidays/id-2026.yaml, "2026-12-31"]
+        holiday_calendar: id-national  # a calendar from the settings' [calendars] (the
+                                     # holidays package + override files); default id-national
+        holidays: ["2026-12-31"]     # optional: the hotline's own closing days, dates or
+                                     # holiday files (relative to this file)
     nodes:                           # node id -> node, in any order
       language:
         type: menu
@@ -143,6 +145,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 
+from engine.calendars import HolidayCalendar
 from ivr.errors import FlowError, FlowProblem
 from ivr.model import (
     AttrEquals,
@@ -213,6 +216,8 @@ _T = TypeVar("_T")
 # Typed empties, so that ``take``'s default does not narrow what its reader returns.
 _NONE: tuple[str, ...] = ()
 _NO_DAYS: frozenset[date] = frozenset()
+# The shared calendar a flow calendar uses when it names none: Indonesia's national holidays.
+DEFAULT_CALENDAR = "id-national"
 _NO_CALENDARS: tuple[Calendar, ...] = ()
 _DEFAULT_LANGUAGES: tuple[str, ...] = ("id", "en")
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -250,13 +255,17 @@ def load_flow(
     known_queues: Collection[str],
     sound_dirs: Mapping[str, Sequence[Path]] | None,
     max_menu_depth: int,
+    calendars: Mapping[str, HolidayCalendar] | None = None,
+    unknown_days_open: Collection[str] = (),
 ) -> Flow:
     """Load and check one flow file; raise FlowError with every problem found.
 
     ``sound_dirs`` maps a language to its sound folders (``ivr.sounds.language_dirs``); None
     skips the prompt check. Warnings are dropped here: ``load_flows`` returns them.
     """
-    result = _FlowReader(path, known_queues, sound_dirs, max_menu_depth).read()
+    result = _FlowReader(
+        path, known_queues, sound_dirs, max_menu_depth, calendars, unknown_days_open
+    ).read()
     if result.errors:
         raise FlowError(result.errors)
     assert result.flow is not None
@@ -269,6 +278,8 @@ def load_flows(
     known_queues: Collection[str],
     sound_dirs: Mapping[str, Sequence[Path]] | None,
     max_menu_depth: int,
+    calendars: Mapping[str, HolidayCalendar] | None = None,
+    unknown_days_open: Collection[str] = (),
 ) -> FlowSet:
     """Load every flow file into one FlowSet; raise FlowError with the problems of all files.
 
@@ -289,7 +300,9 @@ def load_flows(
             errors.append(FlowProblem(file, "", "", f"listed twice (also as {seen_files[real]})"))
             continue
         seen_files[real] = file
-        result = _FlowReader(path, known_queues, sound_dirs, max_menu_depth).read()
+        result = _FlowReader(
+            path, known_queues, sound_dirs, max_menu_depth, calendars, unknown_days_open
+        ).read()
         errors.extend(result.errors)
         warnings.extend(result.warnings)
         if result.name is not None:
@@ -802,8 +815,13 @@ class _FlowReader:
         known_queues: Collection[str],
         sound_dirs: Mapping[str, Sequence[Path]] | None,
         max_menu_depth: int,
+        calendars: Mapping[str, HolidayCalendar] | None = None,
+        unknown_days_open: Collection[str] = (),
     ) -> None:
         self.path = path
+        # Shared holiday calendars by name; None: the flow names none (tests of one flow).
+        self.calendars = calendars
+        self.unknown_days_open = unknown_days_open
         self.file = str(path)
         self.known_queues = known_queues
         self.sound_dirs = sound_dirs
@@ -1076,13 +1094,29 @@ class _FlowReader:
         if not isinstance(v, _Map):
             self.err(at, f"expected a calendar (timezone, hours, holidays), got {_show(v)}")
             return None
-        o = _Obj(self, v, at, "a calendar", ("timezone", "hours"), ("holidays",))
+        o = _Obj(self, v, at, "a calendar", ("timezone", "hours"), ("holidays", "holiday_calendar"))
         tz = o.take("timezone", self.read_timezone)
         spans = o.take("hours", self.read_hours)
         holidays = o.take("holidays", self.read_holidays, _NO_DAYS)
-        if tz is None or spans is None or holidays is None:
+        shared = o.take("holiday_calendar", self.read_shared_calendar, DEFAULT_CALENDAR)
+        if tz is None or spans is None or holidays is None or shared is None:
             return None
-        return Calendar(name, tz, spans, holidays)
+        national = None if self.calendars is None else self.calendars.get(shared)
+        if national is not None:
+            # The flow's version changes when its shared calendar does (a reload shows it).
+            self.hasher.update(repr(sorted(national.days)).encode())
+            self.hasher.update(repr(sorted(national.covered or ())).encode())
+        return Calendar(name, tz, spans, holidays, national, shared in self.unknown_days_open)
+
+    def read_shared_calendar(self, _r: _FlowReader, v: Any, at: _At) -> str | None:
+        if not isinstance(v, str) or not v:
+            self.err(at, f"expected the name of a calendar from the settings, got {_show(v)}")
+            return None
+        if self.calendars is not None and v not in self.calendars:
+            known = ", ".join(sorted(self.calendars))
+            self.err(at, f"expected a calendar from the settings' [calendars] ({known}), got {v!r}")
+            return None
+        return v
 
     def read_timezone(self, _r: _FlowReader, v: Any, at: _At) -> str | None:
         if not isinstance(v, str) or not v:

@@ -643,7 +643,7 @@ class _Step:
                 return cal is not None and _is_open(cal, self.at)
             case IsHoliday(calendar=name):
                 cal = self.calendar(name)
-                return cal is not None and _local(cal, self.at).date() in cal.holidays
+                return cal is not None and cal.closed_day(_local(cal, self.at).date())
             case AttrEquals(attr=attr, value=value):
                 return attrs.get(attr) == value
             case AttrIn(attr=attr, values=values):
@@ -820,7 +820,7 @@ def _local(cal: Calendar, at: datetime) -> datetime:
 
 def _is_open(cal: Calendar, at: datetime) -> bool:
     local = _local(cal, at)
-    if local.date() in cal.holidays:
+    if cal.closed_day(local.date()):
         return False
     now = local.time()
     for span in cal.open_spans:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Literal
 
+from engine.calendars import HolidayCalendar
+
 # ---- the greeting flow (simple hotlines configured in sambung.toml) ---------------------------
 
 
@@ -51,7 +53,21 @@ class Calendar:
     name: str
     timezone: str  # IANA name, e.g. "Asia/Jakarta"
     open_spans: tuple[OpenSpan, ...]
-    holidays: frozenset[date] = frozenset()
+    holidays: frozenset[date] = frozenset()  # the hotline's own closing days
+    # The shared holiday calendar (national holidays from the settings' [calendars]), and
+    # whether a day it does not cover counts as open (else closed: fail closed).
+    national: HolidayCalendar | None = None
+    unknown_days_open: bool = False
+
+    def closed_day(self, day: date) -> bool:
+        """A holiday of the hotline, of the shared calendar, or a day nobody knows about."""
+        if day in self.holidays:
+            return True
+        if self.national is None:
+            return False
+        if not self.national.covers(day):
+            return not self.unknown_days_open
+        return day in self.national
 
 
 # ---- conditions ---------------------------------------------------------------------------

@@ -63,8 +63,10 @@ def campaign(**over: Any) -> dict[str, Any]:
         "connect_limit_seconds": 2,
         "amd": True,
         "machine_message": [],
-        # Always open, so the test runs at any hour and on any day; the calling rules have a
-        # test of their own below.
+        # Always open, so the test runs at any hour and on any day (a national holiday
+        # included: the calendar has no days and vouches for these years); the calling rules
+        # have a test of their own below.
+        "calendar": "always-open",
         "days": [0, 1, 2, 3, 4, 5, 6],
         "start": "00:00",
         "end": "23:59",
@@ -88,9 +90,13 @@ def sections(**over: Any) -> dict[str, Any]:
         }
         for aid, (ep, _, _) in AGENTS.items()
     ]
+    year = datetime.now(UTC).year
+    calendars = {"always-open": {"package": False, "years": [year - 1, year, year + 1]}}
+    calendars.update(over.pop("calendars", {}))
     return {
         "acd": {"queues": [], "agents": agents},
         "dialer": {"campaigns": [campaign(**over)], "dnc_files": [], "tick_seconds": 0.5},
+        "calendars": calendars,
     }
 
 
@@ -318,13 +324,15 @@ async def test_a_closed_window_gives_zero_originates(tmp_path: Path) -> None:
     jakarta = datetime.now(ZoneInfo("Asia/Jakarta")).date()
     holidays = tmp_path / "today.yaml"
     holidays.write_text(
-        "name: test\nsource: test\nholidays:\n"
-        f'  "{jakarta.isoformat()}": Hari libur uji\n'
-        f'  "{(jakarta + timedelta(days=1)).isoformat()}": Hari libur uji\n'
+        f"covers: [{jakarta.year - 1}, {jakarta.year}, {jakarta.year + 1}]\nchanges:\n"
+        f'  - add: "{jakarta.isoformat()}"\n    name: Hari libur uji\n    source: test\n'
+        f'  - add: "{(jakarta + timedelta(days=1)).isoformat()}"\n'
+        "    name: Hari libur uji\n    source: test\n"
     )
+    own = {"own": {"package": False, "overrides": [str(holidays)]}}
     async with (
         CustomerTrunk(tmp_path / "trunk", calls=5) as trunk,
-        dialer_engine(mode="progressive", holidays=[str(holidays)]) as (run, api),
+        dialer_engine(mode="progressive", calendar="own", calendars=own) as (run, api),
     ):
         ep, pw, port = AGENTS["siti"]
         async with AgentPhone(ep, pw, port, workdir=tmp_path / "siti") as phone:

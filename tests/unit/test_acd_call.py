@@ -4,25 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acd.call import callable_back, offer_outcome
-
-
-@pytest.mark.parametrize(
-    ("number", "ok"),
-    [
-        ("0812345678", True),
-        ("+62812345678", True),
-        ("628123456789012", True),
-        ("anonymous", False),
-        ("sipp", False),
-        ("", False),
-        ("12345", False),  # too short to be a subscriber number
-        ("1234567890123456", False),  # longer than E.164 allows
-        ("+62 812", False),
-    ],
-)
-def test_only_dialable_caller_ids_are_called_back(number: str, ok: bool) -> None:
-    assert callable_back(number) is ok
+from acd.call import offer_outcome
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,18 @@ def load(tmp_path: Path, campaign: str) -> object:
             "dialer.campaigns[0]",
             "more than max_attempts_per_7_days",
         ),
+        (
+            'name = "c"\ncaller_id = "021"\nagents = ["siti"]\n'
+            'phone_types = ["mobile", "landline"]\n',
+            "phone_types",
+            "unknown types ['landline']; types: mobile, fixed_line, toll_free, premium_rate, "
+            "shared_cost, voip, personal_number, pager, uan, voicemail, unknown",
+        ),
+        (
+            'name = "c"\ncaller_id = "021"\nagents = ["siti"]\nphone_types = []\n',
+            "phone_types",
+            "could dial no number",
+        ),
     ],
 )
 def test_a_bad_campaign_names_the_key(
@@ -106,6 +118,11 @@ def test_retry_rules_keep_the_defaults_for_outcomes_not_named(tmp_path: Path) ->
     assert c.retry["busy"] == "2m"
     assert c.retry["invalid_number"] == "never"
     assert c.retry["no_answer"] == "60m"
+
+
+def test_a_campaign_dials_mobiles_and_fixed_lines_unless_it_says_otherwise(tmp_path: Path) -> None:
+    s = load(tmp_path, 'name = "c"\ncaller_id = "021"\nagents = ["siti"]\n')
+    assert s.dialer.campaigns[0].phone_types == ["mobile", "fixed_line"]  # type: ignore[attr-defined]
 
 
 def test_a_campaign_becomes_a_queue_its_agents_serve(tmp_path: Path) -> None:

@@ -51,7 +51,10 @@ def test_numbers_become_e164(raw: str, e164: str) -> None:
         ("+1 415 555 0100", "not_indonesian"),
         ("12345", "bad_prefix"),
         ("0812345", "too_short"),
-        ("0812345678901234", "too_long"),
+        # Was too_long under a hand-made limit of 12 digits; libphonenumber allows Indonesian
+        # numbers of up to 17 (0800 toll-free), so this one is simply not a valid number.
+        ("0812345678901234", "invalid"),
+        ("0812 3456 7890 1234 5678", "too_long"),
         ("00812345678", "bad_prefix"),
     ],
 )
@@ -163,3 +166,57 @@ def test_a_hundred_thousand_rows_with_progress() -> None:
     assert len(r.records) == 100_000
     assert seen[-1] == 100_000
     assert len(seen) == 201  # every 500 rows, and once at the end
+
+
+def test_a_number_type_the_campaign_does_not_dial_is_reported_and_the_row_imports() -> None:
+    rows = [
+        "account_id,name,phone1,phone2,amount_due,days_past_due",
+        "A1,Siti,0800 1234 567,081234567890,100000,45",
+    ]
+    r = parse_list(rows, SPEC)
+    assert [x.phones for x in r.records] == [("+6281234567890",)]
+    assert [(e.line, e.column, e.reason_id) for e in r.errors] == [
+        (2, "phone1", "phone_type_not_allowed")
+    ]
+    assert "toll_free" in r.errors[0].message
+    assert "mobile, fixed_line" in r.errors[0].message
+    assert r.rejected_lines == ()
+
+
+def test_a_row_with_only_a_number_type_the_campaign_does_not_dial_is_rejected() -> None:
+    rows = [
+        "account_id,name,phone1,phone2,amount_due,days_past_due",
+        "A1,Siti,0800 1234 567,+62 809 1234 567,100000,45",
+    ]
+    r = parse_list(rows, SPEC)
+    assert r.records == ()
+    assert r.rejected_lines == (2,)
+    assert [(e.column, e.reason_id) for e in r.errors] == [
+        ("phone1", "phone_type_not_allowed"),
+        ("phone2", "phone_type_not_allowed"),
+    ]
+
+
+def test_a_campaign_that_dials_toll_free_numbers_imports_them() -> None:
+    from dialer.importer import spec_for
+    from engine.config import CampaignSettings
+
+    c = CampaignSettings(
+        name="c",
+        caller_id="021",
+        agents=["siti"],
+        phone_types=["mobile", "fixed_line", "toll_free"],
+    )
+    spec = spec_for(c, date(2026, 11, 23), frozenset(), frozenset())
+    rows = [
+        "account_id,name,phone1,amount_due,days_past_due",
+        "A1,Siti,0800 1234 567,100000,45",
+    ]
+    r = parse_list(rows, spec)
+    assert [x.phones for x in r.records] == [("+628001234567",)]
+    assert r.errors == ()
+    assert r.records[0].zone_source == "default"  # a toll-free number says nothing
+
+
+def test_a_do_not_call_file_takes_any_valid_number() -> None:
+    assert parse_dnc(["0800 1234 567", "0812 3456 7890"]) == {"+628001234567", "+6281234567890"}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine.calendars import build_calendar
 from engine.errors import SambungError
 from engine.events import DigitPressed, PromptFinished
 from ivr import menu
@@ -54,14 +55,28 @@ SANDBOX_PROMPTS = ROOT / "ops" / "sounds" / "prompts.tsv"
 QUEUES = {"collections"}
 
 
+# The engine's shared calendar as it is in mid 2026 (the package covers 2025-2027).
+NATIONAL = {"id-national": build_calendar("id-national", today=date(2026, 6, 1))}
+
+
 def load(path: Path, **kw: object) -> Flow:
-    opts: dict[str, object] = {"known_queues": QUEUES, "sound_dirs": None, "max_menu_depth": 4}
+    opts: dict[str, object] = {
+        "known_queues": QUEUES,
+        "sound_dirs": None,
+        "max_menu_depth": 4,
+        "calendars": NATIONAL,
+    }
     opts.update(kw)
     return load_flow(path, **opts)  # type: ignore[arg-type]
 
 
 def load_set(paths: Iterable[Path], **kw: object) -> FlowSet:
-    opts: dict[str, object] = {"known_queues": QUEUES, "sound_dirs": None, "max_menu_depth": 4}
+    opts: dict[str, object] = {
+        "known_queues": QUEUES,
+        "sound_dirs": None,
+        "max_menu_depth": 4,
+        "calendars": NATIONAL,
+    }
     opts.update(kw)
     return load_flows(paths, **opts)  # type: ignore[arg-type]
 
@@ -77,7 +92,7 @@ def write(tmp: Path, name: str, text: str) -> Path:
 
 def test_given_every_node_kind_when_loaded_then_the_model_is_exactly_the_file() -> None:
     path = FIXTURES / "all_kinds.yaml"
-    flow = load(path)
+    flow = load(path, calendars=None)  # the model exactly as written: no shared calendar
     retry_main = Retry(2, ("sound:sambung/no-input",), ("sound:sambung/invalid",), "closed")
     expected_nodes = (
         PlayNode("welcome", ("sound:sambung/welcome",), "hours", barge_in=False),
@@ -214,9 +229,15 @@ def test_given_the_example_flow_when_loaded_without_sounds_then_it_is_valid() ->
         OpenSpan(frozenset(range(5)), time(8), time(17)),
         OpenSpan(frozenset({5}), time(8), time(12)),
     }
-    # Indonesia's 17 national holidays of 2026 (SKB 3 Menteri), among them:
-    assert len(office.holidays) == 17
-    assert {date(2026, 1, 1), date(2026, 8, 17), date(2026, 12, 25)} <= office.holidays
+    # Indonesia's 17 national holidays of 2026 (SKB 3 Menteri) come from the shared calendar,
+    # and 2027's too; 2028 is not covered yet, so its days are closed (fail closed).
+    assert office.holidays == frozenset()  # no days of the hotline's own
+    assert office.national is NATIONAL["id-national"]
+    assert len([d for d in office.national.days if d.year == 2026]) == 17
+    for d in (date(2026, 1, 1), date(2026, 8, 17), date(2026, 12, 25), date(2027, 1, 1)):
+        assert office.closed_day(d)
+    assert not office.closed_day(date(2027, 1, 4))
+    assert office.closed_day(date(2028, 1, 4))
     assert flows.warnings == ()
 
 
@@ -542,13 +563,13 @@ def test_given_the_format_example_in_the_loader_docstring_then_it_loads(tmp_path
     block = doc.split("A complete example", 1)[1].split("::\n", 1)[1].split("\nConditions", 1)[0]
     text = "\n".join(line.removeprefix("    ") for line in block.splitlines())
     (tmp_path / "flows").mkdir()
-    (tmp_path / "holidays").mkdir()
-    shutil.copy(ROOT / "examples" / "holidays" / "id-2026.yaml", tmp_path / "holidays")
     path = write(tmp_path / "flows", "doc.yaml", text)
     flow = load(path)
     assert flow.name == "collections"
     assert {n for n, _ in flow.nodes} >= {"language", "main", "account", "lookup", "closed"}
-    assert len(flow.calendar("office").holidays) == 17
+    office = flow.calendar("office")
+    assert office.holidays == {date(2026, 12, 31)}  # the hotline's own day
+    assert office.national is NATIONAL["id-national"]  # the national ones, shared
 
 
 def test_given_only_digits_said_then_only_the_ten_digit_words_are_required(
