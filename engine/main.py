@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -89,6 +89,10 @@ PROMISES_CACHE_SECONDS = 5.0
 class SchemaBehind(SambungError):
     error_id = "db.schema_behind"
     title = "Database schema is behind"
+
+
+# How often the calendars' days-left gauge is brought up to date.
+CALENDAR_REFRESH_SECONDS = 3600.0
 
 
 class Engine:
@@ -714,6 +718,7 @@ class Engine:
                 s.database.retry_max_seconds,
             )
             self.facts.replay_spool()
+            self._service_tasks.start(self._watch_calendars(), name="calendar-watch")
 
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=50, keepalive_timeout=10)
@@ -1080,6 +1085,19 @@ class Engine:
         view = table.describe()
         log.info("ivr.reloaded", flows=[f"{f['flow']}@{f['version']}" for f in view])
         return view
+
+    async def _watch_calendars(self) -> None:
+        """Count the days-left gauge down as days pass (the alert reads it) and say the
+        calendar warnings again each new day; the calendars themselves change on reload."""
+        said: date | None = datetime.now(UTC).date()
+        while True:
+            await asyncio.sleep(CALENDAR_REFRESH_SECONDS)
+            self.calendars.refresh()
+            today = datetime.now(UTC).date()
+            if today != said:
+                said = today
+                for w in self.calendars.warnings():
+                    log.warning("calendars.warning", calendar=w.calendar, detail=w.text)
 
     def request_reload(self) -> None:
         """From a signal handler (SIGHUP): reload in a task the engine owns."""
