@@ -31,7 +31,7 @@ import random
 import statistics
 import sys
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -41,6 +41,9 @@ CAP = 0.03
 CONNECT_LIMIT = 2.0
 WRAP = 15.0
 HOUR = 3600.0
+# A line dialled now abandons, if it does, within its longest ring (30 s here) plus the connect
+# limit: the last hour's live answers the pacer may count on are those older than that.
+GUARD = 30.0 + CONNECT_LIMIT
 
 
 @dataclass
@@ -53,6 +56,8 @@ class Result:
     abandons: int
     plan_us: list[float] = field(default_factory=list)
     worst_live: int = 0  # live answers so far when the running ratio was at its worst
+    # The worst running ratio once there were 1/cap live answers (one abandon's worth).
+    worst_running_after_one: float = 0.0
 
 
 def simulate(
@@ -87,6 +92,8 @@ def simulate(
     live_times: list[float] = []
     abandon_times: list[float] = []
     worst_running = 0.0
+    worst_after_one = 0.0
+    one_abandon = math.ceil(1 / CAP)
     worst_live = 0
     plan_us: list[float] = []
     line_start: dict[int, float] = {}
@@ -116,6 +123,9 @@ def simulate(
             answer_rate_prior_weight=20,
             answer_delay=statistics.fmean(delays) if delays else 12.0,
             lines_in_flight=in_flight,
+            waiting_answers=len(waiting),
+            hour_live=_count_between(live_times, t - HOUR + GUARD, t),
+            hour_abandoned=_count_between(abandon_times, t - HOUR, t),
             max_lines=agents * max_lines_per_agent,
             abandon_cap=CAP,
             window_live=answers,
@@ -152,6 +162,8 @@ def simulate(
             abandon_times.append(t)
             if abandons / max(1, answers) > worst_running:
                 worst_running, worst_live = abandons / max(1, answers), answers
+            if answers >= one_abandon:
+                worst_after_one = max(worst_after_one, abandons / answers)
         if kind == "tick":
             pace(t)
         elif kind == "fail":
@@ -170,6 +182,8 @@ def simulate(
                 waiting.append((t + CONNECT_LIMIT, ref))
             if abandons / answers > worst_running:
                 worst_running, worst_live = abandons / answers, answers
+            if answers >= one_abandon:
+                worst_after_one = max(worst_after_one, abandons / answers)
         elif kind == "free":
             handle.append(t - busy_since.pop(ref))
             free_ids.append(ref)
@@ -188,7 +202,13 @@ def simulate(
         abandons,
         plan_us,
         worst_live,
+        worst_after_one,
     )
+
+
+def _count_between(times: list[float], lo: float, hi: float) -> int:
+    """How many of the sorted ``times`` lie in (lo, hi]."""
+    return bisect_right(times, hi) - bisect_right(times, lo)
 
 
 def _worst_hour(live: list[float], abandoned: list[float]) -> float:

@@ -135,8 +135,9 @@ class AttemptRunner:
         plan: AttemptPlan,
         inbox: CallInbox,
         on_live: Callable[[AttemptPlan], None] | None = None,
+        on_connected: Callable[[AttemptPlan], None] | None = None,
     ) -> AttemptResult:
-        return await _Attempt(self, plan, inbox, on_live).run()
+        return await _Attempt(self, plan, inbox, on_live, on_connected).run()
 
 
 class _Attempt:
@@ -146,11 +147,13 @@ class _Attempt:
         plan: AttemptPlan,
         inbox: CallInbox,
         on_live: Callable[[AttemptPlan], None] | None,
+        on_connected: Callable[[AttemptPlan], None] | None = None,
     ) -> None:
         self.r = r
         self.p = plan
         self.inbox = inbox
         self.on_live = on_live
+        self.on_connected = on_connected
         self.loop = asyncio.get_running_loop()
         self.res = AttemptResult(outcome=outcomes.FAILED)
         self.ended: CallEnded | None = None
@@ -305,6 +308,8 @@ class _Attempt:
             AttemptConnectedFact(self.p.attempt_id, agent_id, self.r.wall(), round(delay, 3))
         )
         log.info("dialer.connected", agent=agent_id, delay=round(delay, 3))
+        if self.on_connected is not None:
+            self.on_connected(self.p)
 
     async def _to_agent(self) -> None:
         p = self.p

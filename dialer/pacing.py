@@ -21,10 +21,13 @@ The predictive model, over a horizon of one answer delay ``D``:
   abandons the rolling window can still take without its ratio passing the cap even if no
   other call is answered. The plan keeps ``P(X - Y > k) <= RISK``: the chance that this
   round's answers outnumber free agents by more than the budget is small.
-- the worst case is bounded too: if every line answered and no busy agent freed up, the
-  answers beyond the ready agents would be at most ``k``. So lines in flight never exceed
-  ``ready + k``: with no budget left (the start of a window, or after abandons) predictive
-  is exactly progressive, and it **never plans past the abandon budget**, whatever luck does;
+- the worst case is bounded too, at every round, before and after warm-up: if every line
+  answered at once and no busy agent freed up, the answers beyond the ready agents would be
+  at most ``hard_budget``: the abandons that keep ``(abandoned + a) / (live + a)`` at or under
+  the full cap in the campaign's window *and* in the last hour. Live answers already waiting
+  for an agent are answers for certain and count against it. So lines in flight plus waiting
+  answers never exceed ``ready + hard_budget``: with no budget left (the start of a window, or
+  after abandons) predictive is exactly progressive, and no run of luck can break the cap;
 - and it never aims past the agents: expected answers stay within expected free agents.
 
 The progressive number is always allowed (it cannot abandon), so an exhausted budget
@@ -75,6 +78,15 @@ class PacingInput:
     window_abandoned: int  # abandoned live answers in the rolling window
     dialable: int  # records the calling rules allow now
     connect_limit: float = 2.0
+    # Live answers waiting for an agent (within the connect limit): certain answers that need
+    # an agent, not lines that may or may not answer. Leaving them out of the bound let the
+    # last unit of budget be dialled while one was already waiting (two abandons at once).
+    waiting_answers: int = 0
+    # The last hour, less the time a line dialled now could take to abandon (ring + connect
+    # limit): live answers and abandons in it. Every 1-hour window ending at an abandon must
+    # hold the cap too, not only the campaign's long window. None: no hourly guard.
+    hour_live: int | None = None
+    hour_abandoned: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,9 +112,25 @@ def abandon_budget(inp: PacingInput) -> int:
     """Abandons the rolling window can still take with its ratio at or under the cap.
 
     Only ``CAP_SHARE`` of the cap is planned for: abandons come in bursts (several answers
-    in the same second), and the rest of the cap absorbs them.
+    in the same second), and the rest of the cap absorbs them. With ``hour_live`` given, the
+    last hour bounds it too: ``a`` more abandons (each also a live answer) keep that hour at
+    or under the cap while ``(abandoned + a) / (live + a) <= cap``.
     """
-    return math.floor(CAP_SHARE * inp.abandon_cap * inp.window_live - inp.window_abandoned + 1e-9)
+    budget = math.floor(CAP_SHARE * inp.abandon_cap * inp.window_live - inp.window_abandoned + 1e-9)
+    if inp.hour_live is not None and inp.abandon_cap < 1:
+        cap = inp.abandon_cap
+        hourly = math.floor((cap * inp.hour_live - inp.hour_abandoned) / (1 - cap) + 1e-9)
+        budget = min(budget, hourly)
+    return budget
+
+
+def hard_budget(inp: PacingInput) -> int:
+    """Abandons the campaign's window can take at the full cap: ``a`` more abandons (each a
+    live answer too) keep ``(abandoned + a) / (live + a) <= cap``."""
+    cap = inp.abandon_cap
+    if cap >= 1:
+        return 10**9
+    return math.floor((cap * inp.window_live - inp.window_abandoned) / (1 - cap) + 1e-9)
 
 
 def free_within(
@@ -154,9 +182,11 @@ def _binomial_tail(n: int, p: float) -> list[float]:
     return tail
 
 
-def _normal_overflow(lines: int, p: float, free_mean: float, free_var: float) -> float:
-    """E[max(0, X - Y)] with X - Y taken as normal (many busy agents)."""
-    mean = lines * p - free_mean
+def _normal_overflow(
+    lines: int, p: float, free_mean: float, free_var: float, certain: int = 0
+) -> float:
+    """E[max(0, certain + X - Y)] with X - Y taken as normal (many busy agents)."""
+    mean = certain + lines * p - free_mean
     sd = math.sqrt(lines * p * (1 - p) + free_var)
     if sd <= 1e-9:
         return max(0.0, mean)
@@ -166,14 +196,22 @@ def _normal_overflow(lines: int, p: float, free_mean: float, free_var: float) ->
     return sd * pdf + mean * cdf
 
 
-def expected_overflow(lines: int, p: float, free: list[float]) -> float:
-    """E[max(0, X - Y)] with X ~ Binomial(lines, p) and Y distributed as ``free``."""
+def expected_overflow(lines: int, p: float, free: list[float], certain: int = 0) -> float:
+    """E[max(0, certain + X - Y)] with X ~ Binomial(lines, p), Y distributed as ``free``,
+    and ``certain`` answers already in (waiting for an agent)."""
     tail = _binomial_tail(lines, p)
-    # E[max(0, X - y)] = sum over x > y of P(X >= x).
+    # E[max(0, X - m)] = sum over x > m of P(X >= x) for m >= 0; for m < 0 it is E[X] - m.
     above = [0.0] * (lines + 2)
     for x in range(lines, -1, -1):
         above[x] = above[x + 1] + tail[x + 1]
-    return sum(py * above[y] for y, py in enumerate(free) if y <= lines)
+    total = 0.0
+    for y, py in enumerate(free):
+        m = y - certain
+        if m < 0:
+            total += py * (lines * p - m)
+        elif m <= lines:
+            total += py * above[m]
+    return total
 
 
 def plan(inp: PacingInput) -> PacingDecision:
@@ -186,7 +224,8 @@ def plan(inp: PacingInput) -> PacingDecision:
         return PacingDecision(0, "max_lines")
     if inp.mode == "reminder":
         return PacingDecision(room, "reminder")
-    progressive = max(0, min(room, inp.ready_agents - inp.lines_in_flight))
+    waiting = max(0, inp.waiting_answers)
+    progressive = max(0, min(room, inp.ready_agents - inp.lines_in_flight - waiting))
     if inp.mode == "progressive":
         if progressive == 0:
             return PacingDecision(0, "no_agents")
@@ -212,24 +251,31 @@ def plan(inp: PacingInput) -> PacingDecision:
 
     def overflow(lines: int) -> float:
         if exact:
-            return expected_overflow(lines, p, free)
-        return _normal_overflow(lines, p, expected_free, free_var)
+            return expected_overflow(lines, p, free, waiting)
+        return _normal_overflow(lines, p, expected_free, free_var, waiting)
 
     budget = abandon_budget(inp)
-    room_lines = min(room, max(0, math.ceil((expected_free + AIM_EXTRA) / p) - inp.lines_in_flight))
+    aim = (expected_free + AIM_EXTRA - waiting) / p
+    room_lines = min(room, max(0, math.ceil(aim) - inp.lines_in_flight))
     # Always allowed: even if every line answered and no busy agent freed up, the answers
-    # beyond the ready agents would not pass the budget.
-    worst = max(0, min(room_lines, inp.ready_agents + max(0, budget) - inp.lines_in_flight))
+    # beyond the ready agents (those already waiting included) would not pass the budget.
+    worst = max(
+        0, min(room_lines, inp.ready_agents + max(0, budget) - inp.lines_in_flight - waiting)
+    )
     n = worst if inp.window_live < MIN_LIVE else min(worst, progressive)
+    # The hard guard, after warm-up too: even if every line answered at once and nobody freed
+    # up, the abandons would stay within what the windows can take at the full cap.
+    hard = max(0, inp.ready_agents + max(0, hard_budget(inp)) - inp.lines_in_flight - waiting)
     if inp.window_live >= MIN_LIVE and budget >= 1:
         # Planned against the cap: the expected overflow of every line in flight stays
         # under TARGET x cap of the answers they bring, and within the budget left.
         def fits(k: int) -> bool:
             lines = inp.lines_in_flight + k
             over = overflow(lines)
-            return over <= TARGET * inp.abandon_cap * lines * p and over <= BUDGET_SHARE * budget
+            answers = lines * p + waiting
+            return over <= TARGET * inp.abandon_cap * answers and over <= BUDGET_SHARE * budget
 
-        lo, hi = n, room_lines
+        lo, hi = n, min(room_lines, hard)
         if not fits(lo):
             hi = lo
         while lo < hi:
@@ -254,7 +300,7 @@ def plan(inp: PacingInput) -> PacingDecision:
         reason=reason,
         answer_rate=p,
         expected_free=expected_free,
-        expected_answers=(inp.lines_in_flight + n) * p,
+        expected_answers=(inp.lines_in_flight + n) * p + waiting,
         budget=budget,
         expected_abandons=overflow(inp.lines_in_flight + n),
     )

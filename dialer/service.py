@@ -122,6 +122,8 @@ def retry_rules_of(c: CampaignSettings) -> compliance.RetryRules:
     return compliance.parse_retry_rules(c.retry)
 
 
+HOUR = 3600.0  # the pacer's hourly guard looks back this far
+
 @dataclass(slots=True)
 class Line:
     """An attempt in progress."""
@@ -129,6 +131,13 @@ class Line:
     plan: AttemptPlan
     started: float
     live: bool = False
+    connected: bool = False  # a live answer an agent took
+
+    @property
+    def in_flight(self) -> bool:
+        """Not yet settled: ringing, or answered and still waiting for an agent (the pacer
+        must count a waiting answer: it becomes an abandon if no agent comes)."""
+        return not self.connected
 
 
 @dataclass(slots=True)
@@ -148,6 +157,15 @@ class CampaignRun:
     staffed_seconds: float = 0.0
     last_tick: float | None = None
     last_plan: pacing.PacingDecision | None = None
+
+    def hour_counts(self, now: float, guard: float) -> tuple[int, int]:
+        """(live answers, abandons) in the last hour, for the pacer's hourly guard. Live
+        answers younger than ``guard`` (a line's ring plus the connect limit) are left out:
+        an abandon of a line dialled now could come that late, and its hour would start after
+        them."""
+        lives = sum(1 for t, k in self.events if k == "live" and now - HOUR + guard < t <= now)
+        abandons = sum(1 for t, k in self.events if k == "abandoned" and now - HOUR < t <= now)
+        return lives, abandons
 
     def counts(self, now: float) -> tuple[int, int, int]:
         """(ended attempts, live answers, abandoned) in the rolling window."""
@@ -302,7 +320,7 @@ class DialerService:
         run = self.campaigns[name]
         m.dialer_abandon_cap.labels(campaign=name).set(run.settings.abandon_cap)
         m.dialer_lines_in_flight.labels(campaign=name).set_function(
-            lambda: float(sum(1 for x in run.lines.values() if not x.live))
+            lambda: float(sum(1 for x in run.lines.values() if x.in_flight))
         )
         m.dialer_lines_per_agent.labels(campaign=name).set_function(
             lambda: self.lines_per_agent(name)
@@ -424,6 +442,7 @@ class DialerService:
             ready = max(0, ready - waiting)
         busy = tuple(now - self._busy_since[aid] for aid in ids if aid in self._busy_since)
         ended, live, abandoned = run.counts(now)
+        hour_live, hour_abandoned = run.hour_counts(now, c.ring_seconds + c.connect_limit_seconds)
         delays = list(run.answer_delays)
         return pacing.PacingInput(
             mode=c.mode,
@@ -438,6 +457,9 @@ class DialerService:
             answer_rate_prior_weight=20,
             answer_delay=sum(delays) / len(delays) if delays else 12.0,
             lines_in_flight=sum(1 for x in run.lines.values() if not x.live),
+            waiting_answers=sum(1 for x in run.lines.values() if x.live and not x.connected),
+            hour_live=hour_live,
+            hour_abandoned=hour_abandoned,
             max_lines=c.max_lines,
             abandon_cap=c.abandon_cap,
             window_live=live,
@@ -607,10 +629,14 @@ class DialerService:
             run.answer_delays.append(_loop_time() - line.started)
             self.kick()
 
+        def connected(p: AttemptPlan) -> None:
+            line.connected = True
+            self.kick()
+
         async def work(inbox: CallInbox) -> None:
             result: AttemptResult | None = None
             try:
-                result = await runner.run(plan, inbox, on_live=live)
+                result = await runner.run(plan, inbox, on_live=live, on_connected=connected)
             finally:
                 run.lines.pop(plan.attempt_id, None)
                 self._attempt_done(run, plan, result)
@@ -721,7 +747,8 @@ class DialerService:
             "campaign": name,
             "mode": c.mode,
             "state": run.state,
-            "lines_in_flight": sum(1 for x in run.lines.values() if not x.live),
+            "lines_in_flight": sum(1 for x in run.lines.values() if x.in_flight),
+            "waiting_answers": sum(1 for x in run.lines.values() if x.live and not x.connected),
             "live_calls": sum(1 for x in run.lines.values() if x.live),
             "max_lines": c.max_lines,
             "agents_logged_in": len(self.logged_in(name)),
@@ -755,7 +782,7 @@ class DialerService:
             raise DatabaseUnavailable("the database is not reachable")
         now = self.wall()
         async with self.pool.acquire() as conn, conn.transaction():
-            due = await store.due_records(conn, name, now, 20)
+            due = await store.due_records(conn, name, now, 20, for_agent=agent_id)
             # A record already held for this agent comes first; others' holds are invisible.
             allowed = [
                 r
@@ -788,6 +815,17 @@ class DialerService:
             rec = await store.lock_record(conn, name, record_id)
             if rec is None or rec.callback_agent not in (None, agent_id):
                 raise NotFound(f"record {record_id} is not available to {agent_id!r}")
+            # Only the record this agent was shown (and holds), and only once it is due: the
+            # pacer's rules, the retry schedule and a promised callback's time included.
+            if rec.held_by != agent_id or rec.held_until is None or rec.held_until <= now:
+                raise CampaignStateError(
+                    f"record {record_id} is not held for {agent_id!r}: take it with "
+                    "GET .../preview first (a hold lasts a few minutes)"
+                )
+            if rec.next_at is not None and rec.next_at > now:
+                raise CampaignStateError(
+                    f"record {record_id} is not due until {rec.next_at.isoformat()}"
+                )
             rec = replace(rec, callback_agent=agent_id)
             if not await self._check(conn, run, [rec], now, for_agent=agent_id):
                 raise CampaignStateError(

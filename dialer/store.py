@@ -38,6 +38,9 @@ class DueRecord:
     attempts: int
     callback_agent: str | None
     state: str
+    next_at: datetime | None = None
+    held_by: str | None = None  # a preview's hold: this agent alone may dial it ...
+    held_until: datetime | None = None  # ... until then
 
     def phone(self) -> str:
         return self.phones[self.next_phone % len(self.phones)]
@@ -62,6 +65,9 @@ def _due(row: asyncpg.Record) -> DueRecord:
         attempts=row["attempts"],
         callback_agent=row["callback_agent"],
         state=row["state"],
+        next_at=row["next_at"],
+        held_by=row["held_by"],
+        held_until=row["held_until"],
     )
 
 
@@ -84,18 +90,24 @@ async def set_campaign_state(conn: Conn, name: str, state: str) -> None:
     )
 
 
-async def due_records(conn: Conn, campaign: str, now: datetime, limit: int) -> list[DueRecord]:
-    """Records whose turn has come, locked for this transaction (others skip them)."""
+async def due_records(
+    conn: Conn, campaign: str, now: datetime, limit: int, *, for_agent: str | None = None
+) -> list[DueRecord]:
+    """Records whose turn has come, locked for this transaction (others skip them). A record
+    a preview holds is left out, except for the agent holding it (``for_agent``), first."""
     rows = await conn.fetch(
         """SELECT * FROM dial_records
            WHERE campaign = $1 AND state IN ('pending', 'scheduled')
              AND (next_at IS NULL OR next_at <= $2) AND cardinality(phones) > 0
-           ORDER BY next_at NULLS FIRST, record_id
+             AND (held_until IS NULL OR held_until <= $2 OR held_by = $4)
+           ORDER BY (held_by IS NOT DISTINCT FROM $4 AND held_until > $2) DESC,
+                    next_at NULLS FIRST, record_id
            LIMIT $3
            FOR UPDATE SKIP LOCKED""",
         campaign,
         now,
         limit,
+        for_agent,
     )
     return [_due(r) for r in rows]
 
@@ -112,10 +124,12 @@ async def lock_record(conn: Conn, campaign: str, record_id: int) -> DueRecord | 
 
 
 async def lease(conn: Conn, record_id: int, agent_id: str, until: datetime) -> None:
-    """Hold a record for one agent's preview until ``until``: nobody else is shown it."""
+    """Hold a record for one agent's preview until ``until``: nobody else is shown it, and
+    only that agent may dial it meanwhile. When is it due and whose callback it is stay as
+    they were, so the hold simply runs out."""
     await conn.execute(
-        """UPDATE dial_records SET state = 'scheduled', next_at = $3, callback_agent = $2,
-               updated_at = now() WHERE record_id = $1""",
+        """UPDATE dial_records SET held_by = $2, held_until = $3, updated_at = now()
+           WHERE record_id = $1""",
         record_id,
         agent_id,
         until,
@@ -212,7 +226,8 @@ async def begin_attempt(
     )
     await conn.execute(
         """UPDATE dial_records SET state = 'dialing', attempts = attempts + 1,
-               next_phone = $2, updated_at = now() WHERE record_id = $1""",
+               next_phone = $2, held_by = NULL, held_until = NULL, updated_at = now()
+           WHERE record_id = $1""",
         r.record_id,
         (r.next_phone + 1) % max(1, len(r.phones)),
     )
