@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.component.test_auth_http import FakeAcd, bearer, stack
+from tests.component.test_auth_http import bearer, stack
 
 
 class FakeQueues:
@@ -34,7 +34,8 @@ class FakeQueues:
 async def test_given_an_agent_then_only_the_calls_offered_to_them_are_shown(
     tmp_path: Path,
 ) -> None:
-    async with stack(tmp_path, acd=FakeAcd(acd=FakeQueues())) as s:
+    async with stack(tmp_path) as s:
+        s.acd.acd = FakeQueues()
         r = await s.client.get("/api/v1/queues", headers=bearer(await s.token("siti")))
         assert r.status == 200
         (q,) = (await r.json())["queues"]
@@ -44,7 +45,8 @@ async def test_given_an_agent_then_only_the_calls_offered_to_them_are_shown(
 
 
 async def test_given_a_supervisor_or_admin_then_the_whole_floor_is_shown(tmp_path: Path) -> None:
-    async with stack(tmp_path, acd=FakeAcd(acd=FakeQueues())) as s:
+    async with stack(tmp_path) as s:
+        s.acd.acd = FakeQueues()
         for who in ("rina", "ayu"):
             r = await s.client.get("/api/v1/queues", headers=bearer(await s.token(who)))
             assert r.status == 200
