@@ -7,12 +7,17 @@ One middleware does it all, before any handler runs:
    session token from ``POST /api/v1/auth/login``) or with the console's session cookie. A
    state-changing request carried by the cookie must also send the session's CSRF token in
    ``X-CSRF-Token``: a page on another site can make the browser send the cookie, not read the
-   token.
+   token. WebSockets (``TICKETED``) take only a single-use ticket from
+   ``POST /api/v1/auth/ws-ticket`` in the query, and a browser's ``Origin`` must be this
+   host's or an allowed one: browsers send cookies with a WebSocket from any site and let no
+   page set headers on one, and a token in a URL is written to logs.
 3. ``POLICY`` says which roles may use each route. A route missing from it is admin-only, and
    a test keeps the table complete. Routes marked ``OWN_AGENT`` take an agent id in the path,
-   which an agent must match with their own.
+   which an agent must match with their own. The ``metrics`` role (a scraper's token) may
+   read ``/metrics`` and nothing else.
 4. Every request that changes something, and every refusal, goes to the audit log with who,
-   what, the outcome and the status.
+   what, the outcome, the status and the path (never the query string, which may hold a
+   ticket).
 
 Handlers that take an agent id in the body, or act on a call, ask ``acting_agent`` and the
 engine's call-ownership check themselves.
@@ -21,15 +26,16 @@ engine's call-ownership check themselves.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from auth.model import Forbidden, Identity, InvalidUser, Role, UserNotFound
+from auth.model import USER_ROLES, Forbidden, Identity, InvalidUser, Role, UserNotFound
 from auth.service import AuthService
 from engine.bodies import json_object, text, when
 from engine.errors import BadRequest, SambungError, Unauthorized
@@ -42,8 +48,9 @@ COOKIE = "sambung_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-AGENT, SUPERVISOR, ADMIN = Role.AGENT, Role.SUPERVISOR, Role.ADMIN
-ANY = frozenset(Role)
+AGENT, SUPERVISOR, ADMIN, METRICS = Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.METRICS
+# Any role a person can have: a metrics token is not "anyone".
+ANY = frozenset(USER_ROLES)
 STAFF = frozenset({SUPERVISOR, ADMIN})
 ADMINS = frozenset({ADMIN})
 
@@ -67,11 +74,14 @@ OWN_AGENT: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/agents/{agent_id}/{action}"),
     }
 )
+# WebSockets: identified by a ticket in the query, never by a token or the cookie.
+TICKETED: frozenset[tuple[str, str]] = frozenset({("GET", "/api/v1/agents/{agent_id}/events")})
 POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/auth/logout"): ANY,
     ("GET", "/api/v1/auth/me"): ANY,
+    ("POST", "/api/v1/auth/ws-ticket"): ANY,
     ("GET", "/api/v1/version"): ANY,
-    ("GET", "/metrics"): STAFF,
+    ("GET", "/metrics"): STAFF | {METRICS},
     ("GET", "/api/v1/calls"): STAFF,
     ("GET", "/api/v1/calls/{call_id}"): STAFF,
     # An agent's own call: the handler checks that the agent handled it.
@@ -162,10 +172,45 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _authority(scheme: str, netloc: str) -> str | None:
+    """host[:port] as a browser would compare it (lower case, the scheme's port left out)."""
+    try:
+        parts = urlsplit(f"//{netloc}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str] = ()) -> bool:
+    """Whether a WebSocket from a page at ``origin`` may be opened on ``host``.
+
+    No Origin: not a browser (browsers always send one with a WebSocket), and such a client
+    holds its ticket by itself. Otherwise the page must come from this host, as the browser
+    reached it, or from one of ``allowed`` (a console served elsewhere, a proxy that changes
+    the Host header)."""
+    if origin is None:
+        return True
+    given = origin.strip().lower().rstrip("/")
+    if given in {a.lower().rstrip("/") for a in allowed}:
+        return True
+    parts = urlsplit(given)
+    if parts.scheme not in _DEFAULT_PORTS or host is None or parts.path or parts.query:
+        return False
+    page = _authority(parts.scheme, parts.netloc)
+    return page is not None and page == _authority(parts.scheme, host.strip().lower())
+
+
 def auth_middleware(
     tokens: Sequence[StaticToken],
     auth: AuthService | None,
     on_identity: Callable[[web.Request, Identity], None] | None = None,
+    allowed_origins: Sequence[str] = (),
 ) -> Middleware:
     known = [(t.token.encode(), t) for t in tokens]
 
@@ -181,13 +226,29 @@ def auth_middleware(
         agent = match.name if match.role is AGENT else None
         return Identity(match.name, match.role, agent)
 
-    async def identify(request: web.Request) -> Identity:
+    async def by_ticket(request: web.Request) -> Identity:
+        if not origin_allowed(
+            request.headers.get("Origin"), request.headers.get("Host"), allowed_origins
+        ):
+            # Checked before the ticket is looked at: a refused page spends no ticket.
+            raise Forbidden("this page's Origin may not open the engine's WebSockets")
+        ticket = request.query.get("ticket", "")
+        ident = None
+        if ticket and len(ticket) <= 200 and auth is not None:
+            ident = await auth.redeem_ticket(ticket)
+        if ident is None:
+            raise Unauthorized(
+                "a WebSocket needs a fresh ticket from POST /api/v1/auth/ws-ticket"
+                " in its 'ticket' query parameter"
+            )
+        return ident
+
+    async def identify(request: web.Request, key: tuple[str, str]) -> Identity:
+        if key in TICKETED:
+            return await by_ticket(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
         given = given.strip()
-        if not header and request.path.endswith("/events") and "access_token" in request.query:
-            # Browsers cannot set headers on a WebSocket: the token may come in the query.
-            scheme, given = "bearer", request.query["access_token"]
         if scheme.lower() == "bearer" and given:
             ident = static(given)
             if ident is None and auth is not None and len(given) <= 200:
@@ -225,7 +286,8 @@ def auth_middleware(
             ident.role.value if ident else "anonymous",
             f"{key[0]} {key[1]}",
             outcome,
-            target=request.path_qs,
+            # The path only: a query string may carry a ticket or other secrets.
+            target=request.path,
             status=status,
             ip=client_ip(request),
             # One key: a path parameter may be named like one of audit()'s own arguments.
@@ -242,7 +304,7 @@ def auth_middleware(
         unknown = request.match_info.http_exception is not None
         ident: Identity | None = None
         try:
-            ident = await identify(request)
+            ident = await identify(request, key)
             request[IDENTITY] = ident
             if on_identity is not None:
                 on_identity(request, ident)
@@ -298,7 +360,7 @@ def _user_changes(body: dict[str, Any]) -> dict[str, Any]:
     if "password" in body:
         out["password"] = _str(body, "password", 8, 256)
     if "role" in body:
-        if body["role"] not in tuple(r.value for r in Role):
+        if body["role"] not in tuple(r.value for r in USER_ROLES):
             raise BadRequest("'role' is agent, supervisor or admin")
         out["role"] = body["role"]
     if "agent_id" in body:
@@ -365,6 +427,12 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
             {"user": s.user.view(), "expires_at": s.expires_at.isoformat(), "token": "session"}
         )
 
+    async def ws_ticket(request: web.Request) -> web.Response:
+        ticket, expires_in = await auth.issue_ticket(request[IDENTITY])
+        return web.json_response(
+            {"ticket": ticket, "expires_in": expires_in}, headers={"Cache-Control": "no-store"}
+        )
+
     async def users(_: web.Request) -> web.Response:
         return web.json_response({"users": [u.view() for u in await auth.users()]})
 
@@ -418,6 +486,7 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
     app.router.add_post("/api/v1/auth/login", login)
     app.router.add_post("/api/v1/auth/logout", logout)
     app.router.add_get("/api/v1/auth/me", me)
+    app.router.add_post("/api/v1/auth/ws-ticket", ws_ticket)
     app.router.add_get("/api/v1/users", users)
     app.router.add_post("/api/v1/users", create_user)
     app.router.add_patch("/api/v1/users/{username}", update_user)

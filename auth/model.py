@@ -16,6 +16,12 @@ class Role(StrEnum):
     AGENT = "agent"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    # A configured token for a metrics scraper: reads /metrics and nothing else. Never a
+    # person's role (users are agents, supervisors or admins).
+    METRICS = "metrics"
+
+
+USER_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 
 
 LANGUAGES = ("id", "en")
@@ -84,9 +90,12 @@ class RateLimited(SambungError):
     http_status = 429
     title = "Too many login attempts"
 
-    def __init__(self, detail: str, retry_after: float) -> None:
+    def __init__(self, detail: str, retry_after: float, why: str = "failures") -> None:
         super().__init__(detail, retry_after=retry_after)
         self.retry_after = retry_after
+        # failures: too many wrong passwords; busy / in_flight: the password checks are all in
+        # use (a burst at shift start): the person did nothing wrong and is told so.
+        self.why = why
 
 
 class UserExists(SambungError):

@@ -16,17 +16,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import structlog
 from prometheus_client import Counter
 
-from auth import passwords, store
+from auth import passwords, ratelimit, store
 from auth.model import (
     LANGUAGES,
     MAX_PASSWORD,
     MIN_PASSWORD,
+    USER_ROLES,
     USERNAME,
     BadCredentials,
     Identity,
@@ -38,7 +39,8 @@ from auth.model import (
     UserExists,
     UserNotFound,
 )
-from auth.ratelimit import Limits, LoginLimiter
+from auth.ratelimit import InFlight, Limits
+from engine.db import Conn
 from engine.errors import DatabaseUnavailable
 from engine.facts import FactWriter
 
@@ -48,6 +50,13 @@ log = structlog.get_logger(__name__)
 # not turn into a write per second.
 TOUCH_EVERY = timedelta(seconds=60)
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# A WebSocket ticket is asked for just before the socket is opened: long enough for a slow
+# network, too short to be worth stealing from wherever it is seen.
+TICKET_SECONDS = 30
+# The old rows of the shared login windows are cleared at most this often per engine.
+PURGE_EVERY = 300.0
+# What a refusal for a crowd of attempts at once says: the crowd is gone within a second.
+BUSY_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,17 +78,25 @@ class AuthService:
         limits: Limits,
         agent_exists: Callable[[str], bool],
         logins: Counter | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        # Seconds since the epoch: the login windows are shared with other engines.
+        clock: Callable[[], float] = time.time,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._pool = pool
         self._facts = facts
         self.policy = policy
-        self._limiter = LoginLimiter(limits)
+        self.limits = limits
+        self._in_flight = InFlight(limits)
+        # Logins between their first check and their answer may hold at most this many
+        # hashing threads; one more is refused rather than queued behind them (a queue of
+        # Argon2 jobs is memory and minutes of CPU an attacker chooses).
+        self.verify_slots = passwords.HASH_THREADS
+        self.verifications_in_flight = 0
         self._agent_exists = agent_exists
         self._logins = logins
         self._clock = clock
         self._wall = wall
+        self._purged_at = 0.0
 
     # ---- audit ------------------------------------------------------------------------------
 
@@ -129,32 +146,63 @@ class AuthService:
     async def login(
         self, username: str, password: str, ip: str, user_agent: str | None
     ) -> tuple[str, Session]:
-        """A new session token for these credentials; refused alike for every wrong reason."""
-        wait = self._limiter.retry_after(username, ip, self._clock())
-        if wait is not None:
-            self.audit(username, "anonymous", "auth.login", "rate_limited", ip=ip, status=429)
-            self._count("rate_limited")
-            raise RateLimited(f"too many failed logins; try again in {int(wait)} s", wait)
+        """A new session token for these credentials; refused alike for every wrong reason.
+
+        In order: a place among the checks running now (429 at once when this user, this
+        address or the hashing threads are busy), then a slot in the shared windows, taken
+        before the password is checked (429 with the window's wait), then the check."""
+        if self.verifications_in_flight >= self.verify_slots:
+            self._refuse(username, ip, BUSY_RETRY_SECONDS, "busy")
+        if not self._in_flight.enter(username, ip):
+            self._refuse(username, ip, BUSY_RETRY_SECONDS, "in_flight")
+        self.verifications_in_flight += 1
+        try:
+            return await self._login(username, password, ip, user_agent)
+        finally:
+            self.verifications_in_flight -= 1
+            self._in_flight.leave(username, ip)
+
+    def _refuse(self, username: str, ip: str, wait: float, why: str) -> NoReturn:
+        self.audit(username, "anonymous", "auth.login", "rate_limited", ip=ip, status=429, why=why)
+        self._count("rate_limited")
+        if why in ("busy", "in_flight"):
+            detail = f"other logins are being checked; try again in {int(wait)} s"
+        else:
+            detail = f"too many login attempts; try again in {int(wait)} s"
+        raise RateLimited(detail, wait, why)
+
+    async def _login(
+        self, username: str, password: str, ip: str, user_agent: str | None
+    ) -> tuple[str, Session]:
+        now = self._clock()
         try:
             async with self._pool.acquire() as conn:
-                found = await store.credentials(conn, username)
+                wait = await self._count_attempt(conn, username, ip, now)
+                found = None if wait is not None else await store.credentials(conn, username)
         except DB_ERRORS as err:
             raise DatabaseUnavailable(f"logins are unavailable: {err}") from err
+        if wait is not None:
+            self._refuse(username, ip, wait, "window")
+        await self._purge_now_and_then(now)
         user, stored = found if found is not None else (None, None)
         ok = await passwords.verify(stored, password)
         if not ok or user is None or user.disabled:
-            self._limiter.failed(username, ip, self._clock())
+            # The attempt stays counted.
             why = "unknown_user" if user is None else "disabled" if user.disabled else "password"
             self.audit(username, "anonymous", "auth.login", "failed", ip=ip, status=401, why=why)
             self._count("failed")
             raise BadCredentials("wrong username or password")
-        self._limiter.succeeded(username, ip)
         token = secrets.token_urlsafe(32)
-        now = self._wall()
+        wall = self._wall()
         session = Session(
-            user, token_hash(token), secrets.token_urlsafe(24), now + self.policy.lifetime
+            user, token_hash(token), secrets.token_urlsafe(24), wall + self.policy.lifetime
         )
         async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                _, addr_times = await store.lock_login_windows(conn, username, ip)
+                await store.save_login_windows(
+                    conn, username, ip, (), ratelimit.succeeded(addr_times, now)
+                )
             if stored is not None and passwords.needs_rehash(stored):
                 # Parameters were raised since this hash was made: upgrade it while we have
                 # the password in hand.
@@ -166,7 +214,7 @@ class AuthService:
                 session.token_hash,
                 user.username,
                 session.csrf_token,
-                now,
+                wall,
                 session.expires_at,
                 ip,
                 (user_agent or "")[:300] or None,
@@ -175,25 +223,53 @@ class AuthService:
         self._count("ok")
         return token, session
 
+    async def _count_attempt(self, conn: Conn, username: str, ip: str, now: float) -> float | None:
+        """Count this attempt in the shared windows, or say how long to wait (then nothing is
+        counted). Read, decision and write happen under the address's row lock."""
+        async with conn.transaction():
+            user_times, addr_times = await store.lock_login_windows(conn, username, ip)
+            admitted = ratelimit.admit(user_times, addr_times, self.limits, now)
+            if admitted.retry_after is None:
+                await store.save_login_windows(conn, username, ip, admitted.user, admitted.address)
+        return admitted.retry_after
+
+    async def _purge_now_and_then(self, now: float) -> None:
+        if now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        try:
+            await self.purge_login_attempts()
+        except DB_ERRORS as err:
+            log.warning("auth.purge_failed", error=str(err))
+
+    async def purge_login_attempts(self) -> int:
+        """Remove the windows whose newest attempt has left the window (they count nothing)."""
+        async with self._pool.acquire() as conn:
+            return await store.purge_login_attempts(
+                conn, self._clock() - self.limits.window_seconds
+            )
+
     def _count(self, outcome: str) -> None:
         if self._logins is not None:
             self._logins.labels(outcome=outcome).inc()
 
     async def resolve(self, token: str) -> Session | None:
         now = self._wall()
-        th = token_hash(token)
         try:
             async with self._pool.acquire() as conn:
-                found = await store.live_session(conn, th, now, now - self.policy.idle)
-                if found is None:
-                    return None
-                session, last_seen = found
-                if now - last_seen >= TOUCH_EVERY:
-                    await store.touch_session(conn, th, now)
+                return await self._live(conn, token_hash(token), now)
         except DB_ERRORS as err:
             # Sessions cannot be checked: 503, not 401 (the token may well be good). Configured
             # API tokens are checked before this and keep working.
             raise DatabaseUnavailable(f"sessions cannot be checked: {err}") from err
+
+    async def _live(self, conn: Conn, th: bytes, now: datetime) -> Session | None:
+        found = await store.live_session(conn, th, now, now - self.policy.idle)
+        if found is None:
+            return None
+        session, last_seen = found
+        if now - last_seen >= TOUCH_EVERY:
+            await store.touch_session(conn, th, now)
         return session
 
     async def logout(self, session: Session, ip: str | None) -> None:
@@ -201,6 +277,68 @@ class AuthService:
             await store.end_session(conn, session.token_hash, self._wall(), "logout")
         u = session.user
         self.audit(u.username, u.role.value, "auth.logout", "ok", ip=ip, status=204)
+
+    async def session_ended(self, session: Session) -> str | None:
+        """Why this session no longer stands (logout, expired, idle, user_disabled,
+        password_changed), or None while it does. Asking does not keep it alive: a socket left
+        open must not stop a session from going idle."""
+        now = self._wall()
+        try:
+            async with self._pool.acquire() as conn:
+                row = await store.session_standing(conn, session.token_hash)
+        except DB_ERRORS as err:
+            raise DatabaseUnavailable(f"sessions cannot be checked: {err}") from err
+        if row is None:
+            return "ended"
+        if row["ended_reason"]:
+            return str(row["ended_reason"])
+        if row["disabled"]:
+            return "user_disabled"
+        if row["expires_at"] <= now:
+            return "expired"
+        if row["last_seen_at"] <= now - self.policy.idle:
+            return "idle"
+        return None
+
+    # ---- WebSocket tickets ------------------------------------------------------------------
+
+    async def issue_ticket(self, ident: Identity) -> tuple[str, int]:
+        """A single-use ticket that opens a WebSocket as ``ident`` within ``TICKET_SECONDS``.
+
+        Browsers cannot set headers on a WebSocket, and a token in its URL ends up in proxy
+        and server logs and in the browser's history; a ticket seen there is spent or expired.
+        """
+        ticket = secrets.token_urlsafe(32)
+        now = self._wall()
+        s = ident.session
+        async with self._pool.acquire() as conn:
+            await store.insert_ws_ticket(
+                conn,
+                token_hash(ticket),
+                None if s is None else s.token_hash,
+                ident.name if s is None else None,
+                ident.role,
+                ident.agent_id,
+                now + timedelta(seconds=TICKET_SECONDS),
+                now,
+            )
+        return ticket, TICKET_SECONDS
+
+    async def redeem_ticket(self, ticket: str) -> Identity | None:
+        """Who the ticket was issued to, once: None when it is unknown, spent, expired, or its
+        session has ended meanwhile."""
+        now = self._wall()
+        try:
+            async with self._pool.acquire() as conn:
+                row = await store.take_ws_ticket(conn, token_hash(ticket), now)
+                if row is None:
+                    return None
+                if row["session_hash"] is None:
+                    return Identity(row["token_name"], Role(row["role"]), row["agent_id"])
+                session = await self._live(conn, bytes(row["session_hash"]), now)
+        except DB_ERRORS as err:
+            raise DatabaseUnavailable(f"tickets cannot be checked: {err}") from err
+        return None if session is None else self.identity(session)
 
     # ---- users ------------------------------------------------------------------------------
 
@@ -216,6 +354,8 @@ class AuthService:
         return found
 
     def _check_agent(self, role: Role, agent_id: str | None) -> None:
+        if role not in USER_ROLES:
+            raise InvalidUser("'role' is agent, supervisor or admin")
         if role is Role.AGENT and not agent_id:
             raise InvalidUser("an agent's login needs 'agent_id' (the ACD agent it acts as)")
         if agent_id is not None and not self._agent_exists(agent_id):

@@ -1,4 +1,5 @@
-"""The auth feature's SQL: users, sessions and the audit log (engine.db.Conn in, values out)."""
+"""The auth feature's SQL: users, sessions, the audit log, the shared login windows and the
+WebSocket tickets (engine.db.Conn in, values out)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from auth.model import Role, Session, User
+from auth.ratelimit import Times
 from engine.db import Conn
 from engine.facts import Fact, register_facts
 
@@ -204,3 +206,104 @@ async def audit_entries(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+# ---- login attempts (auth/ratelimit.py decides; these keep its windows for every engine) ----
+
+_ADDRESS = ""  # the username of an address's own window: no login name is empty
+
+
+async def lock_login_windows(conn: Conn, username: str, address: str) -> tuple[Times, Times]:
+    """Both windows of an attempt, the address's row locked until the transaction ends.
+
+    Every attempt from one address takes the same row lock first, and a username's window is
+    keyed by its address too, so one lock serialises everything that reads and writes either
+    window: two engines cannot both see room for the last attempt. The upsert creates the row
+    when it is missing, so there is always a row to lock (``SELECT ... FOR UPDATE`` would lock
+    nothing then)."""
+    addr = await conn.fetchval(
+        """INSERT INTO login_attempts (username, address) VALUES ($1, $2)
+           ON CONFLICT (address, username) DO UPDATE SET username = excluded.username
+           RETURNING attempts""",
+        _ADDRESS,
+        address,
+    )
+    user = await conn.fetchval(
+        "SELECT attempts FROM login_attempts WHERE address = $1 AND username = $2",
+        address,
+        username.lower(),
+    )
+    return tuple(user or ()), tuple(addr)
+
+
+async def save_login_windows(
+    conn: Conn, username: str, address: str, user: Times, addr: Times
+) -> None:
+    """Write both windows back (inside the transaction that locked them)."""
+    for name, times in ((username.lower(), user), (_ADDRESS, addr)):
+        await conn.execute(
+            """INSERT INTO login_attempts (username, address, attempts, last_at)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (address, username)
+               DO UPDATE SET attempts = excluded.attempts, last_at = excluded.last_at""",
+            name,
+            address,
+            list(times),
+            max(times, default=0.0),
+        )
+
+
+async def purge_login_attempts(conn: Conn, before: float) -> int:
+    status = await conn.execute("DELETE FROM login_attempts WHERE last_at <= $1", before)
+    return int(status.split()[-1])
+
+
+# ---- WebSocket tickets -----------------------------------------------------------------------
+
+
+async def insert_ws_ticket(
+    conn: Conn,
+    ticket_hash: bytes,
+    session_hash: bytes | None,
+    token_name: str | None,
+    role: Role,
+    agent_id: str | None,
+    expires_at: datetime,
+    now: datetime,
+) -> None:
+    # Spent and expired tickets go as new ones come: the table holds a few seconds' worth.
+    await conn.execute("DELETE FROM ws_tickets WHERE expires_at <= $1", now)
+    await conn.execute(
+        """INSERT INTO ws_tickets (ticket_hash, session_hash, token_name, role, agent_id,
+               expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        ticket_hash,
+        session_hash,
+        token_name,
+        role.value,
+        agent_id,
+        expires_at,
+    )
+
+
+async def take_ws_ticket(conn: Conn, ticket_hash: bytes, now: datetime) -> asyncpg.Record | None:
+    """The ticket's row, removed in the same statement: a ticket opens one socket at most, even
+    when two engines are handed it at once."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """DELETE FROM ws_tickets WHERE ticket_hash = $1
+           RETURNING session_hash, token_name, role, agent_id, expires_at""",
+        ticket_hash,
+    )
+    if row is None or row["expires_at"] <= now:
+        return None
+    return row
+
+
+async def session_standing(conn: Conn, token_hash: bytes) -> asyncpg.Record | None:
+    """What decides whether a session still stands (the service says why it ended)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT s.ended_reason, s.expires_at, s.last_seen_at, u.disabled
+           FROM user_sessions s JOIN users u USING (username) WHERE s.token_hash = $1""",
+        token_hash,
+    )
+    return row

@@ -5,7 +5,8 @@ runs until the agent's desk phone (a SIPp phone registered as agent1003) receive
 The INVITE's arrival is SIPp's own timestamp in its message log; the start is taken just
 before the "ready" request is written. Both read the same wall clock.
 
-- native: extension 7200 -> ``Queue(native-bench)`` (asterisk/conf/queues.conf), agent1003 a
+- native: extension 7200 (dialled from the sandbox-only ``bench`` endpoint's port) ->
+  ``Queue(native-bench)`` (asterisk/conf/sandbox/sambung-sandbox-queues.conf), agent1003 a
   static member; "ready" is the AMI action ``QueuePause Paused=false``. No engine involved.
 - engine: DID 1601 -> the engine's queue ``bench``; "ready" is
   ``POST /api/v1/agents/made/ready``. Needs PostgreSQL (DATABASE_URL) for the engine it starts.
@@ -42,6 +43,7 @@ from typing import Any
 
 from panoramisk import Manager
 
+from bench import NATIVE_SIP_PORT
 from bench.first_audio import pct, wait_ready
 from tests.integration.callers import Pause, write_scenario
 from tests.integration.harness import SippResult, sipp
@@ -125,7 +127,9 @@ async def native_round(
 ) -> float:
     """One round through app_queue; seconds from the un-pause action to the INVITE."""
     await native_pause(ami, True)
-    call = asyncio.create_task(sipp("uac_wait_bye.xml", NATIVE_EXTEN, timeout=30))
+    call = asyncio.create_task(
+        sipp("uac_wait_bye.xml", NATIVE_EXTEN, timeout=30, local_port=NATIVE_SIP_PORT)
+    )
     try:
 
         async def queued() -> bool:

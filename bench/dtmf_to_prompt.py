@@ -6,7 +6,7 @@ Both timed on Asterisk's own clock, so neither side's measuring code is in the f
   timestamps), through a running engine (in this process) on DID 1599;
 - native: AMI ``DTMFEnd`` -> the ``UserEvent`` the ``native-ivr`` dialplan menu raises just
   before ``Playback`` of the next prompt (extension 7100: ``Background()`` + ``WaitExten()``,
-  key 1 plays the next prompt).
+  key 1 plays the next prompt), dialled from the sandbox-only ``bench`` endpoint's port.
 
 Each call: the menu prompt (30 s) plays, the caller presses 1 after 1.5 s (barge-in), the next
 prompt plays, the far end hangs up. Calls are sequential, alternating paths, loopback only.
@@ -30,6 +30,7 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from asterisk.ami.adapter import AmiAdapter, AmiMessage
+from bench import NATIVE_SIP_PORT, TRUNK_SIP_PORT
 from engine.metrics import build_metrics
 from ivr.flows import FlowTable
 from ivr.model import Flow, HangupNode, MenuNode, Retry
@@ -109,9 +110,12 @@ async def main() -> int:
         with capture_logs() as logs:
             async with running_engine(engine={"log_level": "warning"}) as run:
                 run.engine.flows = FlowTable({ENGINE_DID: bench_flow()})
+                paths = ((NATIVE_EXTEN, NATIVE_SIP_PORT), (ENGINE_DID, TRUNK_SIP_PORT))
                 for _ in range(args.calls):
-                    for number in (NATIVE_EXTEN, ENGINE_DID):
-                        result = await sipp(scenario, number, timeout=40, workdir=work)
+                    for number, port in paths:
+                        result = await sipp(
+                            scenario, number, timeout=40, workdir=work, local_port=port
+                        )
                         failures += result.returncode != 0
         engine_ms = [e["ms"] / 1000 for e in logs if e.get("event") == "ivr.digit_to_prompt"]
     finally:

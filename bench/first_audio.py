@@ -6,7 +6,9 @@ whose G.711 payload is not silence. INVITE send times come from SIPp's message t
 paths play the same file (hello-world):
 
 - engine: DID 1599 -> Stasis -> the engine answers over ARI and plays the greeting;
-- native: extension 7000 -> dialplan Answer() + Playback(hello-world), no engine involved.
+- native: extension 7000 -> dialplan Answer() + Playback(hello-world), no engine involved;
+  dialled from the sandbox-only ``bench`` endpoint's port (``bench.NATIVE_SIP_PORT``), as the
+  trunk has no such extension.
 
 Run with the sandbox up (ops/sandbox up) and PostgreSQL reachable:
 
@@ -29,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import cast
+
+from bench import NATIVE_SIP_PORT, TRUNK_SIP_PORT
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "bench" / "sipp" / "uac_bench.xml"
@@ -138,7 +142,7 @@ METRICS = ("first packet", "first audio")
 
 
 async def run_calls(
-    number: str, calls: int, rtp_port: int, workdir: Path
+    number: str, calls: int, rtp_port: int, workdir: Path, sip_port: int = TRUNK_SIP_PORT
 ) -> dict[str, list[float]]:
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(_Rtp, local_addr=("127.0.0.1", rtp_port))
@@ -158,7 +162,7 @@ async def run_calls(
             "-i",
             "127.0.0.1",
             "-p",
-            "5070",
+            str(sip_port),
             "-m",
             str(calls),
             "-l",
@@ -266,14 +270,15 @@ async def main() -> int:
             results: dict[tuple[str, str], list[float]] = {
                 (p, m): [] for p in ("native", "engine") for m in METRICS
             }
-            await run_calls(NATIVE_EXTEN, 2, 40000, work)  # warm caches on both paths
+            # warm caches on both paths
+            await run_calls(NATIVE_EXTEN, 2, 40000, work, NATIVE_SIP_PORT)
             await run_calls(ENGINE_DID, 2, 40002, work)
             for r in range(args.rounds):
-                for label, number, port in (
-                    ("native", NATIVE_EXTEN, 40010 + r * 4),
-                    ("engine", ENGINE_DID, 40012 + r * 4),
+                for label, number, port, sip_port in (
+                    ("native", NATIVE_EXTEN, 40010 + r * 4, NATIVE_SIP_PORT),
+                    ("engine", ENGINE_DID, 40012 + r * 4, TRUNK_SIP_PORT),
                 ):
-                    got = await run_calls(number, per_round, port, work)
+                    got = await run_calls(number, per_round, port, work, sip_port)
                     for m in METRICS:
                         results[(label, m)].extend(got[m])
         finally:

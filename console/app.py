@@ -280,7 +280,11 @@ class Console:
                 username, password, client_ip(request), request.headers.get("User-Agent")
             )
         except RateLimited as err:
-            msg = cat.text(lang, "login.rate_limited", seconds=int(err.retry_after))
+            wait = max(1, int(err.retry_after))
+            if err.why in ("busy", "in_flight"):
+                msg = cat.text(lang, "login.busy", seconds=wait)
+            else:
+                msg = cat.text(lang, "login.rate_limited", seconds=wait)
             resp = self.page(request, "login.html", 429, error=msg, username=username)
             resp.headers["Retry-After"] = str(int(err.retry_after))
             return resp

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from phonenumbers import (
     PhoneNumber,
@@ -52,19 +52,7 @@ PhoneType = Literal[
     "unknown",
 ]
 # Stable names: campaign settings (``phone_types``) and import reports use them.
-PHONE_TYPES: Final[tuple[PhoneType, ...]] = (
-    "mobile",
-    "fixed_line",
-    "toll_free",
-    "premium_rate",
-    "shared_cost",
-    "voip",
-    "personal_number",
-    "pager",
-    "uan",
-    "voicemail",
-    "unknown",
-)
+PHONE_TYPES: Final[tuple[PhoneType, ...]] = get_args(PhoneType)
 # What a debtor may be called on unless a campaign says otherwise: a person's own line.
 DEFAULT_PHONE_TYPES: Final[tuple[PhoneType, ...]] = ("mobile", "fixed_line")
 

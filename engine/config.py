@@ -6,7 +6,8 @@ import this module; the composition root hands each part only the values it need
 
 Environment overrides use ``SAMBUNG_<SECTION>__<KEY>`` (for example
 ``SAMBUNG_ARI__PASSWORD``); ``DATABASE_URL`` is honoured as the conventional name for the
-database URL, and ``SAMBUNG_API_TOKEN`` adds an API token without writing it into a file.
+database URL, ``SAMBUNG_API_TOKEN`` adds an API token without writing it into a file, and
+``SAMBUNG_METRICS_TOKEN`` a token named ``prometheus`` that may only read /metrics.
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ from pydantic import (
 
 from dialer.phones import DEFAULT_PHONE_TYPES, PHONE_TYPES
 from engine.errors import ConfigError
+
+
+def known_phone_types(v: list[str], empty_means: str) -> list[str]:
+    """A ``phone_types`` list: libphonenumber's type names, at least one."""
+    unknown = sorted(set(v) - set(PHONE_TYPES))
+    if unknown:
+        raise ValueError(
+            f"phone_types names unknown types {unknown}; types: {', '.join(PHONE_TYPES)}"
+        )
+    if not v:
+        raise ValueError(f"phone_types is empty: {empty_means}")
+    return v
+
 
 Digits = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,20}$")]
 # A prompt is a media reference Asterisk understands: sound:<name>, digits:<n>, number:<n>...
@@ -60,11 +74,16 @@ class EngineSettings(_Section):
 
 class RoleTokenSettings(_Section):
     """A named API token with a role. An agent's token is named by the agent's id: agents may
-    only act on their own calls. ``api_tokens`` (no name) have the admin role."""
+    only act on their own calls. ``metrics`` may read /metrics and nothing else (give it to
+    Prometheus). ``api_tokens`` (no name) have the admin role."""
 
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
     token: SecretStr
-    role: Literal["agent", "supervisor", "admin"]
+    role: Literal["agent", "supervisor", "admin", "metrics"]
+
+
+# scheme://host[:port], as a browser sends it in Origin (no path, no trailing slash).
+Origin = Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.\-\[\]:]+$")]
 
 
 class HttpSettings(_Section):
@@ -73,6 +92,9 @@ class HttpSettings(_Section):
     port: int = Field(default=8480, ge=0, le=65535)
     api_tokens: list[SecretStr] = Field(default_factory=list)
     role_tokens: list[RoleTokenSettings] = Field(default_factory=list)
+    # Web pages served from elsewhere that may open the engine's WebSockets; a page from the
+    # engine's own host (as the browser reached it) always may.
+    allowed_origins: list[Origin] = Field(default_factory=list)
 
     @field_validator("api_tokens")
     @classmethod
@@ -163,6 +185,9 @@ class IvrSettings(_Section):
     # Asterisk's sounds folder as this machine sees it, to check that every prompt a flow
     # names exists; unset skips the check (the engine runs on another host than Asterisk).
     sounds_root: Path | None = None
+    # Digits callers entered (account numbers...) are blanked in ivr_steps after this many
+    # days, by a job at start and daily; 0 keeps them for ever.
+    digits_retention_days: int = Field(default=90, ge=0, le=3650)
 
 
 class SkillNeedSettings(_Section):
@@ -250,9 +275,7 @@ class QueueSettings(_Section):
 
     @field_validator("dispositions")
     @classmethod
-    def _queue_outcomes_only_record(
-        cls, v: list[DispositionSettings]
-    ) -> list[DispositionSettings]:
+    def _queue_outcomes_only_record(cls, v: list[DispositionSettings]) -> list[DispositionSettings]:
         # A queue call's disposition is recorded (amount, date, callback time, right party);
         # nothing is scheduled or stopped from it. Refuse settings that promise otherwise.
         for d in v:
@@ -323,14 +346,7 @@ class CallbackRuleSettings(_Section):
     @field_validator("phone_types")
     @classmethod
     def _known_phone_types(cls, v: list[str]) -> list[str]:
-        unknown = sorted(set(v) - set(PHONE_TYPES))
-        if unknown:
-            raise ValueError(
-                f"phone_types names unknown types {unknown}; types: {', '.join(PHONE_TYPES)}"
-            )
-        if not v:
-            raise ValueError("phone_types is empty: no caller could be called back")
-        return v
+        return known_phone_types(v, "no caller could be called back")
 
     @field_validator("international_prefixes")
     @classmethod
@@ -532,14 +548,7 @@ class CampaignSettings(_Section):
     @field_validator("phone_types")
     @classmethod
     def _known_phone_types(cls, v: list[str]) -> list[str]:
-        unknown = sorted(set(v) - set(PHONE_TYPES))
-        if unknown:
-            raise ValueError(
-                f"phone_types names unknown types {unknown}; types: {', '.join(PHONE_TYPES)}"
-            )
-        if not v:
-            raise ValueError("phone_types is empty: the campaign could dial no number")
-        return v
+        return known_phone_types(v, "the campaign could dial no number")
 
     @model_validator(mode="after")
     def _consistent(self) -> CampaignSettings:
@@ -554,7 +563,7 @@ class CampaignSettings(_Section):
             raise ValueError(f"campaign {self.name!r} needs agents or a skill")
         if self.holidays is not None:
             raise ValueError(
-                f"campaign {self.name!r}: holiday files are replaced by calendar = \"<name>\" "
+                f'campaign {self.name!r}: holiday files are replaced by calendar = "<name>" '
                 "naming a [calendars.<name>] section (the holidays package plus override files)"
             )
         return self
@@ -767,6 +776,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
         out.setdefault("database", {})["url"] = env["DATABASE_URL"]
     if env.get("SAMBUNG_API_TOKEN"):
         out.setdefault("http", {}).setdefault("_extra_token", env["SAMBUNG_API_TOKEN"])
+    if env.get("SAMBUNG_METRICS_TOKEN"):
+        out.setdefault("http", {})["_metrics_token"] = env["SAMBUNG_METRICS_TOKEN"]
     return out
 
 
@@ -808,10 +819,15 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
             raise ConfigError(source, "(syntax)", f"valid TOML ({err})") from err
     overrides = _env_overrides(env)
     extra_token = overrides.get("http", {}).pop("_extra_token", None)
+    metrics_token = overrides.get("http", {}).pop("_metrics_token", None)
     data = _merge(data, overrides)
     if extra_token:
         http = data.setdefault("http", {})
         http["api_tokens"] = [*http.get("api_tokens", []), extra_token]
+    if metrics_token:
+        http = data.setdefault("http", {})
+        scraper = {"name": "prometheus", "token": metrics_token, "role": "metrics"}
+        http["role_tokens"] = [*http.get("role_tokens", []), scraper]
     try:
         settings = Settings.model_validate(data)
     except ValidationError as err:

@@ -1,8 +1,9 @@
 """The engine's HTTP surface: health, readiness, metrics and the API.
 
 ``/health`` and ``/ready`` are open (load balancers and systemd probes carry no secrets);
-everything else needs ``Authorization: Bearer <token>``. Errors leave as RFC 9457 problem
-documents with a stable ``error_id`` so clients can branch on it.
+everything else needs ``Authorization: Bearer <token>`` (or the console's cookie), except the
+agent events WebSocket, which takes a single-use ticket (auth/http.py). Errors leave as RFC
+9457 problem documents with a stable ``error_id`` so clients can branch on it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from auth.http import IDENTITY, StaticToken, acting_agent, auth_middleware
 from auth.http import add_routes as add_auth_routes
-from auth.model import Forbidden, Identity, RateLimited, Role
+from auth.model import Forbidden, Identity, RateLimited, Role, Session
 from auth.service import AuthService
 from engine import __version__
 from engine.bodies import NUL, json_object, number_id
@@ -107,7 +108,7 @@ ROLE = web.RequestKey("role", str)
 
 @dataclass(frozen=True)
 class RoleToken:
-    """A named token with a role (agent, supervisor or admin)."""
+    """A named token with a role (agent, supervisor, admin, or metrics for a scraper)."""
 
     name: str
     token: str
@@ -174,6 +175,9 @@ AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
 CAMPAIGN_ACTIONS = ("start", "pause", "resume", "stop")
 MAX_LIST_BYTES = 64 * 1024 * 1024
 WS_HEARTBEAT_SECONDS = 20.0
+# The close code of a socket whose session ended; 4401 mirrors HTTP 401 (log in again), as
+# other WebSocket protocols use it. The reason says why: "session ended: logout".
+WS_SESSION_ENDED = 4401
 
 
 # PostgreSQL text cannot hold NUL: a value with one names nothing stored and cannot be saved.
@@ -211,13 +215,20 @@ class HttpDeps:
     wallboard: Callable[[], Awaitable[dict[str, Any]]] | None = None
     # The web console and wallboard pages, added when the engine serves them.
     console_routes: Callable[[web.Application], None] | None = None
+    # Pages at these origins (besides the engine's own) may open its WebSockets.
+    allowed_origins: Sequence[str] = ()
+    # How often an open WebSocket checks that its session still stands.
+    session_check_seconds: float = 15.0
 
 
 def build_app(deps: HttpDeps) -> web.Application:
     tokens = [StaticToken(f"api-token-{i + 1}", t, Role.ADMIN) for i, t in enumerate(deps.tokens)]
     tokens += [StaticToken(t.name, t.token, Role(t.role)) for t in deps.role_tokens]
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware(tokens, deps.auth, _set_principal)]
+        middlewares=[
+            problem_middleware,
+            auth_middleware(tokens, deps.auth, _set_principal, deps.allowed_origins),
+        ]
     )
     if deps.extra_routes is not None:
         deps.extra_routes(app)
@@ -340,9 +351,21 @@ def build_app(deps: HttpDeps) -> web.Application:
         await need_acd().disposition(request.match_info["call_id"], agent_id, code, note, details)
         return web.json_response({"saved": True}, status=201)
 
+    async def session_ended(session: Session | None) -> str | None:
+        if session is None or deps.auth is None:
+            return None  # a configured token: it lasts as long as the settings name it
+        try:
+            return await deps.auth.session_ended(session)
+        except DatabaseUnavailable as err:
+            # Unknown is not ended: the screen keeps working while PostgreSQL is away, as
+            # calls do; the next check decides.
+            log.warning("http.ws_session_unchecked", error=err.detail)
+            return None
+
     async def agent_events(request: web.Request) -> web.StreamResponse:
         api = need_acd()
         agent_id = request.match_info["agent_id"]
+        session = request[IDENTITY].session
         api.acd.agents.get(agent_id)  # 404 before the upgrade
         # Subscribe first, then take the snapshot: a change in between is in both, never lost.
         q = api.hub.subscribe(agent_id)
@@ -350,14 +373,19 @@ def build_app(deps: HttpDeps) -> web.Application:
         ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_SECONDS)
         getter: asyncio.Future[Any] | None = None
         reader: asyncio.Future[Any] | None = None
+        # The session is checked now and then, not only at the upgrade: a socket may stay open
+        # for a whole shift, and a logout, an expiry or a disabled user must reach it.
+        check: asyncio.Future[Any] | None = None
+        ended: str | None = None
         try:
             await ws.prepare(request)
             await ws.send_str(json.dumps({"seq": 0, "type": "snapshot", "agent": view}))
             reader = asyncio.ensure_future(ws.receive())
+            check = asyncio.ensure_future(asyncio.sleep(deps.session_check_seconds))
             while not ws.closed:
                 if getter is None:
                     getter = asyncio.ensure_future(q.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({getter, reader, check}, return_when=asyncio.FIRST_COMPLETED)
                 if getter.done():
                     # Sent even when the reader finished too: a taken message is not dropped.
                     await ws.send_str(json.dumps(getter.result(), default=str))
@@ -367,12 +395,23 @@ def build_app(deps: HttpDeps) -> web.Application:
                     if msg.type in (web.WSMsgType.CLOSE, web.WSMsgType.CLOSED, web.WSMsgType.ERROR):
                         break
                     reader = asyncio.ensure_future(ws.receive())
+                if check.done():
+                    ended = await session_ended(session)
+                    if ended is not None:
+                        break
+                    check = asyncio.ensure_future(asyncio.sleep(deps.session_check_seconds))
         finally:
-            for fut in (getter, reader):
+            for fut in (getter, reader, check):
                 if fut is not None and not fut.done():
                     fut.cancel()
             api.hub.unsubscribe(agent_id, q)
-            await ws.close()
+            if ended is None:
+                await ws.close()
+            else:
+                log.info("http.ws_session_ended", agent_id=agent_id, reason=ended)
+                await ws.close(
+                    code=WS_SESSION_ENDED, message=f"session ended: {ended}"[:120].encode()
+                )
         return ws
 
     def need_dialer() -> DialerApi:

@@ -73,6 +73,7 @@ from engine.metrics import Metrics, build_metrics
 from engine.tasks import TaskSet
 from ivr.flows import FlowTable, load_flow_table
 from ivr.model import GreetingFlow
+from ivr.retention import run_digits_retention
 from ivr.runner import IvrRunner
 from ivr.service import GreetingService
 from recordings import Recordings
@@ -842,6 +843,7 @@ class Engine:
                         call_handled_by=self.call_handled_by,
                         wallboard=self.wallboard,
                         console_routes=None if self.console is None else self.console.add_routes,
+                        allowed_origins=s.http.allowed_origins,
                     )
                 ),
                 access_log=None,
@@ -861,6 +863,11 @@ class Engine:
             services.start(self.dialer.run(), name="dialer")
             services.start(self.recordings.service.run_mover(), name="recordings-mover")
             services.start(self.recordings.service.run_retention(), name="recordings-retention")
+            if s.ivr.digits_retention_days > 0:
+                services.start(
+                    run_digits_retention(self._pool, s.ivr.digits_retention_days),
+                    name="ivr-digits-retention",
+                )
             ami: AmiAdapter | None = None
             ami_task: asyncio.Task[Any] | None = None
             if s.ami.enabled:

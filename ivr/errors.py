@@ -85,3 +85,27 @@ class FlowError(IvrError):
         cls, file: str, node: str, key: str, expected: str, line: int | None = None
     ) -> FlowError:
         return cls([FlowProblem(file, node, key, expected, line)])
+
+
+class LookupUrlRefused(IvrError):
+    """A lookup's URL cannot be built safely from the call's attributes; the lookup fails to
+    its ``on_failure`` without a request.
+
+    ``reason`` is a stable id: ``missing`` (no such attribute), ``dot_segment`` (caller data
+    makes a path segment that is, or decodes to, ``.`` or ``..``), ``empty_segment`` (caller data
+    makes an empty path segment), ``template`` (the template does not parse). ``attr`` names the
+    attribute. The value is caller data and is never part of the error: it is logged and stored.
+    """
+
+    error_id = "ivr.lookup_url_refused"
+    title = "Lookup URL refused"
+
+    def __init__(self, reason: str, attr: str) -> None:
+        super().__init__(f"lookup URL refused: {reason} ({attr or 'template'})")
+        self.reason = reason
+        self.attr = attr
+
+    @property
+    def choice(self) -> str:
+        """What the step record says: ``<reason>:<attr>``."""
+        return f"{self.reason}:{self.attr}"

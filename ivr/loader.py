@@ -60,11 +60,17 @@ A complete example (``examples/flows/collections.yaml`` is a real one)::
         first_digit_timeout: 6       # default 5
         inter_digit_timeout: 3       # default 3
         pattern: "[0-9]{6,10}"       # optional; a full match over the digits
+        sensitive: false             # default false; true: the digits are never stored in
+                                     # ivr_steps or the session's attributes, never logged
+                                     # (the call keeps them: a lookup, the agent's screen)
         retry: {invalid: [sambung/invalid-account], on_failure: main}
         next: lookup
       lookup:
         type: lookup
-        url: "http://127.0.0.1:8490/accounts/{account}"   # {attribute}s, URL-quoted
+        url: "http://127.0.0.1:8490/accounts/{account}"   # {attribute}s: see below
+        headers:                     # optional; each value from an environment variable,
+          Authorization: {env: CRM_AUTH}     # read at load: unset is an error. Never a
+                                     # literal (flow files are not secret), never in the URL
         timeout: 2                   # seconds per attempt; default 3
         retries: 1                   # default 1 (two attempts in all)
         store_prefix: crm_           # the answer's fields become crm_<field>; default ""
@@ -87,6 +93,12 @@ Conditions (``when``): ``{business_hours: <calendar>}``, ``{holiday: <calendar>}
 ``{attr: x, equals: v}``, ``{attr: x, in: [v, ...]}``, ``{attr: x, present: true}``.
 Prompts: a bare name is ``sound:<name>``; ``sound:``, ``digits:``, ``number:``,
 ``characters:``, ``tone:`` and ``recording:`` media are kept as given.
+
+A lookup's ``{attribute}`` is caller data: each value becomes one path segment, every
+character but ``A-Z a-z 0-9 - . _ ~`` percent-encoded (``/`` too); a path segment holding caller
+data that is empty, or is (or decodes to) ``.`` or ``..``, is refused: no request, the lookup
+goes to ``on_failure`` and its step records ``lookup_failed`` with ``<reason>:<attribute>``
+(``ivr/urls.py``).
 
 A holiday file::
 
@@ -155,6 +167,7 @@ from ivr.model import (
     Calendar,
     Condition,
     ConditionNode,
+    EnvHeader,
     Flow,
     HangupNode,
     InBusinessHours,
@@ -219,6 +232,12 @@ _NO_DAYS: frozenset[date] = frozenset()
 # The shared calendar a flow calendar uses when it names none: Indonesia's national holidays.
 DEFAULT_CALENDAR = "id-national"
 _NO_CALENDARS: tuple[Calendar, ...] = ()
+_NO_HEADERS: tuple[EnvHeader, ...] = ()
+# An HTTP field name (RFC 9110 token), and an environment variable name as shells write them.
+_HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# Set by the HTTP client from the request itself; a flow setting them would break the request.
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _DEFAULT_LANGUAGES: tuple[str, ...] = ("id", "en")
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
@@ -257,14 +276,16 @@ def load_flow(
     max_menu_depth: int,
     calendars: Mapping[str, HolidayCalendar] | None = None,
     unknown_days_open: Collection[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> Flow:
     """Load and check one flow file; raise FlowError with every problem found.
 
     ``sound_dirs`` maps a language to its sound folders (``ivr.sounds.language_dirs``); None
-    skips the prompt check. Warnings are dropped here: ``load_flows`` returns them.
+    skips the prompt check. ``environ`` is where lookup headers' variables are read (default:
+    the process environment). Warnings are dropped here: ``load_flows`` returns them.
     """
     result = _FlowReader(
-        path, known_queues, sound_dirs, max_menu_depth, calendars, unknown_days_open
+        path, known_queues, sound_dirs, max_menu_depth, calendars, unknown_days_open, environ
     ).read()
     if result.errors:
         raise FlowError(result.errors)
@@ -280,11 +301,12 @@ def load_flows(
     max_menu_depth: int,
     calendars: Mapping[str, HolidayCalendar] | None = None,
     unknown_days_open: Collection[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> FlowSet:
     """Load every flow file into one FlowSet; raise FlowError with the problems of all files.
 
     A DID claimed by two flows, or two files with the same flow name, is refused naming both
-    files.
+    files. ``environ`` as for ``load_flow``.
     """
     errors: list[FlowProblem] = []
     warnings: list[FlowProblem] = []
@@ -301,7 +323,7 @@ def load_flows(
             continue
         seen_files[real] = file
         result = _FlowReader(
-            path, known_queues, sound_dirs, max_menu_depth, calendars, unknown_days_open
+            path, known_queues, sound_dirs, max_menu_depth, calendars, unknown_days_open, environ
         ).read()
         errors.extend(result.errors)
         warnings.extend(result.warnings)
@@ -796,11 +818,12 @@ _NODE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "inter_digit_timeout",
             "pattern",
             "retry",
+            "sensitive",
         ),
     ),
     "condition": (("branches", "otherwise"), ()),
     "set": (("values", "next"), ()),
-    "lookup": (("url", "next", "on_failure"), ("timeout", "retries", "store_prefix")),
+    "lookup": (("url", "next", "on_failure"), ("timeout", "retries", "store_prefix", "headers")),
     "say": (("kind", "value", "next"), ("before", "after")),
     "transfer": (("queue",), ("prompts",)),
     "hangup": ((), ("prompts", "reason")),
@@ -817,8 +840,10 @@ class _FlowReader:
         max_menu_depth: int,
         calendars: Mapping[str, HolidayCalendar] | None = None,
         unknown_days_open: Collection[str] = (),
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
+        self.environ = os.environ if environ is None else environ
         # Shared holiday calendars by name; None: the flow names none (tests of one flow).
         self.calendars = calendars
         self.unknown_days_open = unknown_days_open
@@ -1445,6 +1470,7 @@ class _FlowReader:
         inter = o.take("inter_digit_timeout", _number(0, 120), 3.0)
         pattern = o.take("pattern", self.read_pattern, "")
         retry = o.take("retry", self.read_retry, Retry())
+        sensitive = o.take("sensitive", _boolean, False)
         if min_len is not None and max_len is not None and min_len > max_len:
             self.err(
                 o.at_("max_length"), f"expected at least min_length ({min_len}), got {max_len}"
@@ -1461,6 +1487,7 @@ class _FlowReader:
             or inter is None
             or pattern is None
             or retry is None
+            or sensitive is None
         ):
             return None
         return InputNode(
@@ -1475,6 +1502,7 @@ class _FlowReader:
             inter,
             pattern or None,
             retry,
+            sensitive,
         )
 
     def read_terminator(self, _r: _FlowReader, v: Any, at: _At) -> str | None:
@@ -1645,6 +1673,7 @@ class _FlowReader:
         timeout = o.take("timeout", _number(0, 30), 3.0)
         retries = o.take("retries", _integer(0, 3, "retries"), 1)
         prefix = o.take("store_prefix", _string("a prefix of letters, digits and _", _PREFIX), "")
+        headers = o.take("headers", self.read_headers, _NO_HEADERS)
         if (
             url is None
             or nxt is None
@@ -1652,9 +1681,60 @@ class _FlowReader:
             or timeout is None
             or retries is None
             or prefix is None
+            or headers is None
         ):
             return None
-        return LookupNode(nid, url, nxt, on_failure, timeout, retries, prefix)
+        return LookupNode(nid, url, nxt, on_failure, timeout, retries, prefix, headers)
+
+    def read_headers(self, _r: _FlowReader, v: Any, at: _At) -> tuple[EnvHeader, ...] | None:
+        """Header name -> ``{env: VARIABLE}``: the value is read from the environment now, so
+        a missing variable stops the load (or the reload) naming file, node and key."""
+        if not isinstance(v, _Map) or not v:
+            self.err(at, f"expected a mapping of header -> {{env: VARIABLE}}, got {_show(v)}")
+            return None
+        out: list[EnvHeader] = []
+        ok = True
+        for name, spec in v.items():
+            h_at = at.child(str(name), v.lines[name])
+            if not isinstance(name, str) or not _HEADER.fullmatch(name):
+                self.err(h_at, f"expected a header name (letters, digits, -), got {_show(name)}")
+                ok = False
+                continue
+            if name.lower() in _RESERVED_HEADERS:
+                self.err(h_at, f"header {name} is set by the HTTP client; leave it out")
+                ok = False
+                continue
+            if any(name.lower() == o.name.lower() for o in out):
+                self.err(h_at, f"header {name} is given twice")
+                ok = False
+                continue
+            if not isinstance(spec, _Map):
+                # Never echo the value: a literal here is most likely the secret itself.
+                self.err(
+                    h_at,
+                    "expected {env: VARIABLE}: header values come from environment variables, "
+                    "never from the flow file",
+                )
+                ok = False
+                continue
+            ho = _Obj(self, spec, h_at, "a header", ("env",))
+            env = ho.take("env", _string("an environment variable name", _ENV_NAME))
+            if env is None:
+                ok = False
+                continue
+            value = self.environ.get(env)
+            if value is None:
+                self.err(ho.at_("env"), f"environment variable {env} is not set")
+                ok = False
+            elif not value or any(c in value for c in "\r\n\0"):
+                self.err(
+                    ho.at_("env"),
+                    f"environment variable {env} is empty or holds a line break",
+                )
+                ok = False
+            else:
+                out.append(EnvHeader(name, env, value))
+        return tuple(out) if ok else None
 
     def read_url(self, _r: _FlowReader, v: Any, at: _At) -> str | None:
         if not isinstance(v, str) or not re.match(r"https?://[^/\s{}]+", v):

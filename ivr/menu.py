@@ -35,8 +35,10 @@ Inputs
     terminated one). The terminator ends the input and is not stored; reaching ``max_length``
     ends it too. ``*`` (unless it is the terminator) clears what was entered and restarts the
     collection with the first-digit timer, without replaying the prompts. The digits are
-    stored in ``RecordStep(kind="input", choice=<digits>)`` as entered: account numbers are
-    what the path analysis needs; never collect secrets (PINs) with an ``InputNode``.
+    stored in ``RecordStep(kind="input", choice=<digits>)`` as entered (and in ``invalid``
+    records when they fail): account numbers are what the path analysis needs, and the
+    engine blanks them after ``[ivr] digits_retention_days``. A ``sensitive`` input records
+    ``choice=None`` instead, in both. Never collect secrets (PINs) with an ``InputNode``.
 Attempts
     ``attempt`` is the attempt in progress (1 on entering a node). An invalid key or input, or
     no input, uses it up; the retry prompts and the node's prompts play again. When the last
@@ -60,8 +62,9 @@ The end
 Step records (``RecordStep.kind``): ``enter``, ``option``, ``repeat``, ``zero_out``,
 ``invalid`` (choice: the key or the digits), ``no_input``, ``input_cleared``, ``input``,
 ``max_attempts`` (choice: invalid/no_input), ``branch`` (choice: the condition that held, or
-``otherwise``), ``lookup_ok``, ``lookup_failed`` (choice: ``missing:<attr>`` when the URL
-could not be built), ``say`` (choice ``missing`` or ``invalid``: the value was not said),
+``otherwise``), ``lookup_ok``, ``lookup_failed`` (choice: ``<reason>:<attr>`` when the URL
+was not built: ``missing``, ``dot_segment``, ``empty_segment``, see ``ivr/urls.py``), ``say``
+(choice ``missing`` or ``invalid``: the value was not said),
 ``barge_in``, ``skipped`` (choice ``type_ahead``), ``transfer`` (choice: the queue),
 ``abandoned``, ``lost`` (choice: the engine's reason), ``flow_loop``, ``flow_error``.
 """
@@ -70,16 +73,15 @@ from __future__ import annotations
 
 import enum
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from types import MappingProxyType
 from typing import Literal
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.events import CallEnded, CallerHungUp, CallResynced, DigitPressed, PromptFinished
+from ivr.errors import LookupUrlRefused
 from ivr.model import (
     AttrEquals,
     AttrIn,
@@ -87,6 +89,7 @@ from ivr.model import (
     Calendar,
     Condition,
     ConditionNode,
+    EnvHeader,
     Flow,
     HangupNode,
     InBusinessHours,
@@ -101,6 +104,7 @@ from ivr.model import (
     TransferNode,
 )
 from ivr.speech import say_media
+from ivr.urls import render_url
 
 MAX_CHAIN = 50  # nodes entered in one step before the flow is declared a loop
 MAX_TYPE_AHEAD = 32  # digits kept ahead; more are dropped
@@ -199,13 +203,15 @@ class CancelTimer:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """GET ``url`` (already rendered and quoted), up to ``attempts`` times in all, each within
-    ``timeout_seconds``; then send LookupDone(node_id, ...)."""
+    """GET ``url`` (already rendered and encoded: send it as it is) with ``headers``, up to
+    ``attempts`` times in all, each within ``timeout_seconds``; then send
+    LookupDone(node_id, ...)."""
 
     node_id: str
     url: str
     timeout_seconds: float
     attempts: int
+    headers: tuple[EnvHeader, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,13 +597,15 @@ class _Step:
     def input_complete(self, node: InputNode, why: str) -> str | None:
         self.cancel_timer()
         digits = self.s.digits
+        # A sensitive input's digits never reach a step record (stored) nor a note (logged).
+        recorded = None if node.sensitive else digits
         if _valid_input(node, digits):
-            self.record("input", digits)
+            self.record("input", recorded)
             self.update_attributes({node.store_as: digits})
             self.set(digits="")
             self.note(f"{node.id}: input ({why}) stored as {node.store_as} -> {node.next}")
             return node.next
-        self.record("invalid", digits)
+        self.record("invalid", recorded)
         self.note(f"{node.id}: input ({why}) invalid")
         return self.retry(node, "invalid")
 
@@ -663,13 +671,17 @@ class _Step:
         return cal
 
     def lookup(self, node: LookupNode) -> str | None:
-        url, missing = _render_url(node.url, self.s.attributes)
-        if url is None:
-            self.record("lookup_failed", f"missing:{missing}")
-            self.note(f"{node.id}: cannot build the URL ({missing}) -> {node.on_failure}")
+        try:
+            url = render_url(node.url, self.s.attributes)
+        except LookupUrlRefused as err:
+            # The reason names the attribute, never its value (caller data; this is logged).
+            self.record("lookup_failed", err.choice)
+            self.note(f"{node.id}: URL refused ({err.choice}) -> {node.on_failure}")
             return node.on_failure
         self.set(phase=Phase.LOOKING_UP)
-        self.emit(Lookup(node.id, url, node.timeout_seconds, 1 + max(0, node.retries)))
+        self.emit(
+            Lookup(node.id, url, node.timeout_seconds, 1 + max(0, node.retries), node.headers)
+        )
         return None
 
     def lookup_done(self, event: LookupDone) -> None:
@@ -848,22 +860,3 @@ def _describe(cond: Condition) -> str:
         case AttrPresent(attr=attr):
             return f"{attr} present"
     return "?"  # pragma: no cover - Condition is closed
-
-
-def _render_url(template: str, attrs: Mapping[str, str]) -> tuple[str | None, str]:
-    """``template`` with ``{attr}`` replaced by the URL-quoted attribute (every character but
-    unreserved ones quoted, ``/`` too). Returns (None, <attr>) when one is missing."""
-    parts: list[str] = []
-    try:
-        fields = list(string.Formatter().parse(template))
-    except ValueError:
-        return None, "template"
-    for literal, name, _spec, _conv in fields:
-        parts.append(literal)
-        if name is None:
-            continue
-        value = attrs.get(name)
-        if value is None:
-            return None, name
-        parts.append(quote(value, safe=""))
-    return "".join(parts), ""

@@ -175,6 +175,9 @@ class InputNode:
     inter_digit_timeout_seconds: float = 3.0
     pattern: str | None = None  # a full-match regular expression over the digits
     retry: Retry = Retry()
+    # The digits are never stored in the step records nor in the session's attributes, and
+    # never logged; the call still has them (a lookup may use them, the agent sees them).
+    sensitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +199,24 @@ class SetNode:
 
 
 @dataclass(frozen=True, slots=True)
+class EnvHeader:
+    """A request header whose value the flow names by environment variable (``env``), read
+    when the flow is loaded: secrets (an API key) stay out of flow files and out of URLs.
+    The value never shows in a repr, so a logged node or command cannot leak it."""
+
+    name: str
+    env: str
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class LookupNode:
     """Ask the customer's CRM or debt system; the JSON object it returns becomes attributes.
 
-    ``url`` is a template over call attributes (``http://crm/accounts/{account}``); values are
-    URL-quoted. One retry after a failure or timeout, then ``on_failure``.
+    ``url`` is a template over call attributes (``http://crm/accounts/{account}``); each value
+    is one encoded path segment, and caller data that would make a ``.``, ``..`` or empty
+    segment fails the lookup (``ivr/urls.py``). One retry after a failure or timeout, then
+    ``on_failure``. ``headers`` are sent with every attempt.
     """
 
     id: str
@@ -210,6 +226,7 @@ class LookupNode:
     timeout_seconds: float = 3.0
     retries: int = 1
     store_prefix: str = ""  # attributes are stored as <store_prefix><key>
+    headers: tuple[EnvHeader, ...] = ()
 
 
 SayKind = Literal["number", "digits", "money"]

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from yarl import URL
 
 from engine.calls import CallInbox
 from engine.errors import CallGone, TelephonyError
@@ -37,7 +38,7 @@ from engine.facts import (
 from engine.metrics import Metrics
 from engine.ports import Telephony
 from ivr import menu
-from ivr.model import Flow
+from ivr.model import EnvHeader, Flow, InputNode
 
 log = structlog.get_logger(__name__)
 
@@ -245,9 +246,12 @@ class _IvrCall:
                     handle = self.timers.pop(tid, None)
                     if handle is not None:
                         handle.cancel()
-                case menu.Lookup(node_id=nid, url=url, timeout_seconds=tmo, attempts=n):
+                case menu.Lookup(
+                    node_id=nid, url=url, timeout_seconds=tmo, attempts=n, headers=headers
+                ):
                     self.lookups[nid] = asyncio.get_running_loop().create_task(
-                        self._lookup(nid, url, tmo, n), name=f"lookup-{self.call_id}-{nid}"
+                        self._lookup(nid, url, tmo, n, headers),
+                        name=f"lookup-{self.call_id}-{nid}",
                     )
                 case menu.CheckPrompt(prompt_id=pid):
                     playing = await r._tel.prompt_active(pid)
@@ -292,13 +296,26 @@ class _IvrCall:
         except TelephonyError as err:
             log.warning("ivr.hangup_failed", error=str(err))
 
-    async def _lookup(self, node_id: str, url: str, timeout: float, attempts: int) -> None:
+    async def _lookup(
+        self,
+        node_id: str,
+        url: str,
+        timeout: float,
+        attempts: int,
+        headers: tuple[EnvHeader, ...] = (),
+    ) -> None:
         r = self.r
         data: dict[str, str] = {}
         ok = False
+        # encoded=True: the URL is sent exactly as ivr/urls.py built and checked it; parsing
+        # it again would normalise its path (dot segments) and requote it.
+        target = URL(url, encoded=True)
+        sent = {h.name: h.value for h in headers}
         for attempt in range(1, max(1, attempts) + 1):
             try:
-                async with r._http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                async with r._http.get(
+                    target, headers=sent, timeout=aiohttp.ClientTimeout(total=timeout)
+                ) as resp:
                     if resp.status == 200:
                         body: Any = await resp.json(content_type=None)
                         if isinstance(body, dict):
@@ -318,9 +335,23 @@ class _IvrCall:
                         "ivr.lookup_http_error", node=node_id, status=resp.status, attempt=attempt
                     )
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-                log.warning("ivr.lookup_failed", node=node_id, error=repr(err), attempt=attempt)
+                # The error's type only: aiohttp's errors carry the URL, which holds caller data.
+                log.warning(
+                    "ivr.lookup_failed", node=node_id, error=type(err).__name__, attempt=attempt
+                )
         r._m.ivr_lookups.labels(flow=self.flow.name, result="ok" if ok else "failed").inc()
         self.inbox.post_local(menu.LookupDone(node_id, ok, data, r._now()))
+
+    def _storable(self, state: menu.IvrState | None) -> dict[str, str]:
+        """The attributes kept with the session: all but what sensitive inputs collected."""
+        if state is None:
+            return {}
+        secret = {
+            node.store_as
+            for _, node in self.flow.nodes
+            if isinstance(node, InputNode) and node.sensitive
+        }
+        return {k: v for k, v in state.attributes.items() if k not in secret}
 
     async def _close(
         self, reason: str, state: menu.IvrState | None, call_over: bool = True
@@ -340,7 +371,7 @@ class _IvrCall:
                 reason,
                 state.node_id if state else "",
                 state.language if state else "",
-                json.dumps(dict(state.attributes) if state else {}, ensure_ascii=False),
+                json.dumps(self._storable(state), ensure_ascii=False),
             )
         )
         if not call_over:

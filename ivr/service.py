@@ -77,7 +77,7 @@ class GreetingService:
         log.info(
             "call.offered",
             did=offer.did,
-            caller=offer.caller_number,
+            caller_number=offer.caller_number,
             flow=(flow or self._unknown).name,
         )
         await self._run(GreetingState(offer.call_id, flow or self._unknown), inbox)

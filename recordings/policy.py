@@ -85,23 +85,44 @@ def shortest_retention(rules: Rules) -> int | None:
     return min(kept) if kept else None
 
 
-_RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+# One byte range: first-last, first- or -suffix; ASCII digits only (\d also takes "٣", which
+# int() reads). Spaces around the numbers are tolerated, as before.
+_RANGE = re.compile(r"[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*", re.ASCII)
+# An HTTP token (RFC 9110 section 5.6.2): what a range unit is.
+_UNIT = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# 10**18 bytes is an exabyte: no recording is near it, and a longer number is an attack, not a
+# request (Python refuses to convert more than 4300 digits at all).
+_MAX_DIGITS = 18
+_MAX_HEADER = 200
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """The one byte range a ``Range`` header asks for (RFC 9110 section 14.1.2), or ``None``
-    to send the whole file: no header, a unit other than bytes, several ranges (a server may
-    ignore Range, section 14.2), or a malformed value. Raises ``RangeNotSatisfiable`` when the
-    range starts beyond the end."""
+    to send the whole file: no header, or a unit other than bytes (section 14.2: ignored).
+
+    Raises ``RangeNotSatisfiable`` (and nothing else) for everything else that is not one
+    range inside the file: a range starting past the end, an empty suffix, several ranges (we
+    serve one), a malformed value, numbers of more than 18 digits. The detail never echoes the
+    header: it may be anything a client sent.
+    """
     if header is None:
         return None
+    if len(header) > _MAX_HEADER:
+        raise RangeNotSatisfiable("Range header too long", size)
     unit, sep, spec = header.partition("=")
-    if not sep or unit.strip().lower() != "bytes" or "," in spec:
+    unit = unit.strip()
+    if not sep or not _UNIT.fullmatch(unit):
+        raise RangeNotSatisfiable("malformed Range header: expected bytes=<first>-<last>", size)
+    if unit.lower() != "bytes":
         return None
-    m = _RANGE.match(spec)
+    if "," in spec:
+        raise RangeNotSatisfiable("several ranges: one range per request is served", size)
+    m = _RANGE.fullmatch(spec)
     if m is None or (not m.group(1) and not m.group(2)):
-        return None
+        raise RangeNotSatisfiable("malformed byte range: expected <first>-<last>", size)
     first, last = m.group(1), m.group(2)
+    if len(first) > _MAX_DIGITS or len(last) > _MAX_DIGITS:
+        raise RangeNotSatisfiable(f"byte positions of more than {_MAX_DIGITS} digits", size)
     if not first:
         # A suffix: the last N bytes.
         n = int(last)
@@ -110,7 +131,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return ByteRange(max(0, size - n), size - 1)
     start = int(first)
     if last and int(last) < start:
-        return None  # invalid: ignored, the whole file is sent
+        raise RangeNotSatisfiable("malformed byte range: the last byte is before the first", size)
     if start >= size:
         raise RangeNotSatisfiable(f"bytes={start}- of a {size}-byte file", size)
     end = int(last) if last else size - 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from auth.service import AuthService, SessionPolicy
 from console.app import Console
 from engine.config import Settings
 from engine.facts import FactWriter
-from engine.http import HttpDeps, build_app
+from engine.http import HttpDeps, RoleToken, build_app
 from engine.metrics import build_metrics
 from recordings.http import add_routes as add_recording_routes
 from recordings.journal import Journal
@@ -133,8 +134,14 @@ def cookie(token: str, csrf: str | None = None) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def stack(
-    tmp_path: Path, extra_routes: Callable[[web.Application], None] | None = None
+    tmp_path: Path,
+    extra_routes: Callable[[web.Application], None] | None = None,
+    limits: Limits | None = None,
+    policy: SessionPolicy | None = None,
+    acd: Any = None,
+    **deps: Any,
 ) -> AsyncIterator[Stack]:
+    """The HTTP app over a fresh database; ``deps`` are further HttpDeps fields."""
     async with migrated_pool() as pool:
         facts = FactWriter(pool, build_metrics(), tmp_path / "spool.jsonl")
         writer = asyncio.create_task(facts.run())
@@ -142,26 +149,29 @@ async def stack(
         auth = AuthService(
             pool,
             facts,
-            SessionPolicy(LIFETIME, IDLE),
-            Limits(PER_USER, 1000, WINDOW),
+            policy or SessionPolicy(LIFETIME, IDLE),
+            limits or Limits(PER_USER, 1000, WINDOW),
             agent_exists=AGENTS.__contains__,
             clock=lambda: clock[0],
         )
         await auth.create_user("ayu", PASSWORD, Role.ADMIN, display_name="Ayu")
         await auth.create_user("siti", PASSWORD, Role.AGENT, "siti", "Siti")
         await auth.create_user("rina", PASSWORD, Role.SUPERVISOR, display_name="Rina")
-        acd = FakeAcd()
+        acd = acd or FakeAcd()
         app = build_app(
             HttpDeps(
-                tokens=[],
-                registry=CollectorRegistry(),
-                readiness=lambda: {},
-                active_calls=lambda: [],
-                call_record=no_record,
-                acd=acd,
-                extra_routes=extra_routes,
-                auth=auth,
-                call_handled_by=handled_by,
+                **{
+                    "tokens": [],
+                    "registry": CollectorRegistry(),
+                    "readiness": lambda: {},
+                    "active_calls": lambda: [],
+                    "call_record": no_record,
+                    "acd": acd,
+                    "extra_routes": extra_routes,
+                    "auth": auth,
+                    "call_handled_by": handled_by,
+                    **deps,
+                }
             )
         )
         client = TestClient(TestServer(app))
@@ -460,6 +470,47 @@ async def test_a_route_missing_from_the_policy_is_for_admins_only(tmp_path: Path
         for user, status in [("siti", 403), ("rina", 403), ("ayu", 200)]:
             r = await s.client.get("/api/v1/unlisted", headers=bearer(await s.token(user)))
             assert r.status == status, user
+
+
+METRICS_TOKEN = "prometheus-scrape-token-0123"
+ADMIN_TOKEN = "integration-admin-token-0123"
+
+
+async def test_a_metrics_token_reads_metrics_and_nothing_else(tmp_path: Path) -> None:
+    async with stack(
+        tmp_path,
+        tokens=[ADMIN_TOKEN],
+        role_tokens=[RoleToken("prometheus", METRICS_TOKEN, "metrics")],
+    ) as s:
+        scrape = bearer(METRICS_TOKEN)
+        r = await s.client.get("/metrics", headers=scrape)
+        assert r.status == 200
+        assert r.content_type == "text/plain"
+        for method, path in sorted(POLICY):
+            if (method, path) == ("GET", "/metrics"):
+                continue
+            url = re.sub(r"\{[^}]+\}", "x", path)
+            r = await s.client.request(method, url, headers=scrape, json={})
+            if (method, path) == ("GET", "/api/v1/agents/{agent_id}/events"):
+                # The socket takes a ticket, never a bearer token; a ticket needs a role that
+                # may ask for one, which this is not (POST /api/v1/auth/ws-ticket is refused).
+                assert r.status == 401, (method, path)
+                continue
+            assert r.status == 403, (method, path)
+            assert (await r.json())["error_id"] == "api.forbidden"
+        # Nor paths that do not exist: the scraper learns nothing about them.
+        r = await s.client.get("/api/v1/no-such-thing", headers=scrape)
+        assert r.status == 403
+        # An admin token still reads the metrics and manages users.
+        admin = bearer(ADMIN_TOKEN)
+        assert (await s.client.get("/metrics", headers=admin)).status == 200
+        assert (await s.client.get("/api/v1/users", headers=admin)).status == 200
+        # A person can never hold the metrics role.
+        made = {"username": "made", "password": PASSWORD, "role": "metrics"}
+        r = await s.client.post("/api/v1/users", json=made, headers=admin)
+        assert r.status == 400
+        assert ("GET", "/metrics") in {k for k, roles in POLICY.items() if Role.METRICS in roles}
+        assert [k for k, roles in POLICY.items() if Role.METRICS in roles] == [("GET", "/metrics")]
 
 
 # ---- users -----------------------------------------------------------------------------------

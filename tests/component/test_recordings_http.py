@@ -152,6 +152,36 @@ async def test_downloads_need_the_role_and_ranges_are_served_and_audited(tmp_pat
         ]
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("bytes=" + "9" * 5000, id="5000 digits"),
+        pytest.param("bytes=0-" + "9" * 5000, id="5000-digit end"),
+        pytest.param("bytes=" + ",".join(["0-1"] * 300), id="many ranges"),
+        pytest.param("bytes=0-1,4-5", id="two ranges"),
+        pytest.param("bytes=zz-top", id="garbage"),
+        pytest.param("garbage", id="no unit"),
+        pytest.param("bytes=9-3", id="end before start"),
+    ],
+)
+async def test_a_malformed_or_absurd_range_is_refused_with_416_and_audited(
+    tmp_path: Path, value: str
+) -> None:
+    async with api(tmp_path) as (client, ctx):
+        data = await recorded_call(ctx)
+        url = "/api/v1/recordings/c1/file"
+        r = await client.get(url, headers={**auth(SUPERVISOR), "Range": value})
+        assert r.status == 416
+        assert r.headers["Content-Range"] == f"bytes */{len(data)}"
+        assert (await r.json())["error_id"] == "recordings.range_not_satisfiable"
+        # A valid single range still works afterwards.
+        r = await client.get(url, headers={**auth(SUPERVISOR), "Range": "bytes=0-9"})
+        assert (r.status, await r.read()) == (206, data[:10])
+        assert audits(ctx)[0] == ("sari", "download", None, None, 416)
+        refused = next(f for f in ctx.facts if isinstance(f, sql.RecordingAuditFact))
+        assert len(refused.detail or "") <= 120  # the header is kept, cut short
+
+
 async def test_listing_and_metadata_are_for_supervisors_and_admins(tmp_path: Path) -> None:
     async with api(tmp_path) as (client, ctx):
         data = await recorded_call(ctx, "c7")

@@ -30,6 +30,8 @@ ARI_URL = os.environ.get("SAMBUNG_TEST_ARI_URL", "http://127.0.0.1:8088")
 ARI_USER = os.environ.get("SAMBUNG_ARI_USER", "sambung")
 ARI_PASSWORD = os.environ.get("SAMBUNG_ARI_PASSWORD", "sambung-dev-secret")
 TOKEN = "integration-token-0123456789"
+# Prometheus's token: the metrics role reads /metrics and nothing else.
+METRICS_TOKEN = "integration-metrics-token-0123"
 EXAMPLE_HOTLINE = {
     "did": "1500",
     "name": "Collections hotline",
@@ -85,6 +87,9 @@ def settings_for(database_url: str, ari_url: str = ARI_URL, **sections: Any) -> 
     data["ami"]["secret"] = s.ami.secret.get_secret_value()
     data["http"]["port"] = 0
     data["http"]["api_tokens"] = [TOKEN]
+    data["http"]["role_tokens"] = [
+        {"name": "prometheus", "token": METRICS_TOKEN, "role": "metrics"}
+    ]
     data["engine"]["drain_timeout_seconds"] = 5
     # Foundation tests run the simple hotline on 1500; IVR tests pass their own flows.
     data["ivr"]["flows"] = []

@@ -24,7 +24,14 @@ from dialer.compliance import CallingWindow
 from engine.calendars import no_days
 from engine.events import EngineEvent, PromptStarted
 from tests.integration.callers import Pause, Press, Step, write_scenario
-from tests.integration.harness import TOKEN, RunningEngine, ari_get, running_engine, sipp
+from tests.integration.harness import (
+    METRICS_TOKEN,
+    TOKEN,
+    RunningEngine,
+    ari_get,
+    running_engine,
+    sipp,
+)
 from tests.integration.phones import AgentPhone
 
 DID = "1600"
@@ -98,6 +105,13 @@ class Api:
         status, data = await self.call(method, path, body)
         assert status < 300, (method, path, status, data)
         return data
+
+    async def events(self, agent_id: str) -> aiohttp.ClientWebSocketResponse:
+        """The agent's event socket, opened with a fresh single-use ticket."""
+        ticket = (await self.ok("POST", "/api/v1/auth/ws-ticket"))["ticket"]
+        return await self.http.ws_connect(
+            f"{self.base}/api/v1/agents/{agent_id}/events", params={"ticket": ticket}
+        )
 
 
 @contextlib.asynccontextmanager
@@ -195,9 +209,7 @@ async def test_skill_routing_longest_idle_bridge_and_facts(tmp_path: Path) -> No
         for agent in ("budi", "made", "siti"):
             await api.ok("POST", f"/api/v1/agents/{agent}/login")
             await asyncio.sleep(0.2)
-        ws = await api.http.ws_connect(
-            f"{api.base}/api/v1/agents/made/events", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
+        ws = await api.events("made")
         snapshot = await ws.receive_json(timeout=5)
         assert snapshot["type"] == "snapshot"
         assert snapshot["agent"]["state"] == "ready"
@@ -427,9 +439,7 @@ async def test_hold_from_the_phone_is_tracked_with_a_reminder(tmp_path: Path) ->
         await siti.serve("hold", calls=1, hold_ms=3500)
         await wait_for(lambda: _online(api, "siti"), 10, "siti online")
         await api.ok("POST", "/api/v1/agents/siti/login")
-        ws = await api.http.ws_connect(
-            f"{api.base}/api/v1/agents/siti/events", params={"access_token": TOKEN}
-        )
+        ws = await api.events("siti")
         talk = asyncio.create_task(caller(tmp_path, "hold", [Pause(8000)], number="0811110010"))
         kinds: list[str] = []
         while "call_ended" not in kinds:
@@ -542,8 +552,9 @@ async def _call_of(api: Api, agent: str, state: str) -> str | None:
 
 async def _metrics(api: Api) -> str:
     async with api.http.get(
-        api.base + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}
+        api.base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
     ) as r:
+        assert r.status == 200, r.status
         return await r.text()
 
 

@@ -1,5 +1,9 @@
 """Login attempt limits (``auth/ratelimit.py``): tables for each rule, and Hypothesis checking
-the limiter against a reference count over random attempt sequences.
+the rules against a reference count over random attempt sequences.
+
+``Book`` keeps the windows in memory the way ``auth/store.py`` keeps them in PostgreSQL (one
+window per username and address, one per address) and lets the pure functions decide, so
+these tests hold the rules themselves; tests/component/test_login_limits.py holds the store.
 
 The reference counts failures straight from the history (those inside the window and, for a
 username, after its last success) and says what ``retry_after`` must answer, so the property
@@ -9,24 +13,51 @@ covers both directions: nobody gets past a limit, and nobody under it is refused
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auth.ratelimit import Limits, LoginLimiter
+from auth import ratelimit
+from auth.ratelimit import Admission, InFlight, Limits, Times
 
 WINDOW = 60.0
 
 
-def limiter(per_user: int = 3, per_address: int = 10, max_keys: int = 50_000) -> LoginLimiter:
-    return LoginLimiter(Limits(per_user, per_address, WINDOW), max_keys=max_keys)
+@dataclass
+class Book:
+    limits: Limits
+    user: dict[tuple[str, str], Times] = field(default_factory=dict)
+    addr: dict[str, Times] = field(default_factory=dict)
+
+    def retry_after(self, username: str, address: str, now: float) -> float | None:
+        user = self.user.get((username.lower(), address), ())
+        return ratelimit.retry_after(user, self.addr.get(address, ()), self.limits, now)
+
+    def admit(self, username: str, address: str, now: float) -> Admission:
+        key = (username.lower(), address)
+        a = ratelimit.admit(self.user.get(key, ()), self.addr.get(address, ()), self.limits, now)
+        if a.retry_after is None:
+            self.user[key], self.addr[address] = a.user, a.address
+        return a
+
+    def failed(self, username: str, address: str, now: float) -> None:
+        """An attempt that was admitted and failed (it stays counted)."""
+        assert self.admit(username, address, now).retry_after is None
+
+    def succeeded(self, username: str, address: str, now: float) -> None:
+        """An attempt that was admitted and succeeded."""
+        assert self.admit(username, address, now).retry_after is None
+        self.user.pop((username.lower(), address), None)
+        self.addr[address] = ratelimit.succeeded(self.addr[address], now)
 
 
-def fail_at(
-    lim: LoginLimiter, times: list[float], user: str = "siti", ip: str = "10.0.0.1"
-) -> None:
+def limiter(per_user: int = 3, per_address: int = 10) -> Book:
+    return Book(Limits(per_user, per_address, WINDOW))
+
+
+def fail_at(lim: Book, times: list[float], user: str = "siti", ip: str = "10.0.0.1") -> None:
     for t in times:
         lim.failed(user, ip, t)
 
@@ -65,14 +96,16 @@ def test_per_user_limit_and_its_sliding_window(
         # retry_after is exactly the time until the oldest counted failure leaves the window
         ([0.0, 30.0], 45.0, 15.0),
         ([12.0, 30.0], 45.0, 27.0),
-        ([0.0, 30.0, 50.0], 55.0, 35.0),  # with three, the middle one must leave for the third
+        # Three over a limit of two (kept from when the limit was higher): the middle one
+        # must leave for the third.
+        ([0.0, 30.0, 50.0], 55.0, 35.0),
     ],
 )
 def test_retry_after_is_the_time_until_the_oldest_counted_failure_leaves(
     failures: list[float], now: float, wait: float
 ) -> None:
     lim = limiter(per_user=2)
-    fail_at(lim, failures)
+    lim.user[("siti", "10.0.0.1")] = tuple(failures)
     assert lim.retry_after("siti", "10.0.0.1", now) == wait
     assert lim.retry_after("siti", "10.0.0.1", now + wait - 0.5) is not None
     assert lim.retry_after("siti", "10.0.0.1", now + wait) is None
@@ -135,7 +168,7 @@ def test_the_longer_of_the_two_waits_is_given() -> None:
     assert lim.retry_after("c", "10.0.0.1", 40.0) == 20.0
 
 
-# ---- success -------------------------------------------------------------------------------
+# ---- success ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -145,56 +178,90 @@ def test_the_longer_of_the_two_waits_is_given() -> None:
 def test_success_clears_the_username_but_not_the_address(
     succeeded_as: str, user_cleared: bool
 ) -> None:
-    lim = limiter(per_user=2, per_address=3)
+    lim = limiter(per_user=3, per_address=4)
     fail_at(lim, [0.0, 1.0])
-    assert lim.retry_after("siti", "10.0.0.1", 2.0) is not None
-    lim.succeeded(succeeded_as, "10.0.0.1")
-    assert (lim.retry_after("siti", "10.0.0.1", 2.0) is None) is user_cleared
-    # The address still counts both failures: one more from anyone and it is at its limit,
-    # so a guesser cannot reset their count by logging into an account they own.
-    lim.failed("other", "10.0.0.1", 3.0)
-    assert lim.retry_after("nobody", "10.0.0.1", 4.0) == 56.0
+    lim.succeeded(succeeded_as, "10.0.0.1", 2.0)
+    lim.failed("siti", "10.0.0.1", 3.0)
+    assert (lim.retry_after("siti", "10.0.0.1", 4.0) is None) is user_cleared
+    # The address still counts every failure, and not the success: one more from anyone and
+    # it is at its limit, so a guesser cannot reset their count by logging into an account
+    # they own.
+    assert lim.retry_after("nobody", "10.0.0.1", 4.0) is None
+    lim.failed("other", "10.0.0.1", 5.0)
+    assert lim.retry_after("nobody", "10.0.0.1", 6.0) == 54.0
 
 
 def test_success_from_another_address_leaves_this_one_limited() -> None:
     lim = limiter(per_user=2)
     fail_at(lim, [0.0, 1.0])
-    lim.succeeded("siti", "10.0.0.9")
+    lim.succeeded("siti", "10.0.0.9", 1.5)
     assert lim.retry_after("siti", "10.0.0.1", 2.0) == 58.0
 
 
-# ---- bounded memory ------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
-    ("max_keys", "order", "remembered", "forgotten"),
+    ("window", "at", "left"),
     [
-        (2, ["a", "b", "c"], {"b", "c"}, {"a"}),
-        (3, ["a", "b", "c"], {"a", "b", "c"}, set()),
-        # a new failure makes a key the freshest again
-        (2, ["a", "b", "a", "c"], {"a", "c"}, {"b"}),
-        (1, ["a", "b", "c"], {"c"}, {"a", "b"}),
+        ((1.0, 2.0, 3.0), 2.0, (1.0, 3.0)),
+        ((2.0, 2.0), 2.0, (2.0,)),  # another attempt at the same instant stays counted
+        ((1.0,), 5.0, (1.0,)),  # already gone from the window: nothing to give back
+        ((), 5.0, ()),
     ],
 )
-def test_max_keys_forgets_the_stalest_first(
-    max_keys: int, order: list[str], remembered: set[str], forgotten: set[str]
-) -> None:
-    lim = limiter(per_user=1, per_address=1000, max_keys=max_keys)
-    for i, name in enumerate(order):
-        lim.failed(name, f"ip-{name}", float(i))
-    now = float(len(order))
-    limited = {n for n in remembered | forgotten if lim.retry_after(n, f"ip-{n}", now) is not None}
-    assert limited == remembered
-    assert len(lim._user) <= max_keys
-    assert len(lim._addr) <= max_keys
+def test_a_success_gives_back_its_own_slot_only(window: Times, at: float, left: Times) -> None:
+    assert ratelimit.succeeded(window, at) == left
 
 
-def test_max_keys_bounds_memory_over_many_usernames_and_addresses() -> None:
-    lim = limiter(max_keys=50)
-    for i in range(1000):
-        lim.failed(f"user{i}", f"10.0.{i // 250}.{i % 250}", float(i))
-    assert len(lim._user) == 50
-    assert len(lim._addr) == 50
+# ---- counted before the check ----------------------------------------------------------------
+
+
+def test_attempts_still_being_checked_count_against_the_limit() -> None:
+    """The reason attempts are counted when admitted: those that arrive while others are being
+    checked must see them, or all of them get through."""
+    lim = limiter(per_user=3, per_address=10)
+    admitted = [lim.admit("siti", "10.0.0.1", 0.0) for _ in range(10)]
+    assert [a.retry_after for a in admitted] == [None, None, None] + [60.0] * 7
+    assert lim.user[("siti", "10.0.0.1")] == (0.0, 0.0, 0.0)
+    # Another user from the address still has room: 3 of its 10 are taken.
+    admitted = [lim.admit(f"u{i}", "10.0.0.1", 1.0) for i in range(8)]
+    assert [a.retry_after for a in admitted] == [None] * 7 + [59.0]
+
+
+def test_a_refused_attempt_changes_nothing() -> None:
+    lim = limiter(per_user=1)
+    lim.failed("siti", "10.0.0.1", 0.0)
+    before = (dict(lim.user), dict(lim.addr))
+    refused = lim.admit("siti", "10.0.0.1", 30.0)
+    assert refused.retry_after == 30.0
+    assert (lim.user, lim.addr) == before
+
+
+# ---- checks in flight ------------------------------------------------------------------------
+
+
+def test_checks_in_flight_are_capped_per_username_and_per_address() -> None:
+    flying = InFlight(Limits(user_in_flight=2, address_in_flight=3))
+    assert flying.enter("siti", "10.0.0.1")
+    assert flying.enter("SITI", "10.0.0.2")
+    assert not flying.enter("Siti", "10.0.0.3")  # two for siti, wherever from
+    assert flying.enter("made", "10.0.0.1")
+    assert flying.enter("andi", "10.0.0.1")
+    assert not flying.enter("budi", "10.0.0.1")  # three from 10.0.0.1
+    assert len(flying) == 4
+    flying.leave("siti", "10.0.0.1")
+    assert flying.enter("budi", "10.0.0.1")
+    assert flying.enter("siti", "10.0.0.3")
+
+
+def test_a_refused_check_takes_no_place_and_finished_ones_are_forgotten() -> None:
+    flying = InFlight(Limits(user_in_flight=1, address_in_flight=1))
+    assert flying.enter("siti", "10.0.0.1")
+    assert not flying.enter("made", "10.0.0.1")  # refused by the address: made takes nothing
+    assert flying.enter("made", "10.0.0.2")
+    flying.leave("siti", "10.0.0.1")
+    flying.leave("made", "10.0.0.2")
+    assert len(flying) == 0
+    assert not flying._users
+    assert not flying._addresses
 
 
 # ---- Hypothesis: the limiter agrees with a count over the whole history -----------------------
@@ -257,7 +324,7 @@ def expected_wait(times: list[float], limit: int, now: float) -> float:
 @PROPS
 @given(attempts)
 def test_limits_hold_and_refusals_match_the_history(sequence: list[Attempt]) -> None:
-    lim = LoginLimiter(Limits(PER_USER, PER_ADDRESS, WINDOW))
+    lim = Book(Limits(PER_USER, PER_ADDRESS, WINDOW))
     history: list[Failure] = []
     last_success: dict[tuple[str, str], int] = {}
     now = 0.0
@@ -274,7 +341,7 @@ def test_limits_hold_and_refusals_match_the_history(sequence: list[Attempt]) -> 
         if answer is not None:
             continue  # refused: the caller neither checks the password nor records anything
         if a.success:
-            lim.succeeded(a.username, a.address)
+            lim.succeeded(a.username, a.address, now)
             last_success[key] = i
         else:
             lim.failed(a.username, a.address, now)
@@ -289,7 +356,7 @@ def test_limits_hold_and_refusals_match_the_history(sequence: list[Attempt]) -> 
 @given(attempts)
 def test_no_window_anywhere_holds_more_than_the_limits(sequence: list[Attempt]) -> None:
     """The same guarantee checked afterwards over every window, not only those ending now."""
-    lim = LoginLimiter(Limits(PER_USER, PER_ADDRESS, WINDOW))
+    lim = Book(Limits(PER_USER, PER_ADDRESS, WINDOW))
     history: list[Failure] = []
     successes: dict[tuple[str, str], list[int]] = {}
     now = 0.0
@@ -299,7 +366,7 @@ def test_no_window_anywhere_holds_more_than_the_limits(sequence: list[Attempt]) 
             continue
         key = (a.username.lower(), a.address)
         if a.success:
-            lim.succeeded(a.username, a.address)
+            lim.succeeded(a.username, a.address, now)
             successes.setdefault(key, []).append(i)
         else:
             lim.failed(a.username, a.address, now)

@@ -134,3 +134,49 @@ def test_check_config_names_a_missing_sounds_root_instead_of_every_prompt(
     assert "ivr.sounds_root" in err
     assert "ops/sandbox up" in err
     assert "prompt" not in err.split("ivr.sounds_root")[0]
+
+
+def test_given_a_metrics_role_token_and_the_metrics_token_variable_then_both_are_scrapers(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        GOOD
+        + "[[http.role_tokens]]\n"
+        + "name = 'grafana-agent'\ntoken = 'scrape-token-from-file-01'\nrole = 'metrics'\n",
+    )
+    s = load_settings(path, env={"SAMBUNG_METRICS_TOKEN": "scrape-token-from-env-01"})
+    assert [(t.name, t.token.get_secret_value(), t.role) for t in s.http.role_tokens] == [
+        ("grafana-agent", "scrape-token-from-file-01", "metrics"),
+        ("prometheus", "scrape-token-from-env-01", "metrics"),
+    ]
+    # Not an admin token as well.
+    assert [t.get_secret_value() for t in s.http.api_tokens] == ["0123456789abcdef0123"]
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={"SAMBUNG_METRICS_TOKEN": "short"})
+    assert info.value.key == "http.role_tokens"
+    assert "short" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("origins", "ok"),
+    [
+        (["https://console.example.com"], True),
+        (["http://10.0.0.5:8480", "https://cc.example.co.id"], True),
+        (["console.example.com"], False),
+        (["https://console.example.com/"], False),
+        (["https://console.example.com/path"], False),
+        (["*"], False),
+    ],
+)
+def test_allowed_origins_are_scheme_host_and_port(
+    tmp_path: Path, origins: list[str], ok: bool
+) -> None:
+    listed = ", ".join(f"'{o}'" for o in origins)
+    path = write(tmp_path, GOOD.replace("[http]\n", f"[http]\nallowed_origins = [{listed}]\n"))
+    if ok:
+        assert load_settings(path, env={}).http.allowed_origins == origins
+    else:
+        with pytest.raises(ConfigError) as info:
+            load_settings(path, env={})
+        assert info.value.key.startswith("http.allowed_origins")

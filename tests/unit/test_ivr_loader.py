@@ -31,6 +31,7 @@ from ivr.model import (
     Branch,
     Calendar,
     ConditionNode,
+    EnvHeader,
     Flow,
     HangupNode,
     InBusinessHours,
@@ -555,9 +556,13 @@ def test_given_a_money_say_then_rupiah_and_the_indonesian_number_words_are_requi
 # ---- the documentation --------------------------------------------------------------------
 
 
-def test_given_the_format_example_in_the_loader_docstring_then_it_loads(tmp_path: Path) -> None:
+def test_given_the_format_example_in_the_loader_docstring_then_it_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The module docstring's complete example is a valid flow (docs that do not rot)."""
     from ivr import loader
+
+    monkeypatch.setenv("CRM_AUTH", "Bearer example")
 
     doc = loader.__doc__ or ""
     block = doc.split("A complete example", 1)[1].split("::\n", 1)[1].split("\nConditions", 1)[0]
@@ -570,6 +575,9 @@ def test_given_the_format_example_in_the_loader_docstring_then_it_loads(tmp_path
     office = flow.calendar("office")
     assert office.holidays == {date(2026, 12, 31)}  # the hotline's own day
     assert office.national is NATIONAL["id-national"]  # the national ones, shared
+    lookup = flow.node("lookup")
+    assert isinstance(lookup, LookupNode)
+    assert lookup.headers == (EnvHeader("Authorization", "CRM_AUTH", "Bearer example"),)
 
 
 def test_given_only_digits_said_then_only_the_ten_digit_words_are_required(
@@ -618,3 +626,136 @@ nodes:
     assert isinstance(c, MenuNode)
     assert (b.timeout_seconds, c.timeout_seconds) == (4.0, 8.0)
     assert b.retry == c.retry == Retry(2, ("sound:no-input",), (), "bye")
+
+
+# ---- lookup headers from the environment, sensitive inputs ----------------------------------
+
+HEADER_FLOW = """
+flow: h
+dids: ["1500"]
+start: account
+nodes:
+  account:
+    type: input
+    prompts: [sambung/enter-account]
+    store_as: account
+    sensitive: true
+    next: lookup
+  lookup:
+    type: lookup
+    url: "http://crm/accounts/{account}"
+    headers:
+HEADERS
+    next: bye
+    on_failure: bye
+  bye: {type: hangup}
+"""
+
+
+def header_flow(tmp: Path, headers: str) -> Path:
+    return write(tmp, "h.yaml", HEADER_FLOW.replace("HEADERS", headers))
+
+
+def test_given_lookup_headers_from_the_environment_then_the_node_carries_their_values(
+    tmp_path: Path,
+) -> None:
+    path = header_flow(
+        tmp_path, "      Authorization: {env: CRM_AUTH}\n      X-Api-Key: {env: CRM_KEY}"
+    )
+    flow = load(path, environ={"CRM_AUTH": "Bearer abc", "CRM_KEY": "k-123"})
+    lookup = flow.node("lookup")
+    assert isinstance(lookup, LookupNode)
+    assert lookup.headers == (
+        EnvHeader("Authorization", "CRM_AUTH", "Bearer abc"),
+        EnvHeader("X-Api-Key", "CRM_KEY", "k-123"),
+    )
+    assert "abc" not in repr(lookup)
+    assert "k-123" not in repr(flow)
+
+
+def test_given_an_input_marked_sensitive_then_the_node_says_so(tmp_path: Path) -> None:
+    flow = load(header_flow(tmp_path, "      A: {env: A}"), environ={"A": "1"})
+    node = flow.node("account")
+    assert isinstance(node, InputNode)
+    assert node.sensitive is True
+
+
+@pytest.mark.parametrize(
+    ("headers", "environ", "key", "expected"),
+    [
+        pytest.param(
+            "      Authorization: {env: CRM_AUTH}",
+            {},
+            "headers.Authorization.env",
+            "environment variable CRM_AUTH is not set",
+            id="missing variable",
+        ),
+        pytest.param(
+            "      Authorization: Bearer s3cret",
+            {},
+            "headers.Authorization",
+            "expected {env: VARIABLE}: header values come from environment variables, never "
+            "from the flow file",
+            id="a literal secret",
+        ),
+        pytest.param(
+            "      Authorization: {value: s3cret}",
+            {},
+            "headers.Authorization.value",
+            "unknown key 'value': a header takes env",
+            id="a literal under another key",
+        ),
+        pytest.param(
+            "      Authorization: {env: 1BAD}",
+            {},
+            "headers.Authorization.env",
+            "expected an environment variable name, got '1BAD'",
+            id="bad variable name",
+        ),
+        pytest.param(
+            "      Authorization: {env: CRM_AUTH}",
+            {"CRM_AUTH": "a\r\nX-Evil: 1"},
+            "headers.Authorization.env",
+            "environment variable CRM_AUTH is empty or holds a line break",
+            id="a line break in the value",
+        ),
+        pytest.param(
+            '      "Bad Name": {env: A}',
+            {"A": "1"},
+            "headers.Bad Name",
+            "expected a header name (letters, digits, -), got 'Bad Name'",
+            id="bad header name",
+        ),
+        pytest.param(
+            "      Host: {env: A}",
+            {"A": "1"},
+            "headers.Host",
+            "header Host is set by the HTTP client; leave it out",
+            id="a header the client sets",
+        ),
+    ],
+)
+def test_given_a_bad_lookup_header_then_the_problem_names_file_node_and_key(
+    tmp_path: Path, headers: str, environ: dict[str, str], key: str, expected: str
+) -> None:
+    path = header_flow(tmp_path, headers)
+    with pytest.raises(FlowError) as err:
+        load(path, environ=environ)
+    # (a literal under another key is also missing its env: two problems, one asserted)
+    problem = next(p for p in err.value.problems if p.key == key)
+    assert (problem.file, problem.node, problem.expected) == (str(path), "lookup", expected)
+    assert problem.line is not None
+    assert "s3cret" not in str(err.value)
+
+
+def test_given_a_missing_header_variable_then_the_process_environment_is_what_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = header_flow(tmp_path, "      Authorization: {env: SAMBUNG_TEST_CRM_AUTH}")
+    monkeypatch.delenv("SAMBUNG_TEST_CRM_AUTH", raising=False)
+    with pytest.raises(FlowError, match="SAMBUNG_TEST_CRM_AUTH is not set"):
+        load(path)
+    monkeypatch.setenv("SAMBUNG_TEST_CRM_AUTH", "Bearer z")
+    lookup = load(path).node("lookup")
+    assert isinstance(lookup, LookupNode)
+    assert lookup.headers[0].value == "Bearer z"

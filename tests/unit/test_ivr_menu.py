@@ -43,6 +43,7 @@ from ivr.model import (
     Branch,
     Calendar,
     ConditionNode,
+    EnvHeader,
     Flow,
     HangupNode,
     InBusinessHours,
@@ -516,6 +517,18 @@ def test_prompt_and_timer_ids_are_deterministic() -> None:
 
 INPUT_FLOW = make_flow(ACCOUNT, THANKS, SORRY)
 
+
+def test_given_a_sensitive_input_then_no_digits_are_recorded_but_the_call_has_them() -> None:
+    call = Call(make_flow(replace(ACCOUNT, sensitive=True), THANKS, SORRY))
+    call.done()
+    call.press("12#")  # too short: invalid
+    call.done()
+    call.press("4321#")
+    assert call.choices() == [("account", "invalid", None), ("account", "input", None)]
+    assert call.state.attributes["account"] == "4321"
+    assert "4321" not in call.state.last_transition
+
+
 INPUT_TABLE: list[tuple[str, list[str], str, str | None, list[tuple[str, str, str | None]]]] = [
     (
         "terminated by #",
@@ -862,6 +875,39 @@ def test_given_an_attribute_missing_from_the_url_then_no_lookup_and_on_failure()
     assert of(Lookup, call.log) == []
     assert call.state.node_id == "unknown"
     assert call.choices() == [("crm", "lookup_failed", "missing:account")]
+
+
+@pytest.mark.parametrize(
+    ("number", "choice"),
+    [
+        pytest.param("..", "dot_segment:caller_number", id="dot dot"),
+        pytest.param("%2e%2e", "dot_segment:caller_number", id="encoded dot dot"),
+        pytest.param("", "empty_segment:caller_number", id="empty"),
+    ],
+)
+def test_given_caller_data_that_walks_the_crm_path_then_no_lookup_and_on_failure(
+    number: str, choice: str
+) -> None:
+    node = replace(CRM, url="http://crm.local/accounts/by-phone/{caller_number}/detail")
+    call = Call(
+        make_flow(node, HangupNode("known"), HangupNode("unknown")), {"caller_number": number}
+    )
+    assert of(Lookup, call.log) == []
+    assert call.state.node_id == "unknown"
+    assert call.choices() == [("crm", "lookup_failed", choice)]
+    # The transition log line says why, without the caller's value.
+    assert choice in call.state.last_transition
+
+
+def test_given_a_lookup_with_headers_then_the_command_carries_them() -> None:
+    auth = EnvHeader("Authorization", "CRM_AUTH", "Bearer s3cret")
+    call = Call(
+        make_flow(replace(CRM, headers=(auth,)), HangupNode("known"), HangupNode("unknown")),
+        {"account": "1", "caller_number": "2"},
+    )
+    (cmd,) = of(Lookup, call.last)
+    assert cmd.headers == (auth,)
+    assert "s3cret" not in repr(cmd)
 
 
 def test_given_a_lookup_answer_for_another_node_then_it_is_ignored() -> None:

@@ -418,7 +418,7 @@ def test_promtool_check_config(tmp_path: Path) -> None:
     copy = tmp_path / "prometheus"
     shutil.copytree(PROM, copy)
     config = (copy / "prometheus.yml").read_text()
-    token = "/etc/prometheus/sambung-api-token"
+    token = "/etc/prometheus/sambung-metrics-token"
     assert f"credentials_file: {token}" in config
     (tmp_path / "token").write_text("0123456789abcdef-token")
     (copy / "prometheus.yml").write_text(config.replace(token, str(tmp_path / "token")))
@@ -740,6 +740,21 @@ def test_prometheus_reads_its_token_where_compose_mounts_it() -> None:
     # The engine's default HTTP port is what Prometheus scrapes.
     (static,) = job["static_configs"]
     assert static["targets"] == ["127.0.0.1:8480"]
+
+
+def test_prometheus_scrapes_with_a_metrics_token_not_an_admin_token() -> None:
+    """An admin token in Prometheus's hands could create users: the scrape token has the
+    metrics role, which reads /metrics and nothing else."""
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    sources = {s if isinstance(s, str) else s["source"] for s in prometheus["secrets"]}
+    assert sources == {"sambung_metrics_token"}
+    assert "sambung_metrics_token" in services["sambung"]["secrets"]
+    entrypoint = (COMPOSE_DIR / "sambung" / "entrypoint.sh").read_text()
+    assert "SAMBUNG_METRICS_TOKEN=$(secret /run/secrets/sambung_metrics_token)" in entrypoint
+    assert "sambung_metrics_token" in (COMPOSE_DIR / "make-secrets").read_text()
+    unit = (ROOT / "ops" / "systemd" / "sambung.service").read_text()
+    assert "SAMBUNG_METRICS_TOKEN=" in unit
 
 
 def test_entrypoint_scripts_parse() -> None:

@@ -5,6 +5,7 @@
 #   /run/secrets/postgres_password  -> DATABASE_URL (with POSTGRES_USER, POSTGRES_DB,
 #                                      POSTGRES_HOST, POSTGRES_PORT)
 #   /run/secrets/sambung_api_token  -> SAMBUNG_API_TOKEN
+#   /run/secrets/sambung_metrics_token -> SAMBUNG_METRICS_TOKEN (Prometheus's; /metrics only)
 #   /run/secrets/ari_password       -> SAMBUNG_ARI__PASSWORD
 #   /run/secrets/ami_secret         -> SAMBUNG_AMI__SECRET
 # For `run`, pending migrations are applied first, as the systemd unit does: a database that
@@ -33,6 +34,9 @@ PY
 fi
 if [ -e /run/secrets/sambung_api_token ]; then
   SAMBUNG_API_TOKEN=$(secret /run/secrets/sambung_api_token); export SAMBUNG_API_TOKEN
+fi
+if [ -e /run/secrets/sambung_metrics_token ]; then
+  SAMBUNG_METRICS_TOKEN=$(secret /run/secrets/sambung_metrics_token); export SAMBUNG_METRICS_TOKEN
 fi
 if [ -e /run/secrets/ari_password ]; then
   SAMBUNG_ARI__PASSWORD=$(secret /run/secrets/ari_password); export SAMBUNG_ARI__PASSWORD
