@@ -44,8 +44,6 @@ import yaml
 
 from engine.errors import ConfigError
 
-Category = Literal["public", "government"]
-CATEGORIES: Final[tuple[str, ...]] = ("public", "government")
 # How far around today a calendar is computed. The dialer looks at most 400 days ahead
 # (dialer.compliance.MAX_DAYS_AHEAD); a day past the computed years is simply unknown.
 YEARS_BEFORE: Final = 1
@@ -107,14 +105,6 @@ class HolidayCalendar:
         if until == date.max:
             return 10**6
         return (until - today).days + 1
-
-    def with_extra(self, extra: Mapping[date, str]) -> HolidayCalendar:
-        """This calendar plus a hotline's own closing days (coverage unchanged)."""
-        if not extra:
-            return self
-        return HolidayCalendar(
-            {**self.days, **extra}, self.covered, self.name, self.estimated - set(extra)
-        )
 
 
 @dataclass(frozen=True)
@@ -214,7 +204,7 @@ def read_override_file(path: Path) -> OverrideFile:
 
 
 def _package_years(
-    country: str, categories: Sequence[str], years: Iterable[int]
+    name: str, country: str, categories: Sequence[str], years: Iterable[int]
 ) -> tuple[dict[date, str], frozenset[int], frozenset[date]]:
     """Days, covered years and estimated dates from the ``holidays`` package."""
     try:
@@ -222,7 +212,7 @@ def _package_years(
     except NotImplementedError as err:
         raise CalendarInvalid(
             "(settings)",
-            "calendars.country",
+            f"calendars.{name}.country",
             f"a country code the holidays package knows, got {country!r}",
         ) from err
     supported = tuple(getattr(cls, "supported_categories", ("public",)))
@@ -230,7 +220,7 @@ def _package_years(
     if bad:
         raise CalendarInvalid(
             "(settings)",
-            "calendars.categories",
+            f"calendars.{name}.categories",
             f"categories of {country}'s calendar ({', '.join(supported)}), got {bad[0]!r}",
         )
     start = int(getattr(cls, "start_year", 1900))
@@ -277,7 +267,7 @@ def build_calendar(
     """
     span = range(today.year - YEARS_BEFORE, today.year + YEARS_AFTER + 1)
     if use_package:
-        days, covered, estimated = _package_years(country, categories, span)
+        days, covered, estimated = _package_years(name, country, categories, span)
     else:
         days, covered, estimated = {}, frozenset(years or ()), frozenset()
     covered_set = set(covered)
@@ -361,17 +351,7 @@ def no_days() -> HolidayCalendar:
     return HolidayCalendar({}, None)
 
 
-def first_unknown_day(cal: HolidayCalendar, start: date, days: int) -> date | None:
-    """The first day from ``start`` within ``days`` that the calendar does not cover."""
-    for i in range(days):
-        d = start + timedelta(days=i)
-        if not cal.covers(d):
-            return d
-    return None
-
-
 __all__ = [
-    "CATEGORIES",
     "WARN_DAYS",
     "CalendarInvalid",
     "CalendarWarning",
@@ -380,7 +360,6 @@ __all__ = [
     "build_calendar",
     "calendar_warnings",
     "explicit_days",
-    "first_unknown_day",
     "no_days",
     "read_override_file",
 ]

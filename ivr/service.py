@@ -11,6 +11,7 @@ from engine.calls import CallInbox
 from engine.errors import CallGone, TelephonyError
 from engine.events import CallAnswered, CallEnded, CallOffered, PromptFinished
 from engine.facts import CallAnsweredFact, CallEndedFact, CallStartedFact, Fact
+from engine.logging import mask_personal
 from engine.ports import Telephony
 from ivr.greeting import (
     Answer,
@@ -74,10 +75,12 @@ class GreetingService:
         )
         if flow is None:
             log.info("call.unknown_number", did=offer.did)
+        # The caller's number is personal data: masked here as well as by the log pipeline, so
+        # a handler set up without that pipeline cannot print it whole.
         log.info(
             "call.offered",
             did=offer.did,
-            caller_number=offer.caller_number,
+            caller_number=mask_personal(offer.caller_number),
             flow=(flow or self._unknown).name,
         )
         await self._run(GreetingState(offer.call_id, flow or self._unknown), inbox)

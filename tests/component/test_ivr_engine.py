@@ -184,23 +184,29 @@ async def test_given_a_caller_number_of_dot_dot_then_the_crm_never_sees_a_reques
         assert crm.auth == ["Bearer t0ken"]
 
 
-async def test_given_a_sensitive_input_then_its_digits_are_not_stored(fake_ari: FakeAri) -> None:
-    nodes = (
-        InputNode(
-            "pin", ("sound:beep",), "secret", "bye", min_length=4, max_length=4, sensitive=True
-        ),
-        HangupNode("bye", (), "ivr_completed"),
-    )
-    flow = Flow(
-        "pin",
-        ("1504",),
-        "pin",
+def input_flow(name: str, did: str, node: InputNode) -> Flow:
+    """A one-input flow on ``did``: the input, then a hang-up."""
+    nodes = (node, HangupNode("bye", (), "ivr_completed"))
+    return Flow(
+        name,
+        (did,),
+        node.id,
         tuple((n.id, n) for n in nodes),
         "en",
         ("en",),
         zero_out_target=None,
         source="test",
         version="v1",
+    )
+
+
+async def test_given_a_sensitive_input_then_its_digits_are_not_stored(fake_ari: FakeAri) -> None:
+    flow = input_flow(
+        "pin",
+        "1504",
+        InputNode(
+            "pin", ("sound:beep",), "secret", "bye", min_length=4, max_length=4, sensitive=True
+        ),
     )
     async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
         run.engine.flows = FlowTable({"1504": flow})

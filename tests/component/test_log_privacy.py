@@ -10,7 +10,8 @@ import structlog
 
 from engine.logging import configure_logging
 from ivr.flows import FlowTable
-from ivr.model import Flow, HangupNode, InputNode
+from ivr.model import InputNode
+from tests.component.test_ivr_engine import input_flow
 from tests.fakes.fake_ari import FakeAri
 from tests.integration.harness import running_engine
 
@@ -35,20 +36,10 @@ def info_logging() -> Iterator[None]:
 async def test_given_calls_at_info_level_then_no_line_holds_the_full_number_or_digits(
     fake_ari: FakeAri, info_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    nodes = (
-        InputNode("account", ("sound:beep",), "account", "bye", min_length=8, max_length=8),
-        HangupNode("bye", (), "ivr_completed"),
-    )
-    flow = Flow(
+    flow = input_flow(
         "acct",
-        ("1505",),
-        "account",
-        tuple((n.id, n) for n in nodes),
-        "en",
-        ("en",),
-        zero_out_target=None,
-        source="test",
-        version="v1",
+        "1505",
+        InputNode("account", ("sound:beep",), "account", "bye", min_length=8, max_length=8),
     )
     async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
         run.engine.flows = FlowTable({"1505": flow})

@@ -425,3 +425,10 @@ def test_given_no_package_then_the_override_files_and_listed_years_are_the_calen
     assert cal.covered == frozenset({2029, 2030})
     assert date(2027, 1, 1) not in cal  # no package: New Year is not a holiday here
     assert not cal.covers(date(2027, 1, 1))  # ... and nobody vouches for 2027
+
+
+def test_given_a_category_the_country_lacks_then_the_error_names_the_calendar() -> None:
+    with pytest.raises(CalendarInvalid) as err:
+        build_calendar("sg", country="SG", categories=("government",), today=MID_2026)
+    assert err.value.key == "calendars.sg.categories"
+    assert "SG's calendar (public)" in err.value.expected
