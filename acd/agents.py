@@ -44,6 +44,10 @@ RONA = "rona"  # ring, no answer
 UNREACHABLE = "unreachable"  # registered, yet Asterisk could not ring the phone
 
 
+# What a person may ask of an agent's state, from the API, the console or a phone's keys.
+AGENT_ACTIONS = ("login", "ready", "pause", "logout", "end-wrap-up")
+
+
 class AgentError(SambungError):
     pass
 
@@ -51,6 +55,12 @@ class AgentError(SambungError):
 class UnknownAgent(AgentError):
     error_id = "acd.unknown_agent"
     title = "No such agent"
+    http_status = 404
+
+
+class UnknownAgentAction(AgentError):
+    error_id = "acd.unknown_action"
+    title = "No such agent action"
     http_status = 404
 
 
@@ -387,6 +397,21 @@ class AgentBook:
             self._set(agent, AgentState.PAUSED, pause_reason or PHONE_OFFLINE, source=source)
         else:
             self._set(agent, AgentState.READY, source=source)
+
+    def act(self, agent_id: str, action: str, reason: str, source: str) -> Agent:
+        """One of ``AGENT_ACTIONS``; ``reason`` is the pause's (``break`` when none is given)."""
+        match action:
+            case "login":
+                return self.login(agent_id, source)
+            case "ready":
+                return self.make_ready(agent_id, source)
+            case "pause":
+                return self.pause(agent_id, reason or "break", source)
+            case "logout":
+                return self.logout(agent_id, source)
+            case "end-wrap-up":
+                return self.end_wrap_up(agent_id, source)
+        raise UnknownAgentAction(f"no agent action {action!r}; actions: {', '.join(AGENT_ACTIONS)}")
 
     # ---- phone registration ---------------------------------------------------------------
 

@@ -28,3 +28,39 @@ async def callback_history(
         since,
     )
     return frozenset(dnc), tuple(r["started_at"] for r in rows)
+
+
+async def last_agent_states(conn: Conn) -> list[tuple[str, str, str, datetime]]:
+    """Each agent's latest recorded state: (agent id, state, reason, since)."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (agent_id) agent_id, state, reason, at
+           FROM agent_states ORDER BY agent_id, at DESC, seq DESC"""
+    )
+    return [(r["agent_id"], r["state"], r["reason"], r["at"]) for r in rows]
+
+
+async def agent_handled(conn: Conn, call_id: str, agent_id: str) -> bool:
+    """Whether the agent had a leg of the call, or a dialer line was put through to them."""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM call_legs WHERE call_id = $1 AND agent_id = $2)
+                   OR EXISTS (SELECT 1 FROM dial_attempts WHERE call_id = $1 AND agent_id = $2)""",
+            call_id,
+            agent_id,
+        )
+    )
+
+
+async def call_known(conn: Conn, call_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM calls WHERE call_id = $1", call_id))
+
+
+async def answered_from(conn: Conn, call_id: str, agent_id: str) -> str | None:
+    """The queue the agent answered the call from (its latest entry with that agent)."""
+    queue = await conn.fetchval(
+        """SELECT queue FROM queue_entries WHERE call_id = $1 AND agent_id = $2
+           ORDER BY enqueued_at DESC LIMIT 1""",
+        call_id,
+        agent_id,
+    )
+    return None if queue is None else str(queue)

@@ -11,10 +11,10 @@ One middleware does it all, before any handler runs:
    ``POST /api/v1/auth/ws-ticket`` in the query, and a browser's ``Origin`` must be this
    host's or an allowed one: browsers send cookies with a WebSocket from any site and let no
    page set headers on one, and a token in a URL is written to logs.
-3. ``POLICY`` says which roles may use each route. A route missing from it is admin-only, and
-   a test keeps the table complete. Routes marked ``OWN_AGENT`` take an agent id in the path,
-   which an agent must match with their own. The ``metrics`` role (a scraper's token) may
-   read ``/metrics`` and nothing else.
+3. Each route declares its roles where it is added (auth/routes.py); the app's
+   ``RoutePolicy`` collects them. A route that declares none is admin-only. Routes marked
+   ``own_agent`` take an agent id in the path, which an agent must match with their own. The
+   ``metrics`` role (a scraper's token) may read ``/metrics`` and nothing else.
 4. Every request that changes something, and every refusal, goes to the audit log with who,
    what, the outcome, the status and the path (never the query string, which may hold a
    ticket).
@@ -36,6 +36,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from auth.model import USER_ROLES, Forbidden, Identity, InvalidUser, Role, UserNotFound
+from auth.routes import ADMINS, AGENT, ANY, ROUTE_POLICY, Routes
 from auth.service import AuthService
 from engine.bodies import json_object, text, when
 from engine.errors import BadRequest, SambungError, Unauthorized
@@ -47,95 +48,6 @@ IDENTITY = web.RequestKey("identity", Identity)
 COOKIE = "sambung_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-AGENT, SUPERVISOR, ADMIN, METRICS = Role.AGENT, Role.SUPERVISOR, Role.ADMIN, Role.METRICS
-# Any role a person can have: a metrics token is not "anyone".
-ANY = frozenset(USER_ROLES)
-STAFF = frozenset({SUPERVISOR, ADMIN})
-ADMINS = frozenset({ADMIN})
-
-OPEN: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("GET", "/health"),
-        ("GET", "/ready"),
-        ("GET", "/api/v1/openapi.json"),
-        ("POST", "/api/v1/auth/login"),
-        ("GET", "/"),
-        ("GET", "/console/login"),
-        ("POST", "/console/login"),
-        ("GET", "/static/{path}"),
-    }
-)
-# Routes an agent may use only with their own agent id in the path.
-OWN_AGENT: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("GET", "/api/v1/agents/{agent_id}"),
-        ("GET", "/api/v1/agents/{agent_id}/events"),
-        ("POST", "/api/v1/agents/{agent_id}/{action}"),
-    }
-)
-# WebSockets: identified by a ticket in the query, never by a token or the cookie.
-TICKETED: frozenset[tuple[str, str]] = frozenset({("GET", "/api/v1/agents/{agent_id}/events")})
-POLICY: dict[tuple[str, str], frozenset[Role]] = {
-    ("POST", "/api/v1/auth/logout"): ANY,
-    ("GET", "/api/v1/auth/me"): ANY,
-    ("POST", "/api/v1/auth/ws-ticket"): ANY,
-    ("GET", "/api/v1/version"): ANY,
-    ("GET", "/metrics"): STAFF | {METRICS},
-    ("GET", "/api/v1/calls"): STAFF,
-    ("GET", "/api/v1/calls/{call_id}"): STAFF,
-    # An agent's own call: the handler checks that the agent handled it.
-    ("POST", "/api/v1/calls/{call_id}/transfer"): ANY,
-    ("POST", "/api/v1/calls/{call_id}/disposition"): ANY,
-    ("GET", "/api/v1/flows"): STAFF,
-    ("POST", "/api/v1/flows/reload"): ADMINS,
-    ("GET", "/api/v1/queues"): ANY,
-    ("GET", "/api/v1/agents"): STAFF,
-    ("GET", "/api/v1/agents/{agent_id}"): ANY,
-    ("GET", "/api/v1/agents/{agent_id}/events"): ANY,
-    ("POST", "/api/v1/agents/{agent_id}/{action}"): ANY,
-    ("GET", "/api/v1/campaigns"): STAFF,
-    ("GET", "/api/v1/campaigns/{name}"): STAFF,
-    ("POST", "/api/v1/campaigns/{name}/{action}"): STAFF,
-    ("POST", "/api/v1/campaigns/{name}/imports"): STAFF,
-    ("GET", "/api/v1/imports/{import_id}"): STAFF,
-    # Preview dialling is an agent's own work: the handler pins the agent id to the caller's.
-    ("GET", "/api/v1/campaigns/{name}/preview"): ANY,
-    ("POST", "/api/v1/campaigns/{name}/records/{record_id}/dial"): ANY,
-    ("POST", "/api/v1/accounts/{account_id}/paid"): ADMINS,
-    ("POST", "/api/v1/dnc"): STAFF,
-    # The recordings feature decides per role and per call inside its handlers.
-    ("GET", "/api/v1/recordings"): ANY,
-    ("GET", "/api/v1/recordings/{recording_id}"): ANY,
-    ("GET", "/api/v1/recordings/{recording_id}/file"): ANY,
-    ("GET", "/api/v1/recordings/{recording_id}/audit"): ANY,
-    ("GET", "/api/v1/calls/{call_id}/recording"): ANY,
-    ("POST", "/api/v1/calls/{call_id}/recording/{action}"): ANY,
-    ("GET", "/api/v1/monitor"): ANY,
-    ("POST", "/api/v1/monitor"): ANY,
-    ("POST", "/api/v1/monitor/{session_id}/mode"): ANY,
-    ("DELETE", "/api/v1/monitor/{session_id}"): ANY,
-    ("GET", "/api/v1/users"): ADMINS,
-    ("POST", "/api/v1/users"): ADMINS,
-    ("PATCH", "/api/v1/users/{username}"): ADMINS,
-    ("DELETE", "/api/v1/users/{username}"): ADMINS,
-    ("GET", "/api/v1/audit"): ADMINS,
-    ("GET", "/api/v1/wallboard"): STAFF,
-    # The web console: pages and the fragments and forms they use. Console handlers act on the
-    # session's own agent id, never on one taken from the request.
-    ("GET", "/console/agent"): frozenset({AGENT, SUPERVISOR}),
-    ("GET", "/console/agent/stream"): frozenset({AGENT, SUPERVISOR}),
-    ("POST", "/console/agent/state"): frozenset({AGENT, SUPERVISOR}),
-    ("POST", "/console/agent/disposition"): frozenset({AGENT, SUPERVISOR}),
-    ("POST", "/console/agent/preview"): frozenset({AGENT, SUPERVISOR}),
-    ("POST", "/console/agent/preview/dial"): frozenset({AGENT, SUPERVISOR}),
-    ("GET", "/console/wallboard"): STAFF,
-    ("GET", "/console/wallboard/stream"): STAFF,
-    ("POST", "/console/wallboard/campaign"): STAFF,
-    ("POST", "/console/wallboard/monitor"): STAFF,
-    ("POST", "/console/logout"): ANY,
-    ("POST", "/console/language"): ANY,
-}
 
 
 @dataclass(frozen=True)
@@ -244,7 +156,7 @@ def auth_middleware(
         return ident
 
     async def identify(request: web.Request, key: tuple[str, str]) -> Identity:
-        if key in TICKETED:
+        if key in request.app[ROUTE_POLICY].ticketed:
             return await by_ticket(request)
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
@@ -297,7 +209,8 @@ def auth_middleware(
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         key = route_key(request)
-        if key in OPEN:
+        policy = request.app[ROUTE_POLICY]
+        if key in policy.open:
             return await handler(request)
         # Unknown paths also need a token first: an anonymous caller learns nothing about
         # which paths exist.
@@ -308,11 +221,11 @@ def auth_middleware(
             request[IDENTITY] = ident
             if on_identity is not None:
                 on_identity(request, ident)
-            allowed = ANY if unknown else POLICY.get(key, ADMINS)
+            allowed = ANY if unknown else policy.allowed(key)
             if ident.role not in allowed:
                 raise Forbidden(f"the {ident.role.value} role may not use {key[0]} {key[1]}")
             own = request.match_info.get("agent_id")
-            if key in OWN_AGENT and ident.role is AGENT and own != ident.agent_id:
+            if key in policy.own_agent and ident.role is AGENT and own != ident.agent_id:
                 raise Forbidden(f"an agent acts only as themselves ({ident.agent_id!r})")
             resp = await handler(request)
         except SambungError as err:
@@ -483,15 +396,16 @@ def add_routes(app: web.Application, auth: AuthService, cookie_secure: bool = Fa
         )
         return web.json_response({"entries": entries})
 
-    app.router.add_post("/api/v1/auth/login", login)
-    app.router.add_post("/api/v1/auth/logout", logout)
-    app.router.add_get("/api/v1/auth/me", me)
-    app.router.add_post("/api/v1/auth/ws-ticket", ws_ticket)
-    app.router.add_get("/api/v1/users", users)
-    app.router.add_post("/api/v1/users", create_user)
-    app.router.add_patch("/api/v1/users/{username}", update_user)
-    app.router.add_delete("/api/v1/users/{username}", delete_user)
-    app.router.add_get("/api/v1/audit", audit)
+    routes = Routes(app)
+    routes.post("/api/v1/auth/login", login, open=True)
+    routes.post("/api/v1/auth/logout", logout, roles=ANY)
+    routes.get("/api/v1/auth/me", me, roles=ANY)
+    routes.post("/api/v1/auth/ws-ticket", ws_ticket, roles=ANY)
+    routes.get("/api/v1/users", users, roles=ADMINS)
+    routes.post("/api/v1/users", create_user, roles=ADMINS)
+    routes.patch("/api/v1/users/{username}", update_user, roles=ADMINS)
+    routes.delete("/api/v1/users/{username}", delete_user, roles=ADMINS)
+    routes.get("/api/v1/audit", audit, roles=ADMINS)
 
 
 __all__ = ["IDENTITY", "UserNotFound", "acting_agent", "add_routes", "auth_middleware"]

@@ -40,7 +40,7 @@ from auth.model import (
     UserNotFound,
 )
 from auth.ratelimit import InFlight, Limits
-from engine.db import Conn
+from engine.db import DB_ERRORS, Conn
 from engine.errors import DatabaseUnavailable
 from engine.facts import FactWriter
 
@@ -49,7 +49,6 @@ log = structlog.get_logger(__name__)
 # last_seen_at is written at most this often per session: a screen polling every second must
 # not turn into a write per second.
 TOUCH_EVERY = timedelta(seconds=60)
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # A WebSocket ticket is asked for just before the socket is opened: long enough for a slow
 # network, too short to be worth stealing from wherever it is seen.
 TICKET_SECONDS = 30

@@ -109,7 +109,7 @@ async def main() -> int:
         await ami.wait_connected(10)
         with capture_logs() as logs:
             async with running_engine(engine={"log_level": "warning"}) as run:
-                run.engine.flows = FlowTable({ENGINE_DID: bench_flow()})
+                run.engine.ivr.flows = FlowTable({ENGINE_DID: bench_flow()})
                 paths = ((NATIVE_EXTEN, NATIVE_SIP_PORT), (ENGINE_DID, TRUNK_SIP_PORT))
                 for _ in range(args.calls):
                     for number, port in paths:

@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -28,23 +28,21 @@ from aiohttp import web
 from acd.hub import AgentHub
 from auth.http import IDENTITY
 from auth.model import Identity, Role
+from console import ConsoleServices
 from console.app import Console
-from engine.config import ConsoleSettings, Settings
+from engine.config import ConsoleSettings
 from engine.metrics import build_metrics
 
 STATES = ("ready", "on_call", "on_call", "on_call", "wrap_up", "paused", "ringing")
 
 
 class Floor:
-    """What the console asks of the engine, with a seeded, changing floor."""
+    """The wallboard's figures, from a seeded, changing floor."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
         self.hub = AgentHub()
-        self.settings = Settings()
         self.metrics = build_metrics()
-        self.auth = None
-        self.recordings = None
 
     async def wallboard(self) -> dict[str, Any]:
         r = self.rng
@@ -85,7 +83,13 @@ class Floor:
             }
             for i in range(6)
         ]
-        return {"at": now.isoformat(), "queues": queues, "agents": agents, "campaigns": campaigns}
+        return {
+            "at": now.isoformat(),
+            "queues": queues,
+            "agents": agents,
+            "campaigns": campaigns,
+            "calendars": [],  # no calendar lapsing: the banner is not drawn
+        }
 
 
 class Meter:
@@ -104,7 +108,18 @@ class Meter:
 
 async def serve_cell(screens: int, seconds: float, shared: bool, seed: int) -> dict[str, float]:
     floor = Floor(seed)
-    console = Console(floor, ConsoleSettings(wallboard_refresh_seconds=1.0))  # type: ignore[arg-type]
+    # Only what the wallboard stream uses; the agent screen's services are not reached here.
+    services = ConsoleServices(
+        agents=cast(Any, None),
+        hub=floor.hub,
+        agent_action=lambda agent_id, action, reason: {},
+        handled_by=cast(Any, None),
+        disposition=cast(Any, None),
+        dialer=cast(Any, None),
+        wallboard=floor.wallboard,
+        streams=floor.metrics.console_streams,
+    )
+    console = Console(services, ConsoleSettings(wallboard_refresh_seconds=1.0))
     console.share_boards = shared
     meter = Meter()
     plain_render = console.render

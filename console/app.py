@@ -2,8 +2,8 @@
 
 Pages are rendered on the server (Jinja2) and kept live with server-sent events: the page
 opens one stream and htmx swaps each named event's HTML into its place. Buttons and forms post
-with htmx and get HTML back. Every route is in auth.http.POLICY; console handlers act on the
-logged-in person's own agent id, never on one taken from the request.
+with htmx and get HTML back. Every route declares its roles where it is added; console
+handlers act on the logged-in person's own agent id, never on one taken from the request.
 """
 
 from __future__ import annotations
@@ -15,23 +15,26 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import jinja2
 import structlog
 from aiohttp import web
 
+from acd.agents import AGENT_ACTIONS
 from auth.http import COOKIE, IDENTITY, client_ip, set_session_cookie
 from auth.model import BadCredentials, Identity, RateLimited, Role
+from auth.routes import ANY, DESK, STAFF, Routes
 from console.cards import Card, CardBook
 from console.i18n import LANGUAGES, catalogue, pick_language
+from dialer.http import CAMPAIGN_ACTIONS
 from dialer.lists import parse_amount
 from engine.bodies import number_id
 from engine.config import ConsoleSettings, DispositionSettings
+from engine.db import DB_ERRORS
 from engine.errors import BadRequest, Forbidden, SambungError
 from recordings.model import MonitorMode, Principal
 
 if TYPE_CHECKING:
-    from engine.main import Engine
+    from console import ConsoleServices
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +50,6 @@ STATIC_FILES = {
 }
 LANG_COOKIE = "sambung_lang"
 KEEPALIVE_SECONDS = 15.0
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 # A stream re-checks its session this often, so a logout elsewhere or an expiry shows.
 RECHECK_SECONDS = 60.0
 CHECKED_AT = web.RequestKey("console_session_checked_at", float)
@@ -86,12 +88,12 @@ def sse(event: str, html: str) -> bytes:
 
 
 class Console:
-    def __init__(self, engine: Engine, settings: ConsoleSettings) -> None:
-        self.engine = engine
+    def __init__(self, services: ConsoleServices, settings: ConsoleSettings) -> None:
+        self.s = services
         self.settings = settings
         self.cards = CardBook()
         self._promises: dict[str, tuple[tuple[str, str | None], list[dict[str, Any]]]] = {}
-        engine.hub.taps.append(self.cards.hear)
+        services.hub.taps.append(self.cards.hear)
         self.closing = asyncio.Event()
         self.share_boards = True  # False only in the benchmark's baseline
         self._boards: dict[str, tuple[float, str]] = {}
@@ -150,20 +152,14 @@ class Console:
     def schema_for(self, card: Card | None) -> list[DispositionSettings]:
         if card is None:
             return []
-        s = self.engine.settings
         campaign = card.attributes.get("campaign") if card.is_dialer else None
-        if campaign:
-            for c in s.dialer.campaigns:
-                if c.name == campaign:
-                    return list(c.dispositions)
-        for q in s.acd.queues:
-            if q.name == card.call.get("queue"):
-                return list(q.dispositions)
-        return []
+        if campaign and campaign in self.s.campaign_dispositions:
+            return list(self.s.campaign_dispositions[campaign])
+        return list(self.s.queue_dispositions.get(str(card.call.get("queue")), []))
 
     def preview_campaigns(self, agent_id: str) -> list[str]:
         """Running preview campaigns this agent works: the console offers their next record."""
-        d = self.engine.dialer
+        d = self.s.dialer.service
         return [
             name
             for name, run in d.campaigns.items()
@@ -182,7 +178,7 @@ class Console:
         if hit is not None and hit[0] == key:
             return hit[1]
         try:
-            promises = await self.engine.previous_promises(card.account)
+            promises = await self.s.dialer.previous_promises(card.account)
         except DB_ERRORS as err:
             # The card still shows the call; the promises list is left out, not the card.
             log.warning("console.promises_unavailable", agent=agent_id, error=str(err))
@@ -193,7 +189,7 @@ class Console:
     async def agent_parts(
         self, agent_id: str, lang: str, error: str | None = None
     ) -> dict[str, str]:
-        agent = self.engine.acd.agents.get(agent_id).view()
+        agent = self.s.agents.get(agent_id).view()
         since = datetime.fromisoformat(str(agent["since"]))
         agent["seconds_in_state"] = max(0.0, (datetime.now(UTC) - since).total_seconds())
         card = self.cards.get(agent_id)
@@ -221,23 +217,24 @@ class Console:
 
     def add_routes(self, app: web.Application) -> None:
         app.on_shutdown.append(self._on_shutdown)
-        r = app.router
-        r.add_get("/", self.home)
-        r.add_get("/console/login", self.login_page)
-        r.add_post("/console/login", self.login)
-        r.add_post("/console/logout", self.logout)
-        r.add_post("/console/language", self.language)
-        r.add_get("/console/agent", self.agent_page)
-        r.add_get("/console/agent/stream", self.agent_stream)
-        r.add_post("/console/agent/state", self.agent_state)
-        r.add_post("/console/agent/disposition", self.disposition)
-        r.add_post("/console/agent/preview", self.preview)
-        r.add_post("/console/agent/preview/dial", self.preview_dial)
-        r.add_get("/console/wallboard", self.wallboard_page)
-        r.add_get("/console/wallboard/stream", self.wallboard_stream)
-        r.add_post("/console/wallboard/campaign", self.campaign_action)
-        r.add_post("/console/wallboard/monitor", self.monitor)
-        r.add_get("/static/{path}", self.static)
+        r = Routes(app)
+        r.get("/", self.home, open=True)
+        r.get("/console/login", self.login_page, open=True)
+        r.post("/console/login", self.login, open=True)
+        r.post("/console/logout", self.logout, roles=ANY)
+        r.post("/console/language", self.language, roles=ANY)
+        # The agent screen acts on the session's own agent id, never one from the request.
+        r.get("/console/agent", self.agent_page, roles=DESK)
+        r.get("/console/agent/stream", self.agent_stream, roles=DESK)
+        r.post("/console/agent/state", self.agent_state, roles=DESK)
+        r.post("/console/agent/disposition", self.disposition, roles=DESK)
+        r.post("/console/agent/preview", self.preview, roles=DESK)
+        r.post("/console/agent/preview/dial", self.preview_dial, roles=DESK)
+        r.get("/console/wallboard", self.wallboard_page, roles=STAFF)
+        r.get("/console/wallboard/stream", self.wallboard_stream, roles=STAFF)
+        r.post("/console/wallboard/campaign", self.campaign_action, roles=STAFF)
+        r.post("/console/wallboard/monitor", self.monitor, roles=STAFF)
+        r.get("/static/{path}", self.static, open=True)
 
     async def _on_shutdown(self, _: web.Application) -> None:
         # Live streams would otherwise hold the HTTP server's shutdown until its timeout.
@@ -261,7 +258,7 @@ class Console:
         return self.page(request, "login.html", error=None, username="")
 
     async def login(self, request: web.Request) -> web.Response:
-        auth = self.engine.auth
+        auth = self.s.auth
         assert auth is not None
         form = await request.post()
         username, password = str(form.get("username", "")), str(form.get("password", ""))
@@ -299,13 +296,13 @@ class Console:
             resp,
             token,
             int(auth.policy.lifetime.total_seconds()),
-            self.engine.settings.auth.cookie_secure,
+            self.s.cookie_secure,
         )
         raise resp
 
     async def logout(self, request: web.Request) -> web.Response:
         ident = request[IDENTITY]
-        auth = self.engine.auth
+        auth = self.s.auth
         if ident.session is not None and auth is not None:
             await auth.logout(ident.session, client_ip(request))
         resp = web.Response(status=204)
@@ -333,9 +330,9 @@ class Console:
     async def agent_stream(self, request: web.Request) -> web.StreamResponse:
         agent_id = self.own_agent(request)
         lang = self.lang_of(request)
-        q = self.engine.hub.subscribe(agent_id)
+        q = self.s.hub.subscribe(agent_id)
         resp = await self._open_stream(request)
-        streams = self.engine.metrics.console_streams.labels(page="agent")
+        streams = self.s.streams.labels(page="agent")
         streams.inc()
         last_form: tuple[str | None, str | None] | None = None
         try:
@@ -355,7 +352,7 @@ class Console:
             pass  # the screen went away
         finally:
             streams.dec()
-            self.engine.hub.unsubscribe(agent_id, q)
+            self.s.hub.unsubscribe(agent_id, q)
         return resp
 
     async def agent_state(self, request: web.Request) -> web.Response:
@@ -363,13 +360,13 @@ class Console:
         form = await request.post()
         action = str(form.get("action", ""))
         reason = str(form.get("reason", "")) or self.settings.pause_reasons[0]
-        if action not in ("login", "ready", "pause", "logout", "end-wrap-up"):
+        if action not in AGENT_ACTIONS:
             raise web.HTTPBadRequest(text=f"unknown action {action!r}")
         if action == "pause" and reason not in self.settings.pause_reasons:
             raise web.HTTPBadRequest(text=f"unknown pause reason {reason!r}")
         error = None
         try:
-            self.engine.agent_action(agent_id, action, reason)
+            self.s.agent_action(agent_id, action, reason)
         except SambungError as err:
             error = err.detail  # shown in the state panel, which is re-rendered either way
         parts = await self.agent_parts(agent_id, self.lang_of(request), error=error)
@@ -400,9 +397,9 @@ class Console:
         try:
             if not call_id or not code:
                 raise BadRequest("call and outcome are required")
-            if not await self.engine.call_handled_by(call_id, agent_id):
+            if not await self.s.handled_by(call_id, agent_id):
                 raise BadRequest(f"call {call_id} is not one of yours")
-            await self.engine.disposition(call_id, agent_id, code, note, details)
+            await self.s.disposition(call_id, agent_id, code, note, details)
         except SambungError as err:
             error = cat.text(lang, "disp.error", detail=err.detail)
         if error is None:
@@ -427,7 +424,7 @@ class Console:
         try:
             if name not in self.preview_campaigns(agent_id):
                 raise BadRequest(f"{name!r} is not a running preview campaign of yours")
-            record = await self.engine.preview_next(name, agent_id)
+            record = await self.s.dialer.service.preview_next(name, agent_id)
         except SambungError as err:
             error = catalogue().text(lang, "wall.failed", detail=err.detail)
         return self.fragment(
@@ -448,7 +445,7 @@ class Console:
                 raise BadRequest(f"no record {raw!r}")
             if name not in self.preview_campaigns(agent_id):
                 raise BadRequest(f"{name!r} is not a running preview campaign of yours")
-            await self.engine.preview_dial(name, record_id, agent_id)
+            await self.s.dialer.service.preview_dial(name, record_id, agent_id)
             message = cat.text(lang, "preview.dialling")
         except SambungError as err:
             error = cat.text(lang, "wall.failed", detail=err.detail)
@@ -462,13 +459,13 @@ class Console:
         """The wallboard's HTML. Every open wallboard shows the same figures, so one render per
         refresh period and language serves them all (bench/wallboard.py measures the gain)."""
         if not self.share_boards:
-            return self.render("_board.html", lang, board=await self.engine.wallboard())
+            return self.render("_board.html", lang, board=await self.s.wallboard())
         async with self._board_locks.setdefault(lang, asyncio.Lock()):
             now = asyncio.get_running_loop().time()
             hit = self._boards.get(lang)
             if hit is not None and now - hit[0] < self.settings.wallboard_refresh_seconds / 2:
                 return hit[1]
-            html = self.render("_board.html", lang, board=await self.engine.wallboard())
+            html = self.render("_board.html", lang, board=await self.s.wallboard())
             self._boards[lang] = (now, html)
             return html
 
@@ -479,7 +476,7 @@ class Console:
     async def wallboard_stream(self, request: web.Request) -> web.StreamResponse:
         lang = self.lang_of(request)
         resp = await self._open_stream(request)
-        streams = self.engine.metrics.console_streams.labels(page="wallboard")
+        streams = self.s.streams.labels(page="wallboard")
         streams.inc()
         try:
             await self._board_loop(resp, request, lang)
@@ -505,10 +502,10 @@ class Console:
         name, action = str(form.get("name", "")), str(form.get("action", ""))
         lang = self.lang_of(request)
         cat = catalogue()
-        if action not in ("start", "pause", "resume", "stop"):
+        if action not in CAMPAIGN_ACTIONS:
             raise web.HTTPBadRequest(text=f"unknown campaign action {action!r}")
         try:
-            await self.engine.campaign_action(name, action)
+            await self.s.dialer.service.set_state(name, action)
             msg = cat.text(lang, "wall.done", what=f"{name}: {action}")
             return self.fragment(request, "_toast.html", message=msg, error=None)
         except SambungError as err:
@@ -520,17 +517,16 @@ class Console:
         form = await request.post()
         lang = self.lang_of(request)
         cat = catalogue()
-        rec = self.engine.recordings
+        monitor = self.s.monitor
         try:
             mode = MonitorMode(str(form.get("mode", "")))
         except ValueError:
             raise web.HTTPBadRequest(text="mode is listen, whisper or barge") from None
         agent_id = str(form.get("agent_id", "")) or None
         try:
-            if rec is None:
+            if monitor is None:
                 raise BadRequest("monitoring is not available")
-            assert rec is not None
-            view = await rec.monitor.start(
+            view = await monitor.start(
                 Principal(ident.name, Role(ident.role.value)), mode, None, agent_id
             )
             msg = cat.text(
@@ -556,7 +552,7 @@ class Console:
 
     async def _still_valid(self, request: web.Request) -> bool:
         ident = request[IDENTITY]
-        auth = self.engine.auth
+        auth = self.s.auth
         token = request.cookies.get(COOKIE)
         if ident.session is None or auth is None or token is None:
             return True

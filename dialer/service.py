@@ -49,7 +49,7 @@ from engine.config import (
     OverflowSettings,
     QueueSettings,
 )
-from engine.db import Conn
+from engine.db import DB_ERRORS, Conn
 from engine.errors import BadRequest, DatabaseUnavailable, NotFound, SambungError
 from engine.facts import Fact
 from engine.metrics import Metrics
@@ -59,7 +59,6 @@ log = structlog.get_logger(__name__)
 
 HANDLE_SAMPLES = 200
 ANSWER_SAMPLES = 500
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 BLEND_PRIORITY = {"inbound_first": -1, "equal": 0, "outbound_first": 9}
 # The safe-harbour message must already be playing when the connect limit runs out; stopping
 # the music, answering the overflow and starting a playback take about a tenth of a second.

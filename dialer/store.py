@@ -456,3 +456,19 @@ async def outcome_counts(conn: Conn, campaign: str, since: datetime) -> dict[str
         since,
     )
     return {r["outcome"]: r["n"] for r in rows}
+
+
+async def promises_by_campaign(conn: Conn, since: datetime) -> dict[str, dict[str, Any]]:
+    """Promises to pay taken since ``since``, per campaign: count and amount (as text)."""
+    rows = await conn.fetch(
+        """SELECT campaign, count(*) AS n, coalesce(sum(amount), 0) AS amount
+           FROM dispositions WHERE at >= $1 AND promise_date IS NOT NULL
+             AND campaign IS NOT NULL
+           GROUP BY campaign""",
+        since,
+    )
+    return {r["campaign"]: {"count": r["n"], "amount": str(r["amount"])} for r in rows}
+
+
+async def import_row(conn: Conn, import_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM list_imports WHERE import_id = $1", import_id)

@@ -62,3 +62,17 @@ def when(raw: str | None, key: str) -> datetime | None:
         return at.astimezone(UTC)
     except OverflowError as err:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise BadRequest(f"{key!r} is out of range") from err
+
+
+def opt_str(body: dict[str, Any], key: str, max_len: int = 200) -> str | None:
+    """An optional string field: absent or null is None; anything else must be a non-empty
+    string of at most ``max_len`` characters (PostgreSQL text cannot hold NUL, so a value with
+    one names nothing stored and cannot be saved)."""
+    v = body.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or not v or len(v) > max_len or NUL in v:
+        raise BadRequest(
+            f"{key!r} must be a non-empty string of at most {max_len} characters, without NUL"
+        )
+    return v

@@ -242,7 +242,7 @@ def _check_config(arg: str | None, settings: Settings, as_of: date | None = None
 
     try:
         engine = Engine(settings)
-        table = engine.load_flows()
+        table = engine.ivr.load(engine.calendars.current)
     except ConfigError as err:
         print(f"sambung: config error: {err}", file=sys.stderr)
         return EXIT_CONFIG

@@ -26,6 +26,13 @@ _MIGRATION_LOCK = 0x53414D42  # "SAMB"
 
 # A plain connection or one borrowed from a pool: both run the same statements.
 Conn = asyncpg.Connection | PoolConnectionProxy
+# What a statement raises when PostgreSQL is away or refuses it: every caller that carries on
+# without the database (calls go on, facts wait in the writer) catches exactly this.
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 

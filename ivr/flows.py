@@ -1,4 +1,10 @@
-"""The engine's table of flows: which flow answers which DID, loaded and swapped as a whole."""
+"""The engine's table of flows: which flow answers which DID, loaded and swapped as a whole.
+
+``FlowTable`` is what ``ivr.loader.load_flows`` returns and what the engine holds: one table
+per load, replaced whole on a reload, so a call never sees half of one. ``load_flow_table``
+is the engine's way in: the settings' words (queues, sounds root, the DIDs that simple
+hotlines already took) turned into the loader's.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.calendars import HolidayCalendar
+from ivr.errors import FlowError, FlowProblem
 from ivr.model import Flow
 from ivr.sounds import language_dirs
+
+__all__ = ["LANGUAGES", "FlowTable", "load_flow_table"]
 
 # The languages the product speaks; a flow may use any of them.
 LANGUAGES = ("id", "en")
@@ -16,16 +25,31 @@ LANGUAGES = ("id", "en")
 
 @dataclass(frozen=True)
 class FlowTable:
-    by_did: Mapping[str, Flow] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
+    """Flows by DID (a DID belongs to one flow), and what the engine should warn about once.
 
-    def describe(self) -> list[dict[str, object]]:
+    ``warning_details`` are the warnings with file, node and key; ``warnings`` the same as
+    text, for the log. A table made by hand (``FlowTable({did: flow})``) has none.
+    """
+
+    by_did: Mapping[str, Flow] = field(default_factory=dict)
+    warning_details: tuple[FlowProblem, ...] = ()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(str(w) for w in self.warning_details)
+
+    @property
+    def flows(self) -> tuple[Flow, ...]:
+        """The distinct flows, in the order of their first DID (the order of their files)."""
         seen: dict[str, Flow] = {}
         for f in self.by_did.values():
             seen.setdefault(f.name, f)
+        return tuple(seen.values())
+
+    def describe(self) -> list[dict[str, object]]:
         return [
             {"flow": f.name, "version": f.version[:12], "dids": list(f.dids), "file": f.source}
-            for f in seen.values()
+            for f in self.flows
         ]
 
 
@@ -45,11 +69,11 @@ def load_flow_table(
     """
     if not paths:
         return FlowTable()
-    from ivr.errors import FlowError
+    # Imported here: the loader imports this module for FlowTable.
     from ivr.loader import load_flows
 
     sound_dirs = language_dirs(sounds_root, LANGUAGES) if sounds_root is not None else None
-    flowset = load_flows(
+    table = load_flows(
         list(paths),
         known_queues=set(queues),
         sound_dirs=sound_dirs,
@@ -57,10 +81,9 @@ def load_flow_table(
         calendars=calendars,
         unknown_days_open=unknown_days_open,
     )
-    by_did = dict(flowset.by_did)
-    for did, flow in by_did.items():
+    for did, flow in table.by_did.items():
         if did in reserved_dids:
             raise FlowError.single(
                 flow.source, "", "dids", f"DID {did} is already used by {reserved_dids[did]}"
             )
-    return FlowTable(by_did, tuple(flowset.warnings))
+    return table

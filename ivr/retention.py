@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 
+from engine.db import DB_ERRORS
 from ivr.store import forget_entered_digits
 
 log = structlog.get_logger(__name__)
 
 DAY_SECONDS = 86_400.0
 RETRY_SECONDS = 300.0
-_DB_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_DOWN = DB_ERRORS  # TimeoutError is an OSError, so a timeout is in it too
 
 
 async def run_digits_retention(

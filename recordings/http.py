@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from auth.routes import ANY, Routes
 from engine.bodies import json_object, when
 from engine.errors import BadRequest
 from engine.http import PRINCIPAL, ROLE, problem
@@ -190,13 +191,16 @@ def add_routes(app: web.Application, recordings: RecordingService, monitor: Moni
         view = monitor.stop(principal_of(request), request.match_info["session_id"])
         return web.json_response(view, status=202)
 
-    app.router.add_get("/api/v1/recordings", list_recordings)
-    app.router.add_get("/api/v1/recordings/{recording_id}", get_recording)
-    app.router.add_get("/api/v1/recordings/{recording_id}/file", recording_file)
-    app.router.add_get("/api/v1/recordings/{recording_id}/audit", recording_audit)
-    app.router.add_get("/api/v1/calls/{call_id}/recording", live_recording)
-    app.router.add_post("/api/v1/calls/{call_id}/recording/{action}", control)
-    app.router.add_get("/api/v1/monitor", sessions)
-    app.router.add_post("/api/v1/monitor", start_session)
-    app.router.add_post("/api/v1/monitor/{session_id}/mode", session_mode)
-    app.router.add_delete("/api/v1/monitor/{session_id}", stop_session)
+    # The services decide per role and per call (an agent's own call, a supervisor's own
+    # session), so every route is open to every person and closed to a scraper's token.
+    routes = Routes(app)
+    routes.get("/api/v1/recordings", list_recordings, roles=ANY)
+    routes.get("/api/v1/recordings/{recording_id}", get_recording, roles=ANY)
+    routes.get("/api/v1/recordings/{recording_id}/file", recording_file, roles=ANY)
+    routes.get("/api/v1/recordings/{recording_id}/audit", recording_audit, roles=ANY)
+    routes.get("/api/v1/calls/{call_id}/recording", live_recording, roles=ANY)
+    routes.post("/api/v1/calls/{call_id}/recording/{action}", control, roles=ANY)
+    routes.get("/api/v1/monitor", sessions, roles=ANY)
+    routes.post("/api/v1/monitor", start_session, roles=ANY)
+    routes.post("/api/v1/monitor/{session_id}/mode", session_mode, roles=ANY)
+    routes.delete("/api/v1/monitor/{session_id}", stop_session, roles=ANY)

@@ -13,23 +13,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from acd.http import add_routes as add_acd_routes
 from acd.hub import AgentHub
-from auth.http import COOKIE, CSRF_HEADER, OPEN, OWN_AGENT, POLICY
+from auth.http import COOKIE, CSRF_HEADER
 from auth.model import Role
 from auth.ratelimit import Limits
+from auth.routes import ROUTE_POLICY, RoutePolicy
 from auth.service import AuthService, SessionPolicy
+from console import ConsoleServices
 from console.app import Console
+from dialer.http import add_routes as add_dialer_routes
 from engine.config import Settings
+from engine.errors import NotFound
 from engine.facts import FactWriter
 from engine.http import HttpDeps, RoleToken, build_app
 from engine.metrics import build_metrics
+from ivr.http import add_routes as add_ivr_routes
 from recordings.http import add_routes as add_recording_routes
 from recordings.journal import Journal
 from recordings.model import Policy, Rules, ScopeRules
@@ -38,9 +45,7 @@ from recordings.service import RecordingService
 from recordings.storage import LocalDirectoryStore
 from tests.dbutil import migrated_pool
 from tests.unit.test_recordings_fakes import FakeRecordingAri
-
-if TYPE_CHECKING:
-    from engine.main import Engine
+from wallboard.http import add_routes as add_wallboard_routes
 
 PASSWORD = "kata-sandi-rahasia-1"
 PER_USER = 3
@@ -56,13 +61,23 @@ HANDLED = frozenset({("c-siti", "siti"), ("c-made", "made")})
 class FakeAcd:
     """The engine's ACD side of the API: records what it was asked to do."""
 
-    hub: Any = field(default_factory=AgentHub)
-    acd: Any = None
+    hub: AgentHub = field(default_factory=AgentHub)
     actions: list[tuple[str, str, str]] = field(default_factory=list)
     dispositions: list[tuple[str, str, str]] = field(default_factory=list)
 
+    def queues_view(self) -> list[dict[str, Any]]:
+        return []
+
     def agents_view(self) -> list[dict[str, object]]:
         return []
+
+    def agent_view(self, agent_id: str) -> dict[str, object]:
+        if agent_id not in AGENTS:
+            raise NotFound(f"no agent {agent_id!r}")
+        return {"agent_id": agent_id, "state": "logged_out"}
+
+    async def handled_by(self, call_id: str, agent_id: str) -> bool:
+        return (call_id, agent_id) in HANDLED
 
     def agent_action(self, agent_id: str, action: str, reason: str = "") -> dict[str, object]:
         self.actions.append((agent_id, action, reason))
@@ -88,6 +103,31 @@ async def handled_by(call_id: str, agent_id: str) -> bool:
 
 async def no_record(_: str) -> dict[str, Any] | None:
     return None
+
+
+async def no_view() -> dict[str, Any]:
+    return {}
+
+
+async def no_reload() -> list[dict[str, object]]:
+    return []
+
+
+class NoCampaigns:
+    service = None
+
+    def campaigns_view(self) -> list[dict[str, Any]]:
+        return []
+
+
+def other_features() -> list[Callable[[web.Application], None]]:
+    """The dialer's, the IVR's and the wallboard's routes over stand-ins: these tests ask
+    who may reach them, never what they answer."""
+    return [
+        lambda app: add_dialer_routes(app, cast(Any, NoCampaigns())),
+        lambda app: add_ivr_routes(app, list, no_reload),
+        lambda app: add_wallboard_routes(app, no_view),
+    ]
 
 
 @dataclass
@@ -158,6 +198,10 @@ async def stack(
         await auth.create_user("siti", PASSWORD, Role.AGENT, "siti", "Siti")
         await auth.create_user("rina", PASSWORD, Role.SUPERVISOR, display_name="Rina")
         acd = acd or FakeAcd()
+        check = deps.pop("session_check_seconds", 15.0)
+        features = [lambda app: add_acd_routes(app, acd, auth, check), *other_features()]
+        if extra_routes is not None:
+            features.append(extra_routes)
         app = build_app(
             HttpDeps(
                 **{
@@ -166,10 +210,8 @@ async def stack(
                     "readiness": lambda: {},
                     "active_calls": lambda: [],
                     "call_record": no_record,
-                    "acd": acd,
-                    "extra_routes": extra_routes,
+                    "features": features,
                     "auth": auth,
-                    "call_handled_by": handled_by,
                     **deps,
                 }
             )
@@ -444,9 +486,9 @@ async def test_an_agent_is_kept_to_their_own_routes_agent_and_calls(tmp_path: Pa
         assert s.acd.dispositions[-1] == ("c-made", "made", "NA")
         r = await s.client.get("/api/v1/users", headers=rina)
         assert r.status == 403
-        # The campaigns route is open to staff (this engine has no dialer: not found).
+        # The campaigns route is open to staff.
         r = await s.client.get("/api/v1/campaigns", headers=rina)
-        assert r.status == 404
+        assert r.status == 200
 
         denied = [
             (a["actor"], a["role"], a["action"], a["status"])
@@ -482,11 +524,12 @@ async def test_a_metrics_token_reads_metrics_and_nothing_else(tmp_path: Path) ->
         tokens=[ADMIN_TOKEN],
         role_tokens=[RoleToken("prometheus", METRICS_TOKEN, "metrics")],
     ) as s:
+        policy = s.client.app[ROUTE_POLICY]
         scrape = bearer(METRICS_TOKEN)
         r = await s.client.get("/metrics", headers=scrape)
         assert r.status == 200
         assert r.content_type == "text/plain"
-        for method, path in sorted(POLICY):
+        for method, path in sorted(policy.roles):
             if (method, path) == ("GET", "/metrics"):
                 continue
             url = re.sub(r"\{[^}]+\}", "x", path)
@@ -509,8 +552,8 @@ async def test_a_metrics_token_reads_metrics_and_nothing_else(tmp_path: Path) ->
         made = {"username": "made", "password": PASSWORD, "role": "metrics"}
         r = await s.client.post("/api/v1/users", json=made, headers=admin)
         assert r.status == 400
-        assert ("GET", "/metrics") in {k for k, roles in POLICY.items() if Role.METRICS in roles}
-        assert [k for k, roles in POLICY.items() if Role.METRICS in roles] == [("GET", "/metrics")]
+        metrics_routes = [k for k, roles in policy.roles.items() if Role.METRICS in roles]
+        assert metrics_routes == [("GET", "/metrics")]
 
 
 # ---- users -----------------------------------------------------------------------------------
@@ -684,15 +727,7 @@ def routes_of(app: web.Application) -> set[tuple[str, str]]:
     return found
 
 
-@dataclass
-class ConsoleEngine:
-    """All that Console needs of the engine to register its routes."""
-
-    hub: AgentHub = field(default_factory=AgentHub)
-    settings: Settings = field(default_factory=Settings)
-
-
-async def test_every_route_is_open_or_in_the_policy_table(tmp_path: Path) -> None:
+async def test_every_route_declares_who_may_use_it(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
         ari = FakeRecordingAri()
         recordings = RecordingService(
@@ -704,6 +739,7 @@ async def test_every_route_is_open_or_in_the_policy_table(tmp_path: Path) -> Non
             s.facts.record,
         )
         monitor = MonitorService(ari, recordings.talk_of, {}, s.facts.record)
+        # Every feature's routes, as the engine adds them (the handlers are not called here).
         api = build_app(
             HttpDeps(
                 tokens=[],
@@ -711,31 +747,68 @@ async def test_every_route_is_open_or_in_the_policy_table(tmp_path: Path) -> Non
                 readiness=lambda: {},
                 active_calls=lambda: [],
                 call_record=no_record,
-                acd=FakeAcd(),
-                extra_routes=lambda app: add_recording_routes(app, recordings, monitor),
+                features=[
+                    lambda app: add_acd_routes(app, FakeAcd(), s.auth),
+                    lambda app: add_recording_routes(app, recordings, monitor),
+                    *other_features(),
+                ],
                 auth=s.auth,
-                call_handled_by=handled_by,
             )
         )
         engine_routes = routes_of(api)
+        engine_policy = api[ROUTE_POLICY]
 
-    stand_in = ConsoleEngine()
+    settings = Settings()
     console_app = web.Application()
-    Console(cast("Engine", stand_in), stand_in.settings.console).add_routes(console_app)
+    services = ConsoleServices(
+        agents=cast(Any, None),
+        hub=AgentHub(),
+        agent_action=lambda a, b, c: {},
+        handled_by=handled_by,
+        disposition=cast(Any, None),
+        dialer=cast(Any, None),
+        wallboard=no_view,
+        streams=build_metrics().console_streams,
+    )
+    Console(services, settings.console).add_routes(console_app)
     console_routes = routes_of(console_app)
+    console_policy = console_app[ROUTE_POLICY]
 
-    known = set(OPEN) | set(POLICY)
-    assert not set(OPEN) & set(POLICY)
-    assert sorted(engine_routes - known) == []
-    assert sorted(console_routes - known) == []
-    # ... and nothing in the tables that no route answers to (a renamed route left behind).
-    assert known - engine_routes - console_routes == set()
-    # The console's entries in the tables are exactly the routes Console registers.
-    console_keys = {k for k in known if k[1] == "/" or k[1].startswith(("/console/", "/static/"))}
-    assert console_keys == console_routes
+    def check(policy: RoutePolicy, served: set[tuple[str, str]]) -> None:
+        # Each route said who may use it, or that it is open, exactly once.
+        assert policy.declared() == served
+        assert not policy.open & set(policy.roles)
+        for key in policy.own_agent:
+            assert key in policy.roles
+            assert "{agent_id}" in key[1]
+        assert policy.ticketed <= set(policy.roles)
+        assert all(roles for roles in policy.roles.values())
+
+    check(engine_policy, engine_routes)
+    check(console_policy, console_routes)
     assert not engine_routes & console_routes
+    # The console's routes are its pages, forms, streams and assets, and nothing else.
+    assert all(k[1] == "/" or k[1].startswith(("/console/", "/static/")) for k in console_routes)
+    # The shell's probes and the API description are the only open API routes.
+    assert engine_policy.open == {
+        ("GET", "/health"),
+        ("GET", "/ready"),
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/auth/login"),
+    }
 
-    for key in OWN_AGENT:
-        assert key in POLICY
-        assert "{agent_id}" in key[1]
-    assert all(roles for roles in POLICY.values())
+
+async def test_a_route_declared_twice_or_with_no_role_is_refused() -> None:
+    from auth.routes import Routes
+
+    async def h(_: web.Request) -> web.Response:
+        return web.Response()
+
+    routes = Routes(web.Application())
+    routes.get("/x", h, roles={Role.ADMIN})
+    with pytest.raises(ValueError, match="declared twice"):
+        routes.get("/x", h, roles={Role.AGENT})
+    with pytest.raises(ValueError, match="names no role"):
+        routes.get("/y", h, roles=())
+    with pytest.raises(ValueError, match="own_agent"):
+        routes.get("/z", h, roles={Role.AGENT}, own_agent=True)

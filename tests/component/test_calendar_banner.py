@@ -25,15 +25,15 @@ async def test_given_a_calendar_that_does_not_cover_today_then_the_board_shows_w
 ):
     last_year = datetime.now(UTC).year - 1
     engine = engine_with({"years": [last_year]})
-    engine.dialer.campaigns["kolek-30"].state = "running"
-    board = await engine.wallboard()
+    engine.dialer.service.campaigns["kolek-30"].state = "running"
+    board = await engine.wallboard.view()
     (cal,) = board["calendars"]
     assert cal["calendar"] == "id-national"
     assert cal["today_known"] is False
     assert cal["days_left"] == 0
     assert cal["blocked_campaigns"] == ["kolek-30"]  # "reminder" is not running
     assert engine.metrics.calendar_days_left.labels(calendar="id-national")._value.get() == 0
-    console = Console(engine, engine.settings.console)
+    console = Console(engine.console_services(), engine.settings.console)
     html = console.render("_board.html", "en", board=board)
     assert 'class="banner danger"' in html
     assert "campaigns kolek-30 are not dialling (calendar_missing)" in html
@@ -49,8 +49,10 @@ async def test_given_a_calendar_that_covers_the_year_then_the_board_is_quiet(
     over = tmp_path / "o.yaml"
     over.write_text(f"covers: [{year}, {year + 1}]\n")
     engine = engine_with({"overrides": [over]})
-    engine.dialer.campaigns["kolek-30"].state = "running"
-    board = await engine.wallboard()
+    engine.dialer.service.campaigns["kolek-30"].state = "running"
+    board = await engine.wallboard.view()
     assert board["calendars"] == []
-    html = Console(engine, engine.settings.console).render("_board.html", "en", board=board)
+    html = Console(engine.console_services(), engine.settings.console).render(
+        "_board.html", "en", board=board
+    )
     assert "banner" not in html

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.main import ORPHAN_GRACE_SECONDS
+from engine.reconcile import ORPHAN_GRACE_SECONDS
 from tests.fakes.fake_ari import FakeAri, channel_json
 from tests.integration.harness import engine_database, engine_running, running_engine
 

@@ -43,11 +43,11 @@ def flow(version: str, did: str = "1502") -> Flow:
 async def test_a_call_keeps_its_flow_version_across_a_reload(fake_ari: FakeAri) -> None:
     fake_ari.playback_duration = 30.0
     async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
-        run.engine.flows = FlowTable({"1502": flow("v1")})
+        run.engine.ivr.flows = FlowTable({"1502": flow("v1")})
         first = await fake_ari.inbound_call("1700000000.31", did="1502")
         await run.wait_open(call_id=first, timeout=5)
         # A reload swaps the table; the call in progress holds on to v1.
-        run.engine.flows = FlowTable({"1502": flow("v2")})
+        run.engine.ivr.flows = FlowTable({"1502": flow("v2")})
         second = await fake_ari.inbound_call("1700000000.32", did="1502")
         await run.wait_open(call_id=second, timeout=5)
         versions = {
@@ -65,7 +65,7 @@ async def test_a_call_keeps_its_flow_version_across_a_reload(fake_ari: FakeAri) 
 async def test_menu_key_barges_in_and_the_step_facts_are_written(fake_ari: FakeAri) -> None:
     fake_ari.playback_duration = 30.0
     async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
-        run.engine.flows = FlowTable({"1502": flow("v1")})
+        run.engine.ivr.flows = FlowTable({"1502": flow("v1")})
         cid = await fake_ari.inbound_call("1700000000.33", did="1502")
         await run.wait_open(call_id=cid, timeout=5)
         fake_ari.playback_duration = 0.02
@@ -89,7 +89,7 @@ async def test_menu_key_barges_in_and_the_step_facts_are_written(fake_ari: FakeA
 async def test_a_caller_who_leaves_mid_menu_is_an_abandoned_session(fake_ari: FakeAri) -> None:
     fake_ari.playback_duration = 30.0
     async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
-        run.engine.flows = FlowTable({"1502": flow("v1")})
+        run.engine.ivr.flows = FlowTable({"1502": flow("v1")})
         cid = await fake_ari.inbound_call("1700000000.34", did="1502")
         await run.wait_open(call_id=cid, timeout=5)
         await fake_ari.caller_hangup(cid)
@@ -170,7 +170,7 @@ async def test_given_a_caller_number_of_dot_dot_then_the_crm_never_sees_a_reques
     fake_ari: FakeAri,
 ) -> None:
     async with crm_recorder() as crm, running_engine(fake_ari.base_url, ami=NO_AMI) as run:
-        run.engine.flows = FlowTable({"1503": lookup_flow(crm.url)})
+        run.engine.ivr.flows = FlowTable({"1503": lookup_flow(crm.url)})
         cid = await fake_ari.inbound_call("1700000000.41", did="1503", caller_number="..")
         row = await run.wait_closed(call_id=cid, timeout=5)
         assert row["end_reason"] == "lookup_refused"
@@ -209,7 +209,7 @@ async def test_given_a_sensitive_input_then_its_digits_are_not_stored(fake_ari: 
         ),
     )
     async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
-        run.engine.flows = FlowTable({"1504": flow})
+        run.engine.ivr.flows = FlowTable({"1504": flow})
         cid = await fake_ari.inbound_call("1700000000.43", did="1504")
         await run.wait_open(call_id=cid, timeout=5)
         for d in "4321":

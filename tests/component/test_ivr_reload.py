@@ -33,7 +33,7 @@ async def test_reload_swaps_a_good_flow_and_refuses_a_bad_one(
         ami={"enabled": False},
         ivr={"flows": [path], "sounds_root": None, "queues": []},
     ) as run:
-        v1 = run.engine.flows.by_did["1502"].version
+        v1 = run.engine.ivr.flows.by_did["1502"].version
         url = f"http://127.0.0.1:{run.engine.http_port}/api/v1/flows/reload"
         auth = {"Authorization": f"Bearer {TOKEN}"}
         async with aiohttp.ClientSession() as http:
@@ -41,7 +41,7 @@ async def test_reload_swaps_a_good_flow_and_refuses_a_bad_one(
             async with http.post(url, headers=auth) as resp:
                 assert resp.status == 200
                 body = await resp.json()
-            v2 = run.engine.flows.by_did["1502"].version
+            v2 = run.engine.ivr.flows.by_did["1502"].version
             assert v2 != v1
             assert body["flows"][0]["version"] == v2[:12]
 
@@ -52,7 +52,7 @@ async def test_reload_swaps_a_good_flow_and_refuses_a_bad_one(
             assert problem["error_id"] == "ivr.flow_invalid"
             assert "byee" in problem["detail"]
             assert str(path) in problem["detail"]
-            assert run.engine.flows.by_did["1502"].version == v2  # the old one stays
+            assert run.engine.ivr.flows.by_did["1502"].version == v2  # the old one stays
 
             async with http.post(url) as resp:
                 assert resp.status == 401
@@ -100,12 +100,12 @@ async def test_reload_and_sighup_reload_dialer_and_ivr_calendars_alike(
         engine = run.engine
 
         def ivr_closed() -> bool:
-            return engine.flows.by_did["1502"].calendar("office").closed_day(ADDED)
+            return engine.ivr.flows.by_did["1502"].calendar("office").closed_day(ADDED)
 
         def dialer_closed() -> set[str | None]:
             return {
                 compliance.closed_reason(c.window, "Asia/Jakarta", NOON_WIB)
-                for c in engine.dialer.campaigns.values()
+                for c in engine.dialer.service.campaigns.values()
             }
 
         assert not ivr_closed()

@@ -42,7 +42,7 @@ async def test_given_calls_at_info_level_then_no_line_holds_the_full_number_or_d
         InputNode("account", ("sound:beep",), "account", "bye", min_length=8, max_length=8),
     )
     async with running_engine(fake_ari.base_url, ami=NO_AMI) as run:
-        run.engine.flows = FlowTable({"1505": flow})
+        run.engine.ivr.flows = FlowTable({"1505": flow})
         greeting = await fake_ari.inbound_call("1700000000.51", did="1500", caller_number=NUMBER)
         await run.wait_closed(call_id=greeting, timeout=5)
         ivr = await fake_ari.inbound_call("1700000000.52", did="1505", caller_number=NUMBER)

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from acd.service import AcdService
+from dialer import campaign_queues as with_campaign_queues
 from dialer.service import CampaignStateError, DialerService
 from engine.calendar_config import build_calendars
 from engine.config import Settings, load_settings
 from engine.errors import NotFound
-from engine.main import with_campaign_queues
 from engine.metrics import build_metrics
 from tests.dbutil import migrated_pool
 

@@ -35,7 +35,7 @@ async def test_given_an_agent_then_only_the_calls_offered_to_them_are_shown(
     tmp_path: Path,
 ) -> None:
     async with stack(tmp_path) as s:
-        s.acd.acd = FakeQueues()
+        s.acd.queues_view = FakeQueues().view  # type: ignore[method-assign]
         r = await s.client.get("/api/v1/queues", headers=bearer(await s.token("siti")))
         assert r.status == 200
         (q,) = (await r.json())["queues"]
@@ -46,7 +46,7 @@ async def test_given_an_agent_then_only_the_calls_offered_to_them_are_shown(
 
 async def test_given_a_supervisor_or_admin_then_the_whole_floor_is_shown(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
-        s.acd.acd = FakeQueues()
+        s.acd.queues_view = FakeQueues().view  # type: ignore[method-assign]
         for who in ("rina", "ayu"):
             r = await s.client.get("/api/v1/queues", headers=bearer(await s.token(who)))
             assert r.status == 200

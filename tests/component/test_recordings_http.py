@@ -62,7 +62,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Any]]
                 RoleToken("siti", SITI, "agent"),
                 RoleToken("made", MADE, "agent"),
             ],
-            extra_routes=feature.add_routes,
+            features=[feature.add_routes],
         )
         mover = asyncio.create_task(service.run_mover())
         client = TestClient(TestServer(build_app(deps)))
@@ -334,7 +334,7 @@ def test_the_routes_are_added_before_the_engines(tmp_path: Path) -> None:
         readiness=lambda: {},
         active_calls=lambda: [],
         call_record=_no_record,
-        extra_routes=extra,
+        features=[extra],
     )
     build_app(deps)
     assert seen == ["added"]

@@ -360,7 +360,7 @@ async def test_callback_keeps_the_place_and_rings_the_agent_first(tmp_path: Path
         # The callback rules as they are, but with a window that is always open: the test
         # must not depend on the hour or the day it runs (a valid mobile number is still
         # needed, and PostgreSQL is still asked about it).
-        acd = run.engine.acd
+        acd = run.engine.acd.service
         acd.callback_rules = replace(
             acd.callback_rules,
             window=CallingWindow(frozenset(range(7)), time(0), time.max, timedelta(0), no_days()),

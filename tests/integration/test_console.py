@@ -99,7 +99,7 @@ async def test_agent_takes_an_ivr_call_and_records_a_promise_while_the_wallboard
         AgentPhone("supervisor1", "s1001", 5096, workdir=tmp_path / "sari") as sari_phone,
         chromium() as browser,
     ):
-        run.engine.flows = FlowTable({DID: account_flow(crm)})
+        run.engine.ivr.flows = FlowTable({DID: account_flow(crm)})
         auth = run.engine.auth
         assert auth is not None
         await auth.create_user("siti", AGENT_PASSWORD, Role.AGENT, "siti", "Siti", "en")

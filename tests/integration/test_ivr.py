@@ -122,7 +122,7 @@ async def session(run: RunningEngine, call_id: str) -> Any:
 
 
 def with_flow(run: RunningEngine, flow: Flow) -> None:
-    run.engine.flows = FlowTable({DID: flow})
+    run.engine.ivr.flows = FlowTable({DID: flow})
 
 
 async def test_full_menu_path_with_barge_in_account_lookup_and_amount(

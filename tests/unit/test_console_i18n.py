@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from acd.agents import PHONE_OFFLINE, RONA, UNREACHABLE, AgentState
 from console import app as console_app
 from console.i18n import DEFAULT, LANGUAGES, MESSAGES, Catalogue, catalogue, check, pick_language
+from dialer.http import CAMPAIGN_ACTIONS
 from engine.config import ConsoleSettings
-from engine.http import CAMPAIGN_ACTIONS
 from recordings.model import MonitorMode
 
 TEMPLATES = Path(console_app.__file__).with_name("templates")

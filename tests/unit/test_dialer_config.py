@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from dialer import campaign_queues as with_campaign_queues
 from dialer.service import SAFE_HARBOUR_LEAD, campaign_queue, queue_of
 from engine.config import QueueSettings, load_settings
 from engine.errors import ConfigError
-from engine.main import with_campaign_queues
 
 AGENTS = """
 [[acd.agents]]

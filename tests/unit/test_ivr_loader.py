@@ -1,5 +1,5 @@
 """The flow loader (``ivr/loader.py``): valid files into the model, the example hotline, flow
-sets (DIDs, names, warnings), versions, the prompt check against sound folders.
+tables (DIDs, names, warnings), versions, the prompt check against sound folders.
 
 The tables of invalid files are in ``test_ivr_loader_errors.py``; graph checks (unreachable,
 loops, depth) and their Hypothesis property in ``test_ivr_loader_graph.py``.
@@ -22,8 +22,8 @@ from engine.errors import SambungError
 from engine.events import DigitPressed, PromptFinished
 from ivr import menu
 from ivr.errors import FlowError, FlowProblem
-from ivr.flows import load_flow_table
-from ivr.loader import FlowSet, load_flow, load_flows
+from ivr.flows import FlowTable, load_flow_table
+from ivr.loader import load_flow, load_flows
 from ivr.model import (
     AttrEquals,
     AttrIn,
@@ -71,7 +71,7 @@ def load(path: Path, **kw: object) -> Flow:
     return load_flow(path, **opts)  # type: ignore[arg-type]
 
 
-def load_set(paths: Iterable[Path], **kw: object) -> FlowSet:
+def load_set(paths: Iterable[Path], **kw: object) -> FlowTable:
     opts: dict[str, object] = {
         "known_queues": QUEUES,
         "sound_dirs": None,
@@ -219,8 +219,8 @@ nodes:
 
 def test_given_the_example_flow_when_loaded_without_sounds_then_it_is_valid() -> None:
     flows = load_set([EXAMPLE], known_queues={"collections"}, sound_dirs=None)
-    flow = flows["1500"]
-    assert list(flows) == ["1500"]
+    flow = flows.by_did["1500"]
+    assert list(flows.by_did) == ["1500"]
     assert flow.name == "collections"
     assert flow.languages == ("id", "en")
     assert (flow.zero_out_key, flow.zero_out_target) == ("0", "agent")
@@ -341,7 +341,7 @@ def test_given_the_example_when_loaded_through_the_engine_flow_table_then_1500_i
     assert table.by_did["1500"].name == "collections"
 
 
-# ---- flow sets ----------------------------------------------------------------------------
+# ---- flow tables --------------------------------------------------------------------------
 
 
 def test_given_two_files_claiming_one_did_when_loaded_then_both_files_are_named() -> None:
@@ -374,10 +374,10 @@ def test_given_one_file_listed_twice_when_loaded_then_refused() -> None:
 def test_given_several_files_when_loaded_then_every_did_maps_to_its_flow() -> None:
     flows = load_set([FIXTURES / "clash_a.yaml", FIXTURES / "all_kinds.yaml"])
     assert dict(flows.by_did).keys() == {"1700", "1701", "1600", "1601"}
-    assert flows["1601"] is flows["1600"]
+    assert flows.by_did["1601"] is flows.by_did["1600"]
     assert [f.name for f in flows.flows] == ["clash-a", "all-kinds"]
-    assert len(flows) == 4
-    assert "1700" in flows
+    assert len(flows.by_did) == 4
+    assert "1700" in flows.by_did
 
 
 def test_given_errors_in_several_files_when_loaded_then_all_are_reported(tmp_path: Path) -> None:
@@ -392,7 +392,7 @@ def test_given_errors_in_several_files_when_loaded_then_all_are_reported(tmp_pat
 
 def test_given_no_files_when_loaded_then_an_empty_set() -> None:
     flows = load_set([])
-    assert (len(flows), flows.warnings) == (0, ())
+    assert (len(flows.by_did), flows.warnings) == (0, ())
 
 
 # ---- versions -----------------------------------------------------------------------------
@@ -476,7 +476,7 @@ def test_given_a_prompt_missing_only_in_indonesian_then_one_warning_and_the_flow
         tmp_path, ["sambung/hello", "sambung/menu", "sambung/bye"], ["sambung/menu", "sambung/bye"]
     )
     flows = load_set([path], sound_dirs=dirs)
-    assert "1500" in flows
+    assert "1500" in flows.by_did
     (w,) = flows.warning_details  # once, though sambung/hello is used twice
     assert (w.file, w.node, w.key) == (str(path), "hello", "prompts[0]")
     assert w.expected.startswith("prompt sambung/hello is missing in id (")
@@ -551,33 +551,6 @@ def test_given_a_money_say_then_rupiah_and_the_indonesian_number_words_are_requi
     assert "prompt sambung/rupiah not found in English" in text
     assert "say needs the Indonesian number words in id" in text
     assert "missing sambung/num/juta" in text
-
-
-# ---- the documentation --------------------------------------------------------------------
-
-
-def test_given_the_format_example_in_the_loader_docstring_then_it_loads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The module docstring's complete example is a valid flow (docs that do not rot)."""
-    from ivr import loader
-
-    monkeypatch.setenv("CRM_AUTH", "Bearer example")
-
-    doc = loader.__doc__ or ""
-    block = doc.split("A complete example", 1)[1].split("::\n", 1)[1].split("\nConditions", 1)[0]
-    text = "\n".join(line.removeprefix("    ") for line in block.splitlines())
-    (tmp_path / "flows").mkdir()
-    path = write(tmp_path / "flows", "doc.yaml", text)
-    flow = load(path)
-    assert flow.name == "collections"
-    assert {n for n, _ in flow.nodes} >= {"language", "main", "account", "lookup", "closed"}
-    office = flow.calendar("office")
-    assert office.holidays == {date(2026, 12, 31)}  # the hotline's own day
-    assert office.national is NATIONAL["id-national"]  # the national ones, shared
-    lookup = flow.node("lookup")
-    assert isinstance(lookup, LookupNode)
-    assert lookup.headers == (EnvHeader("Authorization", "CRM_AUTH", "Bearer example"),)
 
 
 def test_given_only_digits_said_then_only_the_ten_digit_words_are_required(

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.errors import FlowError, FlowProblem
-from ivr.loader import load_flow, load_flows, loops_without_exit, menus_too_deep, reachable
+from ivr.loader import load_flow, load_flows
+from ivr.loader_graph import loops_without_exit, menus_too_deep, reachable
 
 LOOP = "loop with no exit: "
 
