@@ -1,10 +1,12 @@
 """A call's life in a queue: waiting with music and announcements, ringing agents, talking.
 
 One task per call (the call's own task, continuing after the IVR or a hotline greeting) runs
-``QueuedCall.run``. The ACD service decides which agent to ring and posts ``Offer`` into the
-call's inbox; the task does the telephony and reports back. Timers (announcements, maximum
-wait, ring backstop, hold reminder) post into the same inbox, so the task sees one ordered
-stream of events and owns every decision about its call.
+``QueuedCall.run``: it feeds the pure machine (``acd/queue_machine.py``) and carries out what
+the machine decides. The ACD service decides which agent to ring and posts ``Offer`` into the
+call's inbox; timers (announcements, maximum wait, ring backstop, hold reminder) post into the
+same inbox, so the machine sees one ordered stream of events. A command that needs an answer
+(an entry's id, a join, a dial, a bridge, a PostgreSQL lookup) is answered here at once, before
+the next event is read.
 
 Waiting: the caller sits in the queue's holding bridge (``sambung-queue-<name>``), whose one
 announcer plays the queue's music; greeting and announcements are played on the caller's own
@@ -28,34 +30,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
+from acd import queue_machine as qm
 from acd.agents import AgentStateError
 from acd.callback_rules import next_dial_at
-from acd.facts import (
-    LegAnsweredFact,
-    LegEndedFact,
-    LegStartedFact,
-    QueueEnteredFact,
-    QueueLeftFact,
-)
+from acd.facts import QueueLeftFact
 from acd.hub import AgentHub
-from acd.service import AcdService, CallbackScreen, Entry, Offer, QueueFull, TransferRequest
-from dialer.phones import WIB, WIT, WITA
+from acd.queue_machine import (
+    CALLBACK_OFFER_SECONDS,
+    MESSAGE_MAX_SECONDS,
+    RING_BACKSTOP_SECONDS,
+    WHISPER_BACKSTOP_SECONDS,
+    bridge_for_call,
+    callback_when,
+    offer_outcome,
+)
+from acd.service import AcdService, Entry, Offer, QueueFull, TransferRequest
 from engine.calls import CallInbox
 from engine.errors import CallGone, EndpointUnavailable, TelephonyError
 from engine.events import (
     BridgeJoined,
     CallEnded,
     CallerHungUp,
-    CallResynced,
     DigitPressed,
     LegAnswered,
     LegEnded,
@@ -66,38 +69,25 @@ from engine.events import (
 from engine.facts import CallAnsweredFact, CallEndedFact, Fact
 from engine.metrics import Metrics
 from engine.ports import QueueTelephony
-from ivr.speech import say_media
+
+__all__ = [
+    "CALLBACK_OFFER_SECONDS",
+    "MESSAGE_MAX_SECONDS",
+    "RING_BACKSTOP_SECONDS",
+    "WHISPER_BACKSTOP_SECONDS",
+    "QueueCallInfo",
+    "QueueRunner",
+    "QueuedCall",
+    "TalkHooks",
+    "bridge_for_call",
+    "bridge_for_queue",
+    "callback_when",
+    "offer_outcome",
+]
 
 log = structlog.get_logger(__name__)
 
-RING_BACKSTOP_SECONDS = 3.0  # past Asterisk's own dial timeout, in case its event is lost
-CALLBACK_OFFER_SECONDS = 8.0
-WHISPER_BACKSTOP_SECONDS = 15.0
-MESSAGE_MAX_SECONDS = 120
 _HANGUP_CONFIRM_SECONDS = 5.0
-# Q.850 causes of a leg that never answered -> why the offer failed.
-_BUSY = {17, 21}  # user busy; call rejected (the agent pressed decline)
-_NO_ANSWER = {18, 19}
-_UNAVAILABLE = {0, 1, 3, 20, 27, 38}
-
-
-def offer_outcome(cause: int, timed_out: bool) -> str:
-    """Why an agent's phone did not take a call: rona, busy or unavailable."""
-    if timed_out or cause in _NO_ANSWER:
-        return "rona"
-    if cause in _BUSY:
-        return "busy"
-    if cause in _UNAVAILABLE:
-        return "unavailable"
-    return "busy"  # anything else (congestion...): try the next agent at once
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """A timer of the call fired."""
-
-    name: str
-    token: int
 
 
 @dataclass(slots=True)
@@ -119,81 +109,8 @@ class QueueCallInfo:
     on_connected: Callable[[str], None] | None = None
 
 
-# Written out (not built from the weekday's name) so that every prompt a call may play can be
-# found by its name in the code.
-_WEEKDAYS: Final = (
-    "sound:sambung/day-monday",
-    "sound:sambung/day-tuesday",
-    "sound:sambung/day-wednesday",
-    "sound:sambung/day-thursday",
-    "sound:sambung/day-friday",
-    "sound:sambung/day-saturday",
-    "sound:sambung/day-sunday",
-)
-_ZONE_NAMES: Final = {
-    WIB: "sound:sambung/zone-wib",
-    WITA: "sound:sambung/zone-wita",
-    WIT: "sound:sambung/zone-wit",
-}
-
-
-def callback_when(
-    when: datetime, now: datetime, zone: str | None, language: str
-) -> tuple[str, ...]:
-    """The media that say: we will call you back tomorrow at 8 a.m. Western Indonesia Time.
-
-    The time is said in the number's zone, or in WIB when the number says nothing about where
-    its owner is (a mobile), naming the zone either way; a foreign number's time is said in
-    its own zone as "your local time". Rounded up to the minute: never earlier than the call.
-    Indonesian says the time on a 24-hour clock ("pukul empat belas lewat tiga puluh menit"),
-    as announcements in Indonesia do; English on a 12-hour one ("at two thirty p.m.").
-    """
-    tz = ZoneInfo(zone or WIB)
-    local = when.astimezone(tz)
-    if local.second or local.microsecond:
-        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    days = (local.date() - now.astimezone(tz).date()).days
-    media: list[str] = ["sound:sambung/callback-later"]
-    if days <= 0:
-        media.append("sound:sambung/callback-today")
-    elif days == 1:
-        media.append("sound:sambung/callback-tomorrow")
-    elif days < 7:
-        media += ["sound:sambung/callback-on", _WEEKDAYS[local.weekday()]]
-    else:
-        media += [
-            "sound:sambung/callback-in",
-            *say_media("number", str(days), language),
-            "sound:sambung/callback-days",
-        ]
-    media.append("sound:sambung/callback-at")
-    hour, minute = local.hour, local.minute
-    if language == "id":
-        media += say_media("number", str(hour), language)
-        if minute:
-            media += [
-                "sound:sambung/time-past",
-                *say_media("number", str(minute), language),
-                "sound:sambung/queue-minutes",
-            ]
-    else:
-        media += say_media("number", str(hour % 12 or 12), language)
-        if minute:
-            if minute < 10:
-                media.append("digits:0")  # 8:05 is "eight zero five"
-            media += say_media("number", str(minute), language)
-        media.append("sound:sambung/time-am" if hour < 12 else "sound:sambung/time-pm")
-    media.append(_ZONE_NAMES.get(zone or WIB, "sound:sambung/zone-local"))
-    media.append("sound:sambung/callback-bye")
-    return tuple(media)
-
-
 def bridge_for_queue(queue: str) -> str:
     return f"sambung-queue-{queue}"
-
-
-def bridge_for_call(call_id: str) -> str:
-    return f"sambung-call-{call_id}"
 
 
 class TalkHooks(Protocol):
@@ -246,809 +163,435 @@ class QueueRunner:
         return reason
 
 
+# What a batch cut short does not owe: it would start something nobody will see to.
+_NOT_OWED = (
+    *qm.REPLIED,
+    qm.Play,
+    qm.PlayToAgent,
+    qm.StopPrompts,
+    qm.StartTimer,
+    qm.Requeue,
+    qm.RelaxEntry,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    """A timer of the call fired (posted by the loop; stamped when the task reads it)."""
+
+    timer_id: str
+
+
 class QueuedCall:
-    """One caller's time in queues, with agents, until the call ends. Owned by its task."""
+    """One caller's time in queues, with agents, until the call ends. Owned by its task:
+    the machine's state, and what the machine refers to by name (the ACD's entries, the
+    loop's timers)."""
 
     def __init__(self, r: QueueRunner, info: QueueCallInfo, inbox: CallInbox) -> None:
         self.r = r
         self.info = info
         self.inbox = inbox
         self.call_id = info.call_id
-        self.entry: Entry | None = None
-        self.first_enqueued: tuple[float, datetime] | None = None
-        self.phase = "waiting"  # waiting | offering | whisper | connected | ending
-        self.ended: CallEnded | CallerHungUp | None = None
-        self.end_reason = ""
+        self.state: qm.QueueCallState | None = None
+        self.entries: dict[str, Entry] = {}  # every entry the call had, for the ACD's calls
         self.timers: dict[str, asyncio.TimerHandle] = {}
-        self.tokens: dict[str, int] = {}
-        self.playing: set[str] = set()
-        self.prompt_seq = 0
-        self.leg: str | None = None
-        self.leg_agent: str | None = None
-        self.leg_answered_at: float | None = None
-        self.leg_timed_out = False
-        self.leg_started_wall: datetime | None = None
-        self.bridge: str | None = None  # the call's mixing bridge once created
-        self.hold_started: float | None = None
-        self.hold_total = 0.0
-        self.overflowed = False
-        self.connected_queue = ""
-        self.message: str | None = None  # the recording's name while taking a message
-        # Whether (and from when) the caller may be called back: decided once, the first time
-        # a callback could be offered.
-        self.callback: CallbackScreen | None = None
+        self.ended: CallEnded | CallerHungUp | None = None
+        self._unfinished: deque[qm.Command] = deque()  # the batch being carried out
 
-    @property
-    def language(self) -> str:
-        if self.entry is not None:
-            return self.entry.language
-        return self.info.language or "en"
+    def _now(self) -> qm.Instant:
+        return qm.Instant(asyncio.get_running_loop().time(), self.r.wall())
 
     # ---- main loop ---------------------------------------------------------------------
 
     async def run(self) -> str:
+        info = self.info
         try:
-            if not await self._join(
-                self.info.queue, kind=self.info.kind, pinned_agent=self.info.pinned_agent
-            ):
-                return self.end_reason or "engine_error"
-            while self.phase != "ending" or self.ended is None:
-                wait = _HANGUP_CONFIRM_SECONDS if self.phase == "ending" else self.r.max_silent
-                item = await self.inbox.next_any(wait)
-                if item is None:
-                    if self.phase == "ending":
-                        break
-                    if self.phase != "waiting" or self.entry is None:
-                        continue  # a conversation, a ringing agent, a message: not stuck
-                    if self.timers:
-                        continue  # max wait (or an announcement) is still to come
-                    log.warning("acd.silent_call")
-                    await self._finish("timeout")
-                    continue
-                await self._feed(item)
-                if self.ended is not None and self.phase == "ending":
-                    break
+            state, commands = qm.start(
+                call_id=self.call_id,
+                queue=info.queue,
+                caller_number=info.caller_number,
+                caller_name=info.caller_name,
+                language=info.language,
+                kind=info.kind,
+                pinned_agent=info.pinned_agent,
+                answered=info.answered,
+                hold_reminder_seconds=self.r.acd.settings.hold_reminder_seconds,
+                at=self._now(),
+            )
+            await self._drain(await self._run_batch(None, state, commands, "start"))
+            while self.state is not None and self.state.phase is not qm.Phase.ENDED:
+                ending = self.state.phase is qm.Phase.ENDING
+                item = await self.inbox.next_any(
+                    _HANGUP_CONFIRM_SECONDS if ending else self.r.max_silent
+                )
+                event = self._event_of(item)
+                if event is not None:
+                    await self._feed(event)
         finally:
+            await self._settle()
             for h in self.timers.values():
                 h.cancel()
-            await self._cleanup()
-        return self.end_reason or "completed"
+            self.timers.clear()
+            if self.state is not None and self.state.phase is not qm.Phase.ENDED:
+                # Shutdown or a failure: the machine says what the call still owes (its entry,
+                # its agent, its channel, its bridge).
+                await self._feed(qm.Abort(self._now()))
+        return (self.state.end_reason if self.state else "") or "completed"
 
-    async def _feed(self, item: object) -> None:
+    def _event_of(self, item: object) -> qm.Event | None:
+        """The machine's event for what the inbox gave (None: nothing happened for a while)."""
+        at = self._now()
         match item:
+            case None:
+                return qm.Silence(at)
             case CallEnded() | CallerHungUp():
                 if self.ended is None or isinstance(item, CallEnded):
                     self.ended = item
-                await self._caller_gone()
+                return qm.CallerGone(at)
             case DigitPressed(digit=d):
-                await self._digit(d)
+                return qm.Digit(d, at)
             case Offer():
-                await self._offer(item)
-            case LegRinging(leg_id=lid) if lid == self.leg and self.leg_agent:
-                self.r.acd.agents.ringing(self.leg_agent, self.call_id)
-            case LegAnswered(leg_id=lid) if lid == self.leg:
-                await self._leg_answered()
-            case LegEnded(leg_id=lid) if lid == self.leg:
-                await self._leg_ended(item)
+                return qm.Offered(item.entry_id, item.agent_id, item.endpoint, item.leg_id, at)
+            case LegRinging(leg_id=lid):
+                return qm.AgentRinging(lid, at)
+            case LegAnswered(leg_id=lid):
+                return qm.AgentAnswered(lid, at)
             case LegEnded():
-                pass  # a leg we already gave up on (hung up after a timeout)
-            case LegHeld(leg_id=lid, held=held) if lid == self.leg:
-                self._held(held)
+                return qm.AgentLegEnded(item.leg_id, item.cause, item.sip_code, item.answered, at)
+            case LegHeld(leg_id=lid, held=held):
+                return qm.AgentHold(lid, held, at)
             case PromptFinished(prompt_id=pid):
-                self.playing.discard(pid)
-                if pid == self._whisper_id() and self.phase == "whisper":
-                    self._cancel_timer("whisper")
-                    await self._connect()
-            case Tick(name=name, token=token) if self.tokens.get(name) == token:
-                self.timers.pop(name, None)
-                await self._tick(name)
+                return qm.PromptDone(pid, at)
+            case _Tick(timer_id=tid):
+                self.timers.pop(tid, None)
+                return qm.TimerFired(tid, at)
             case TransferRequest():
-                await self._transfer(item)
+                return qm.TransferAsked(self._transfer_target(item), item.agent_id, at)
             case BridgeJoined(channel_id=ch, bridge_id=b):
                 log.debug("acd.bridge_joined", channel=ch, bridge=b)
-            case CallResynced():
-                pass  # legs that vanished meanwhile are reported as LegEnded by the adapter
-            case _:
-                pass
+        # CallResynced: legs that vanished meanwhile are reported as LegEnded by the adapter.
+        return None
 
-    # ---- timers ------------------------------------------------------------------------
-
-    def _start_timer(self, name: str, seconds: float) -> None:
-        self._cancel_timer(name)
-        token = self.tokens.get(name, 0) + 1
-        self.tokens[name] = token
-        loop = asyncio.get_running_loop()
-        self.timers[name] = loop.call_later(seconds, self.inbox.post_local, Tick(name, token))
-
-    def _cancel_timer(self, name: str) -> None:
-        h = self.timers.pop(name, None)
-        if h is not None:
-            h.cancel()
-        self.tokens[name] = self.tokens.get(name, 0) + 1
-
-    async def _tick(self, name: str) -> None:
-        match name:
-            case "announce" if self.phase in ("waiting", "offering"):
-                await self._announce()
-                self._schedule_announce()
-            case "max_wait" if self.phase in ("waiting", "offering"):
-                await self._overflow("max_wait")
-            case "ring" if self.phase == "offering" and self.leg is not None:
-                # Asterisk's dial timeout should have ended the leg already; make sure.
-                self.leg_timed_out = True
-                with contextlib.suppress(TelephonyError):
-                    await self.r.tel.hangup_leg(self.leg, "no_answer")
-            case "hold_reminder" if self.hold_started is not None and self.leg_agent:
-                held = asyncio.get_running_loop().time() - self.hold_started
-                self.r.m.hold_reminders.inc()
-                log.info("acd.hold_reminder", agent=self.leg_agent, held=round(held, 1))
-                self.r.hub.publish(
-                    self.leg_agent, "hold_reminder", call_id=self.call_id, held_seconds=held
-                )
-                self._start_timer("hold_reminder", self.r.acd.settings.hold_reminder_seconds)
-            case "callback_offer" if self.phase == "waiting" and self.overflowed:
-                await self._polite_hangup("overflow_hangup")
-            case "whisper" if self.phase == "whisper" and self.entry is not None:
-                await self._connect()
-            case "connect_failed" if self.phase in ("offering", "whisper"):
-                await self._finish("engine_error")
-            case "message_done" if self.phase == "message":
-                await self._message_done()
-            case _:
-                pass
-
-    def _schedule_announce(self) -> None:
-        q = self.r.acd.queue(self.entry.queue) if self.entry else None
-        if q is not None and q.announce_every_seconds > 0:
-            self._start_timer("announce", q.announce_every_seconds)
-
-    # ---- joining a queue -------------------------------------------------------------
-
-    async def _join(
-        self, queue: str, *, kind: str, pinned_agent: str | None = None, greet: bool = True
-    ) -> bool:
-        acd = self.r.acd
-        q = acd.queue(queue)
-        kept = self.first_enqueued
-        entry = acd.new_entry(
-            self.call_id,
-            queue,
-            kind=kind,
-            inbox=self.inbox,
-            caller_number=self.info.caller_number,
-            caller_name=self.info.caller_name,
-            did=self.info.did,
-            language=self.info.language,
-            attributes=self.info.attributes,
-            enqueued_at=kept[0] if kept else None,
-            enqueued_wall=kept[1] if kept else None,
-            pinned_agent=pinned_agent,
-        )
-        try:
-            if not self.info.answered:
-                await self.r.tel.answer(self.call_id)
-                self.info.answered = True
-                self.r.record(CallAnsweredFact(self.call_id, self.r.wall()))
-            try:
-                await self.r.tel.join_bridge(bridge_for_queue(queue), [self.call_id])
-            except CallGone:
-                raise
-            except TelephonyError:
-                # The bridge is missing (Asterisk restarted before the ACD's sync ran).
-                await self.r.tel.ensure_holding_bridge(bridge_for_queue(queue), q.moh_class)
-                await self.r.tel.join_bridge(bridge_for_queue(queue), [self.call_id])
-        except CallGone:
-            self.end_reason = "caller_abandoned_queue"
-            return False
-        except TelephonyError as err:
-            log.warning("acd.join_failed", queue=queue, error=str(err))
-            self.end_reason = "engine_error"
-            with contextlib.suppress(TelephonyError):
-                await self.r.tel.hangup(self.call_id)
-            return False
-        if acd.is_full(queue):
-            log.info("acd.queue_full", queue=queue)
-            self.entry = entry  # for the overflow's language and queue
-            self.r.record(self._entered_fact(entry))
-            await self._overflow("full", counted=False)
-            return True
-        self.entry = entry
-        if self.first_enqueued is None:
-            self.first_enqueued = (entry.enqueued_at, entry.enqueued_wall)
-        self.r.record(self._entered_fact(entry))
-        try:
-            position = acd.enqueue(entry)
-        except QueueFull:
-            await self._overflow("full", counted=False)
-            return True
-        self.phase = "waiting"
-        log.info("acd.waiting", queue=queue, position=position)
-        if greet and q.greeting:
-            await self._play(tuple(q.greeting), "greeting")
-        self._schedule_announce()
-        self._start_timer("max_wait", q.max_wait_seconds)
-        # Asks PostgreSQL (briefly) while the greeting plays; the offer is queued after it.
-        if q.callback_key and greet and await self._may_call_back():
-            await self._play(
-                ("sound:sambung/queue-callback-offer", *self._say_key(q.callback_key)),
-                "callback-offer",
-            )
-        return True
-
-    def _entered_fact(self, entry: Entry) -> QueueEnteredFact:
-        first = self.first_enqueued[1] if self.first_enqueued else entry.enqueued_wall
-        return QueueEnteredFact(
-            entry.entry_id,
-            entry.call_id,
-            entry.queue,
-            entry.kind,
-            entry.priority,
-            first,
-            self.r.wall(),
-        )
-
-    def _left(self, outcome: str, detail: str | None = None) -> None:
-        entry = self.entry
-        if entry is None:
-            return
-        waited = self.r.acd.leave(entry, outcome)
-        short = outcome == "abandoned" and waited < self.r.acd.settings.short_abandon_seconds
-        self.r.record(
-            QueueLeftFact(
-                entry.entry_id, self.r.wall(), outcome, waited, short, entry.agent_id, detail
-            )
-        )
-
-    # ---- prompts -----------------------------------------------------------------------
-
-    def _say_key(self, key: str) -> tuple[str, ...]:
-        if key.isdigit():
-            return say_media("digits", key, self.language)
-        return ()
-
-    async def _play(self, media: tuple[str, ...], label: str) -> str | None:
-        if not media:
-            return None
-        self.prompt_seq += 1
-        pid = f"{self.call_id}-q{self.prompt_seq}-{label}"
-        try:
-            await self.r.tel.play(self.call_id, pid, media, language=self.language)
-        except CallGone:
-            return None
-        except TelephonyError as err:
-            log.warning("acd.prompt_failed", label=label, error=str(err))
-            return None
-        self.playing.add(pid)
-        return pid
-
-    async def _stop_prompts(self) -> None:
-        for pid in list(self.playing):
-            with contextlib.suppress(TelephonyError):
-                await self.r.tel.stop_prompt(pid)
-        self.playing.clear()
-
-    async def _announce(self) -> None:
-        if self.entry is None or self.playing:
-            return  # never talk over the greeting or the last announcement
-        q = self.r.acd.queue(self.entry.queue)
-        position = self.r.acd.position(self.entry.entry_id)
-        if position <= 0:
-            return
-        media: list[str] = []
-        if q.announce_position:
-            if position == 1:
-                media.append("sound:sambung/queue-next")
-            else:
-                media += [
-                    "sound:sambung/queue-position",
-                    *say_media("number", str(position), self.language),
-                ]
-        if q.announce_wait:
-            wait = self.r.acd.expected_wait(self.entry.queue, position)
-            if wait is not None and wait > 0:
-                minutes = max(1, math.ceil(wait / 60))
-                media += [
-                    "sound:sambung/queue-wait",
-                    *say_media("number", str(minutes), self.language),
-                    "sound:sambung/queue-minutes",
-                ]
-        if media:
-            log.info("acd.announce", position=position)
-            await self._play(tuple(media), "announce")
-
-    # ---- caller input and departure -------------------------------------------------------
-
-    async def _digit(self, digit: str) -> None:
-        if self.phase == "message" and digit == "#":
-            self._cancel_timer("message_done")
-            await self._message_done()
-            return
-        if self.entry is None or self.phase not in ("waiting", "offering"):
-            return
-        q = self.r.acd.queue(self.entry.queue)
-        keys = {q.callback_key} - {""}
-        if self.overflowed and q.overflow.action == "callback":
-            keys.add("1")  # the overflow's default offer says "press 1"
-        if digit in keys and await self._may_call_back():
-            await self._to_callback()
-
-    async def _may_call_back(self) -> bool:
-        """May this caller be offered a callback? Asked once per call (PostgreSQL is asked)."""
-        if self.callback is None:
-            screen = await self.r.acd.screen_callback(self.info.caller_number, self.r.wall())
-            self.callback = screen
-            if not screen.ok:
-                assert screen.reason is not None
-                self.r.acd.callback_refused(screen.reason)
-                # The reason only: the caller's number is personal data.
-                log.info("acd.callback_not_offered", reason=screen.reason)
-        return self.callback.ok
-
-    async def _to_callback(self) -> None:
-        entry = self.entry
-        screen = self.callback
-        assert entry is not None
-        assert screen is not None
-        acd = self.r.acd
-        now = self.r.wall()
-        # Since the offer the window may have closed: the callback is made when it opens.
-        when = next_dial_at(screen.verdict, acd.callback_rules, now, screen.history)
-        if when is None:
-            log.info("acd.callback_not_offered", reason="no_window")
-            return  # nothing to promise: the caller waits on as before
-        await self._withdraw_offer("caller_left")
-        cb_id = f"cb-{entry.entry_id}"
-        later = when > now
-        acd.to_callback(entry, cb_id, screen, not_before=when if later else None)
-        self.entry = None  # the service owns it now; it keeps the caller's place
-        log.info(
-            "acd.callback_requested",
-            entry=entry.entry_id,
-            queue=entry.queue,
-            not_before=when.isoformat() if later else None,
-        )
-        self._cancel_timer("announce")
-        self._cancel_timer("max_wait")
-        await self._stop_prompts()
-        if later:
-            bye = callback_when(when, now, screen.verdict.zone, self.language)
-        else:
-            bye = ("sound:sambung/queue-callback-ok",)
-        await self._polite_hangup("callback_requested", bye)
-
-    async def _caller_gone(self) -> None:
-        if self.phase in ("waiting", "offering", "whisper"):
-            await self._withdraw_offer("caller_left")
-            self._left("abandoned")
-            self.entry = None
-            self.end_reason = self.end_reason or "caller_abandoned_queue"
-        elif self.phase == "connected":
-            await self._end_talk("caller")
-            self.end_reason = self.end_reason or "caller_hung_up"
-        elif self.phase == "message":
-            self.end_reason = self.end_reason or "message_left"
-        self.phase = "ending"
-
-    async def _finish(self, reason: str) -> None:
-        if self.phase in ("waiting", "offering", "whisper"):
-            await self._withdraw_offer("caller_left")
-            self._left("hung_up", reason)
-            self.entry = None
-        elif self.phase == "connected":
-            await self._end_talk("engine")
-        self.end_reason = self.end_reason or reason
-        self.phase = "ending"
-        with contextlib.suppress(TelephonyError):
-            await self.r.tel.hangup(self.call_id)
-
-    async def _say_and_wait(self, media: tuple[str, ...], label: str) -> None:
-        """Play ``media`` and wait until it has finished or the caller has gone."""
-        pid = await self._play(media, label)
-        while pid is not None and self.ended is None:
-            item = await self.inbox.next_any(60)
-            if item is None:
-                break
-            if isinstance(item, CallEnded | CallerHungUp):
-                self.ended = item
-            elif isinstance(item, PromptFinished) and item.prompt_id == pid:
-                break
-            elif isinstance(item, LegEnded | LegAnswered) and item.leg_id == self.leg:
-                await self._feed(item)
-
-    async def _polite_hangup(self, reason: str, media: tuple[str, ...] = ()) -> None:
-        """Say ``media`` then hang up: the hang-up waits for the prompt to finish."""
-        self.end_reason = reason
-        self.phase = "ending"
-        if media:
-            await self._say_and_wait(media, "bye")
-        if self.ended is None:
-            with contextlib.suppress(TelephonyError):
-                await self.r.tel.hangup(self.call_id)
-
-    # ---- overflow ----------------------------------------------------------------------
-
-    async def _overflow(self, why: str, counted: bool = True) -> None:
-        entry = self.entry
-        assert entry is not None
-        q = self.r.acd.queue(entry.queue)
-        action = q.overflow.action
-        if (self.overflowed and action in ("relax", "callback")) or (
-            why == "full" and action == "relax"
-        ):
-            action = "hangup"  # the second expiry (the relaxed wait is over too), or no room
-        prompts = tuple(q.overflow.prompts)
-        if action == "callback" and not await self._may_call_back():
-            # A caller who may not be called back hears that the agents are busy and to call
-            # again, and is let go. Not a voice message instead: a message asks to be called
-            # back, which is what this number may not be (spoofed, premium, do-not-call...).
-            # The queue's own prompts offer the callback, so the default prompt is said.
-            action, prompts = "hangup", ()
-        log.info("acd.overflow", queue=entry.queue, why=why, action=action)
-        if action == "relax":
-            self.overflowed = True
-            entry.needs, entry.relax = (), ()
-            self.r.acd.kick()
-            self._start_timer("max_wait", q.max_wait_seconds)
-            return
-        await self._withdraw_offer("caller_left")
-        detail = f"{why}:{action}"
-        if action == "message":
-            self.message = f"sambung-message-{self.call_id}"
-            detail += f":{self.message}"
-        if counted:
-            self._left("overflowed", detail)
-        else:
-            self.r.record(
-                QueueLeftFact(entry.entry_id, self.r.wall(), "overflowed", 0.0, False, None, detail)
-            )
-            self.r.m.queue_calls.labels(queue=entry.queue, outcome="overflowed").inc()
-        self._cancel_timer("announce")
-        self._cancel_timer("max_wait")
-        await self._stop_prompts()
-        if action == "queue":
-            assert q.overflow.target is not None
-            self.entry = None
-            self.overflowed = False
-            if prompts:
-                await self._play(prompts, "overflow")
-            await self._join(q.overflow.target, kind="overflow", greet=False)
-        elif action == "callback":
-            # Keep the place: the entry waits on as it is, and the caller may take the offer.
-            self.overflowed = True
-            self.entry = self.r.acd.new_entry(
-                self.call_id,
-                entry.queue,
-                inbox=self.inbox,
-                caller_number=self.info.caller_number,
-                caller_name=self.info.caller_name,
-                did=self.info.did,
-                language=self.info.language,
-                attributes=self.info.attributes,
-                enqueued_at=entry.enqueued_at,
-                enqueued_wall=entry.enqueued_wall,
-            )
-            self.r.record(self._entered_fact(self.entry))
-            self.r.acd.entries[self.entry.entry_id] = self.entry
-            self.r.acd.kick()
-            await self._play(
-                prompts or ("sound:sambung/queue-callback-offer", *self._say_key("1")),
-                "callback-offer",
-            )
-            self._start_timer("callback_offer", CALLBACK_OFFER_SECONDS)
-        elif action == "message":
-            await self._take_message(prompts)
-        else:
-            self.entry = None
-            await self._polite_hangup("overflow_hangup", prompts or ("sound:sambung/queue-full",))
-
-    async def _take_message(self, prompts: tuple[str, ...]) -> None:
-        self.entry = None
-        self.phase = "message"
-        tel = self.r.tel
-        name = self.message or f"sambung-message-{self.call_id}"
-        try:
-            # A channel in a bridge cannot be recorded (ari-notes pitfall 10): give the caller
-            # a bridge of their own, where nothing else plays.
-            await tel.create_mixing_bridge(bridge_for_call(self.call_id))
-            self.bridge = bridge_for_call(self.call_id)
-            await tel.join_bridge(self.bridge, [self.call_id])
-            await tel.destroy_bridge(self.bridge)
-            self.bridge = None
-        except TelephonyError as err:
-            log.warning("acd.message_bridge_failed", error=str(err))
-        await self._say_and_wait(prompts or ("sound:sambung/queue-message",), "message")
-        if self.ended is not None:
-            self.end_reason = "message_abandoned"
-            self.phase = "ending"
-            return
-        try:
-            await tel.record_message(self.call_id, name, MESSAGE_MAX_SECONDS)
-        except TelephonyError as err:
-            log.warning("acd.message_record_failed", error=str(err))
-            await self._polite_hangup("overflow_hangup", ("sound:sambung/queue-full",))
-            return
-        log.info("acd.message_recording", recording=name)
-        self._start_timer("message_done", MESSAGE_MAX_SECONDS + 2)
-
-    async def _message_done(self) -> None:
-        await self._polite_hangup("message_left", ("sound:sambung/queue-message-thanks",))
-
-    # ---- offering to an agent ---------------------------------------------------------------
-
-    async def _offer(self, offer: Offer) -> None:
-        entry = self.entry
-        acd = self.r.acd
-        if entry is None or entry.entry_id != offer.entry_id or self.phase != "waiting":
-            # The call moved on meanwhile (callback, transfer, gone): give the agent back.
-            with contextlib.suppress(AgentStateError):
-                acd.agents.offer_failed(offer.agent_id, self.call_id, "busy")
-            return
-        self.phase = "offering"
-        self.leg = offer.leg_id
-        self.leg_agent = offer.agent_id
-        self.leg_answered_at = None
-        self.leg_timed_out = False
-        q = acd.queue(entry.queue)
-        now = self.r.wall()
-        self.leg_started_wall = now
-        self.r.record(
-            LegStartedFact(
-                offer.leg_id,
-                self.call_id,
-                entry.entry_id,
-                "agent",
-                offer.agent_id,
-                offer.endpoint,
-                now,
-            )
-        )
-        self.r.hub.publish(offer.agent_id, "offered", call=entry.context())
-        caller = self.info.caller_number
-        caller_id = f'"{self.info.caller_name or caller}" <{caller}>' if caller else None
-        variables = {"SAMBUNG_CALL_ID": self.call_id, "SAMBUNG_QUEUE": entry.queue}
-        if q.auto_answer:
-            # Desk phones answer by themselves on either header (Polycom/Yealink read
-            # Alert-Info, others Call-Info answer-after); the agent hears the call at once.
-            variables["PJSIP_HEADER(add,Call-Info)"] = "<sip:sambung>;answer-after=0"
-            variables["PJSIP_HEADER(add,Alert-Info)"] = "<http://sambung>;info=alert-autoanswer"
-        try:
-            await self.r.tel.dial(
-                self.call_id,
-                offer.leg_id,
-                f"PJSIP/{offer.endpoint}",
-                caller_id=caller_id,
-                timeout=q.ring_timeout_seconds,
-                originator=self.call_id,
-                variables=variables,
-            )
-        except (EndpointUnavailable, TelephonyError) as err:
-            log.info("acd.offer_failed_at_dial", agent=offer.agent_id, error=str(err))
-            outcome = "unavailable" if isinstance(err, EndpointUnavailable) else "busy"
-            self._offer_failed(outcome, None, None)
-            return
-        self._start_timer("ring", q.ring_timeout_seconds + RING_BACKSTOP_SECONDS)
-
-    def _offer_failed(self, outcome: str, cause: int | None, sip: int | None) -> None:
-        agent_id, leg = self.leg_agent, self.leg
-        assert agent_id is not None
-        assert leg is not None
-        self._cancel_timer("ring")
-        self.r.record(LegEndedFact(leg, self.r.wall(), outcome, cause, sip, None, None))
-        self.r.m.agent_offers.labels(result=outcome).inc()
-        if outcome == "rona":
-            self.r.m.agent_rona.inc()
-        self.r.acd.agents.offer_failed(agent_id, self.call_id, outcome)
-        self.r.hub.publish(agent_id, "offer_ended", call_id=self.call_id, result=outcome)
-        self.leg = self.leg_agent = None
-        log.info("acd.offer_failed", agent=agent_id, outcome=outcome, cause=cause)
-        if self.entry is not None and self.phase in ("offering", "whisper"):
-            self.phase = "waiting"
-            self.r.acd.back_to_queue(self.entry, agent_id, outcome)
-
-    async def _withdraw_offer(self, outcome: str) -> None:
-        """Stop ringing (or whispering to) the agent: the caller left or moved on."""
-        if self.leg is None or self.leg_agent is None or self.phase not in ("offering", "whisper"):
-            return
-        leg, agent_id = self.leg, self.leg_agent
-        with contextlib.suppress(TelephonyError):
-            await self.r.tel.hangup_leg(leg, "normal")
-        self._cancel_timer("ring")
-        self._cancel_timer("whisper")
-        self._cancel_timer("connect_failed")
-        self.phase = "waiting"
-        self.r.record(LegEndedFact(leg, self.r.wall(), outcome, None, None, None, None))
-        self.r.m.agent_offers.labels(result=outcome).inc()
-        self.r.acd.agents.call_ended(agent_id, self.call_id, 0.0)
-        self.r.hub.publish(agent_id, "offer_ended", call_id=self.call_id, result=outcome)
-        self.leg = self.leg_agent = None
-
-    def _whisper_id(self) -> str:
-        return f"{self.call_id}-whisper-{self.leg}"
-
-    async def _leg_answered(self) -> None:
-        if self.phase != "offering" or self.entry is None:
-            return
-        self._cancel_timer("ring")
-        self.leg_answered_at = asyncio.get_running_loop().time()
-        assert self.leg is not None
-        assert self.leg_agent is not None
-        self.r.record(LegAnsweredFact(self.leg, self.r.wall()))
-        q = self.r.acd.queue(self.entry.queue)
-        if q.whisper:
-            self.phase = "whisper"
-            # If the whisper's end never reaches us, the caller must not wait on it.
-            self._start_timer("whisper", WHISPER_BACKSTOP_SECONDS)
-            try:
-                await self.r.tel.play_on(
-                    self.leg, self._whisper_id(), tuple(q.whisper), language=q.language
-                )
-                return
-            except TelephonyError as err:
-                log.warning("acd.whisper_failed", error=str(err))
-        await self._connect()
-
-    async def _connect(self) -> None:
-        entry = self.entry
-        assert entry is not None
-        assert self.leg is not None
-        assert self.leg_agent is not None
-        tel = self.r.tel
-        bridge = bridge_for_call(self.call_id)
-        self._cancel_timer("whisper")
-        try:
-            if self.bridge is None:
-                await tel.create_mixing_bridge(bridge)
-                self.bridge = bridge
-            await self._stop_prompts()
-            await tel.join_bridge(bridge, [self.call_id, self.leg])
-        except TelephonyError as err:
-            # Usually one side has just hung up (addChannel answers 400/422, not 404, for a
-            # channel that is gone): its end event is on its way and decides what follows.
-            # If none comes, it was a real failure.
-            log.warning("acd.bridge_failed", error=str(err))
-            self._start_timer("connect_failed", 3.0)
-            return
-        self.phase = "connected"
-        self._cancel_timer("announce")
-        self._cancel_timer("max_wait")
-        self.connected_queue = entry.queue
-        self.r.acd.agents.answered(self.leg_agent, self.call_id)
-        if self.r.talk_hooks is not None:
-            self.r.talk_hooks.talk_started(
-                self.call_id, self.leg_agent, self.leg, bridge, entry.queue
-            )
-        self._left("answered")
-        self.entry = None
-        self.r.m.agent_offers.labels(result="answered").inc()
-        self.r.hub.publish(self.leg_agent, "connected", call=entry.context())
-        if self.info.on_connected is not None:
-            self.info.on_connected(self.leg_agent)
-        log.info("acd.connected", agent=self.leg_agent, queue=entry.queue)
-
-    async def _leg_ended(self, ev: LegEnded) -> None:
-        if self.phase == "offering" or (self.phase == "whisper" and not ev.answered):
-            self._offer_failed(offer_outcome(ev.cause, self.leg_timed_out), ev.cause, ev.sip_code)
-        elif self.phase == "whisper":
-            # The agent answered and hung up during the whisper: the caller waits on.
-            agent = self.leg_agent
-            self._cancel_timer("whisper")
-            self._talk_over(ev.cause, ev.sip_code, "agent_left_early")
-            if self.entry is not None:
-                self.phase = "waiting"
-                if agent is not None:
-                    self.r.acd.back_to_queue(self.entry, agent, "busy")
-        elif self.phase == "connected":
-            self._talk_over(ev.cause, ev.sip_code, "answered")
-            self.end_reason = "agent_hung_up"
-            self.phase = "ending"
-            with contextlib.suppress(TelephonyError):
-                await self.r.tel.hangup(self.call_id)
-
-    def _held(self, held: bool) -> None:
-        agent = self.leg_agent
-        if agent is None or self.phase != "connected":
-            return
-        now = asyncio.get_running_loop().time()
-        self.r.acd.agents.held(agent, self.call_id, held)
-        if held and self.hold_started is None:
-            self.hold_started = now
-            self._start_timer("hold_reminder", self.r.acd.settings.hold_reminder_seconds)
-        elif not held and self.hold_started is not None:
-            span = now - self.hold_started
-            self.hold_total += span
-            self.hold_started = None
-            self._cancel_timer("hold_reminder")
-            self.r.m.hold_time.labels(queue=self.connected_queue).observe(span)
-        self.r.hub.publish(agent, "hold" if held else "unhold", call_id=self.call_id)
-
-    async def _end_talk(self, by: str) -> None:
-        """The caller (or the engine) ends a connected call: release the agent's leg."""
-        leg = self.leg
-        if leg is not None:
-            with contextlib.suppress(TelephonyError):
-                await self.r.tel.hangup_leg(leg, "normal")
-        self._talk_over(None, None, "answered")
-
-    def _talk_over(self, cause: int | None, sip: int | None, outcome: str) -> None:
-        agent, leg = self.leg_agent, self.leg
-        if agent is None or leg is None:
-            return
-        if self.r.talk_hooks is not None:
-            self.r.talk_hooks.talk_ended(self.call_id)
-        loop_now = asyncio.get_running_loop().time()
-        if self.hold_started is not None:
-            span = loop_now - self.hold_started
-            self.hold_total += span
-            self.r.m.hold_time.labels(queue=self.connected_queue).observe(span)
-            self.hold_started = None
-        self._cancel_timer("hold_reminder")
-        talk = loop_now - self.leg_answered_at if self.leg_answered_at is not None else 0.0
-        self.r.record(
-            LegEndedFact(
-                leg, self.r.wall(), outcome, cause, sip, round(talk, 3), round(self.hold_total, 3)
-            )
-        )
-        queue = self.connected_queue or (self.entry.queue if self.entry else self.info.queue)
-        wrap = self.r.acd.queue(queue).wrap_up_seconds
-        if outcome == "answered":
-            self.r.m.talk_time.labels(queue=queue).observe(talk)
-            # Handle time includes the wrap-up the agent will now spend.
-            self.r.acd.handle_done(queue, talk + wrap)
-            self.r.m.wrap_up_time.labels(queue=queue).observe(wrap)
-        self.r.acd.agents.call_ended(agent, self.call_id, wrap)
-        self.r.hub.publish(
-            agent,
-            "call_ended",
-            call_id=self.call_id,
-            talk_seconds=round(talk, 1),
-            wrap_up_seconds=wrap,
-        )
-        self.leg = self.leg_agent = None
-        self.hold_total = 0.0
-
-    # ---- transfers ---------------------------------------------------------------------
-
-    async def _transfer(self, req: TransferRequest) -> None:
+    def _transfer_target(self, req: TransferRequest) -> str | None:
+        """The configured queue a transfer goes to: the one asked for, else the agent's first."""
         acd = self.r.acd
         target = req.queue
         if req.agent_id is not None:
             agent = acd.agents.get(req.agent_id)
             target = target or next(iter(sorted(agent.profile.queues)), None)
-        if target is None or target not in acd.queues:
-            log.warning("acd.transfer_no_queue", agent=req.agent_id)
-            return
-        log.info("acd.transfer", to_queue=target, to_agent=req.agent_id, phase=self.phase)
-        if self.phase == "connected":
-            await self._end_talk("transfer")
-        elif self.phase in ("waiting", "offering", "whisper"):
-            await self._withdraw_offer("caller_left")
-            self._left("transferred", f"to {target}")
-            self.entry = None
-        else:
-            return
-        self._cancel_timer("announce")
-        self._cancel_timer("max_wait")
-        await self._join(target, kind="transfer", pinned_agent=req.agent_id, greet=False)
+        return target if target is not None and target in acd.queues else None
 
-    # ---- the end -----------------------------------------------------------------------
+    async def _feed(self, event: qm.Event) -> None:
+        """Step the machine with ``event`` and carry out its commands; then the replies those
+        commands gave, in order, before anything else is read."""
+        await self._drain([event])
 
-    async def _cleanup(self) -> None:
-        if self.entry is not None:
-            await self._withdraw_offer("caller_left")
-            self._left("lost" if self.ended is None else "abandoned")
-            self.entry = None
-        if self.leg is not None:
-            # The engine is stopping (or the task failed) with an agent on the line: release
-            # the agent's phone too, or its channel would outlive the call as an orphan.
+    async def _drain(self, events: list[qm.Event]) -> None:
+        todo: deque[qm.Event] = deque(events)
+        while todo:
+            ev = todo.popleft()
+            assert self.state is not None
+            state, commands = qm.step(self.state, ev)
+            todo.extend(await self._run_batch(self.state, state, commands, type(ev).__name__))
+
+    async def _run_batch(
+        self,
+        old: qm.QueueCallState | None,
+        state: qm.QueueCallState,
+        commands: list[qm.Command],
+        why: str,
+    ) -> list[qm.Event]:
+        self.state = state
+        before = old.phase.value if old is not None else "-"
+        if old is None or old.phase is not state.phase:
+            log.info(
+                f"transition: {before} -> {why} -> {state.phase.value}",
+                detail=state.last_transition,
+            )
+        elif state.last_transition:
+            log.debug(f"step: {before} -> {why}", detail=state.last_transition)
+        replies: list[qm.Event] = []
+        todo = self._unfinished = deque(commands)
+        while todo:
+            try:
+                reply = await self._execute(todo[0])
+            except asyncio.CancelledError:
+                raise  # the command in progress is carried out again if it is owed
+            except BaseException:
+                todo.popleft()  # a command that failed is not tried again
+                raise
+            todo.popleft()
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    async def _settle(self) -> None:
+        """The task is ending in the middle of a batch (shutdown, a failure): carry out what
+        the batch still owes (releases, leaves, facts, hang-ups); the machine's state already
+        counts on it. Nothing that starts something (a prompt, a timer, a dial) is done."""
+        owed = [c for c in self._unfinished if not isinstance(c, _NOT_OWED)]
+        self._unfinished = deque()
+        for cmd in owed:
+            await self._execute(cmd)
+
+    # ---- carrying out commands -----------------------------------------------------------
+
+    async def _execute(self, cmd: qm.Command) -> qm.Event | None:
+        r = self.r
+        acd = r.acd
+        match cmd:
+            case qm.NewEntry():
+                return self._new_entry(cmd)
+            case qm.EnterHolding():
+                return await self._enter_holding(cmd)
+            case qm.Enqueue(entry_id=eid):
+                try:
+                    position: int | None = acd.enqueue(self.entries[eid])
+                except QueueFull:
+                    position = None
+                return qm.Enqueued(position, self._now())
+            case qm.Requeue(entry_id=eid):
+                acd.entries[eid] = self.entries[eid]
+                acd.kick()
+            case qm.RelaxEntry(entry_id=eid):
+                entry = self.entries[eid]
+                entry.needs, entry.relax = (), ()
+                acd.kick()
+            case qm.LeaveQueue():
+                self._leave(cmd)
+            case qm.ToCallback(entry_id=eid, callback_id=cb, screen=screen, not_before=nb):
+                acd.to_callback(self.entries[eid], cb, screen, not_before=nb)
+            case qm.BackToQueue(entry_id=eid, agent_id=agent, outcome=outcome):
+                acd.back_to_queue(self.entries[eid], agent, outcome)
+            case qm.ScreenCallback():
+                screen = await acd.screen_callback(self.info.caller_number, r.wall())
+                return qm.CallbackScreened(screen, self._now())
+            case qm.RefuseCallback(reason=reason):
+                acd.callback_refused(reason)
+            case qm.PlanCallback(screen=screen):
+                now = self._now()
+                when = next_dial_at(screen.verdict, acd.callback_rules, now.wall, screen.history)
+                return qm.CallbackPlanned(when, now)
+            case qm.AskPosition(entry_id=eid, queue=queue):
+                position = acd.position(eid)
+                wait = acd.expected_wait(queue, position) if position > 0 else None
+                return qm.PositionKnown(position, wait, self._now())
+            case qm.Play(prompt_id=pid, media=media, language=lang, label=label):
+                try:
+                    await r.tel.play(self.call_id, pid, media, language=lang)
+                except CallGone:
+                    return qm.PlayFailed(pid, self._now())
+                except TelephonyError as err:
+                    log.warning("acd.prompt_failed", label=label, error=str(err))
+                    return qm.PlayFailed(pid, self._now())
+            case qm.PlayToAgent(leg_id=leg, prompt_id=pid, media=media, language=lang):
+                try:
+                    await r.tel.play_on(leg, pid, media, language=lang)
+                except TelephonyError as err:
+                    log.warning("acd.whisper_failed", error=str(err))
+                    return qm.PlayFailed(pid, self._now())
+            case qm.StopPrompts(prompt_ids=ids):
+                await self._stop_prompts(ids)
+            case qm.Dial():
+                return await self._dial(cmd)
+            case qm.HangupAgent(leg_id=leg, reason=reason):
+                with contextlib.suppress(TelephonyError):
+                    await r.tel.hangup_leg(leg, reason)
+            case qm.Hangup():
+                with contextlib.suppress(TelephonyError):
+                    await r.tel.hangup(self.call_id)
+            case qm.Connect():
+                return await self._connect(cmd)
+            case qm.IsolateCaller(bridge_id=bridge):
+                await self._isolate(bridge)
+            case qm.RecordMessage(name=name, max_seconds=secs):
+                try:
+                    await r.tel.record_message(self.call_id, name, secs)
+                except TelephonyError as err:
+                    log.warning("acd.message_record_failed", error=str(err))
+                    return qm.RecordingStarted(False, self._now())
+                return qm.RecordingStarted(True, self._now())
+            case qm.DestroyBridge(bridge_id=bridge):
+                with contextlib.suppress(TelephonyError):
+                    await r.tel.destroy_bridge(bridge)
+            case qm.StartTimer(timer_id=tid, seconds=secs):
+                old = self.timers.pop(tid, None)
+                if old is not None:
+                    old.cancel()
+                loop = asyncio.get_running_loop()
+                self.timers[tid] = loop.call_later(secs, self.inbox.post_local, _Tick(tid))
+            case qm.CancelTimer(timer_id=tid):
+                handle = self.timers.pop(tid, None)
+                if handle is not None:
+                    handle.cancel()
+            case qm.MarkRinging(agent_id=agent):
+                acd.agents.ringing(agent, self.call_id)
+            case qm.MarkOnCall(agent_id=agent):
+                acd.agents.answered(agent, self.call_id)
+            case qm.MarkHeld(agent_id=agent, held=held):
+                acd.agents.held(agent, self.call_id, held)
+            case qm.ReleaseOffer(agent_id=agent, outcome=outcome, late=late):
+                if late:
+                    # The call moved on meanwhile (callback, transfer, gone): the agent may
+                    # already be back at work.
+                    with contextlib.suppress(AgentStateError):
+                        acd.agents.offer_failed(agent, self.call_id, outcome)
+                else:
+                    acd.agents.offer_failed(agent, self.call_id, outcome)
+            case qm.ReleaseAgent(agent_id=agent, wrap_up_seconds=wrap):
+                acd.agents.call_ended(agent, self.call_id, wrap)
+            case qm.TalkDone(queue=queue, talk_seconds=talk, wrap_up_seconds=wrap):
+                r.m.talk_time.labels(queue=queue).observe(talk)
+                # Handle time includes the wrap-up the agent will now spend.
+                acd.handle_done(queue, talk + wrap)
+                r.m.wrap_up_time.labels(queue=queue).observe(wrap)
+            case qm.CountOffer(result=result):
+                r.m.agent_offers.labels(result=result).inc()
+                if result == "rona":
+                    r.m.agent_rona.inc()
+            case qm.ObserveHold(queue=queue, seconds=secs):
+                r.m.hold_time.labels(queue=queue).observe(secs)
+            case qm.CountHoldReminder():
+                r.m.hold_reminders.inc()
+            case qm.Publish(agent_id=agent, kind=kind, body=body, call_of=call_of):
+                fields = dict(body)
+                if call_of is not None:
+                    fields["call"] = self.entries[call_of].context()
+                r.hub.publish(agent, kind, **fields)
+            case qm.TalkStarted(agent_id=agent, leg_id=leg, bridge_id=bridge, queue=queue):
+                if r.talk_hooks is not None:
+                    r.talk_hooks.talk_started(self.call_id, agent, leg, bridge, queue)
+            case qm.TalkEnded():
+                if r.talk_hooks is not None:
+                    r.talk_hooks.talk_ended(self.call_id)
+            case qm.NotifyConnected(agent_id=agent):
+                if self.info.on_connected is not None:
+                    self.info.on_connected(agent)
+            case qm.Record(fact=fact):
+                r.record(fact)
+            case qm.Log(event=event, fields=fields_, level=level):
+                if level == "warning":
+                    log.warning(event, **dict(fields_))
+                else:
+                    log.info(event, **dict(fields_))
+        return None
+
+    def _new_entry(self, cmd: qm.NewEntry) -> qm.Event:
+        info, acd = self.info, self.r.acd
+        entry = acd.new_entry(
+            self.call_id,
+            cmd.queue,
+            kind=cmd.kind,
+            inbox=self.inbox,
+            caller_number=info.caller_number,
+            caller_name=info.caller_name,
+            did=info.did,
+            language=info.language,
+            attributes=info.attributes,
+            enqueued_at=cmd.enqueued_at,
+            enqueued_wall=cmd.enqueued_wall,
+            pinned_agent=cmd.pinned_agent,
+        )
+        self.entries[entry.entry_id] = entry
+        place = qm.Place(
+            entry.entry_id,
+            qm.rules_of(acd.queue(entry.queue)),
+            entry.kind,
+            entry.priority,
+            entry.language,
+            entry.enqueued_at,
+            entry.enqueued_wall,
+        )
+        return qm.EntryMade(place, self._now())
+
+    async def _enter_holding(self, cmd: qm.EnterHolding) -> qm.Event:
+        r = self.r
+        bridge = bridge_for_queue(cmd.queue)
+        try:
+            if cmd.answer:
+                await r.tel.answer(self.call_id)
+                self.info.answered = True
+                r.record(CallAnsweredFact(self.call_id, r.wall()))
+            try:
+                await r.tel.join_bridge(bridge, [self.call_id])
+            except CallGone:
+                raise
+            except TelephonyError:
+                # The bridge is missing (Asterisk restarted before the ACD's sync ran).
+                await r.tel.ensure_holding_bridge(bridge, cmd.moh_class)
+                await r.tel.join_bridge(bridge, [self.call_id])
+        except CallGone:
+            return qm.HoldingFailed(True, self._now())
+        except TelephonyError as err:
+            log.warning("acd.join_failed", queue=cmd.queue, error=str(err))
+            return qm.HoldingFailed(False, self._now())
+        return qm.HoldingJoined(r.acd.is_full(cmd.queue), self._now())
+
+    def _leave(self, cmd: qm.LeaveQueue) -> None:
+        r = self.r
+        entry = self.entries[cmd.entry_id]
+        if not cmd.counted:
+            # It never waited (the queue was full on arrival): no wait to count.
+            r.record(
+                QueueLeftFact(entry.entry_id, r.wall(), cmd.outcome, 0.0, False, None, cmd.detail)
+            )
+            r.m.queue_calls.labels(queue=entry.queue, outcome=cmd.outcome).inc()
+            return
+        waited = r.acd.leave(entry, cmd.outcome)
+        short = cmd.outcome == "abandoned" and waited < r.acd.settings.short_abandon_seconds
+        r.record(
+            QueueLeftFact(
+                entry.entry_id, r.wall(), cmd.outcome, waited, short, entry.agent_id, cmd.detail
+            )
+        )
+
+    async def _stop_prompts(self, ids: tuple[str, ...]) -> None:
+        for pid in ids:
             with contextlib.suppress(TelephonyError):
-                await self.r.tel.hangup_leg(self.leg, "normal")
-            if self.phase in ("offering", "whisper"):
-                await self._withdraw_offer("caller_left")
-            else:
-                self._talk_over(None, None, "answered")
-        if self.ended is None and self.phase != "ending":
-            with contextlib.suppress(TelephonyError):
-                await self.r.tel.hangup(self.call_id)
-        if self.bridge is not None:
-            with contextlib.suppress(TelephonyError):
-                await self.r.tel.destroy_bridge(self.bridge)
+                await self.r.tel.stop_prompt(pid)
+
+    async def _dial(self, cmd: qm.Dial) -> qm.Event:
+        try:
+            await self.r.tel.dial(
+                self.call_id,
+                cmd.leg_id,
+                cmd.endpoint,
+                caller_id=cmd.caller_id,
+                timeout=cmd.timeout,
+                originator=self.call_id,
+                variables=dict(cmd.variables),
+            )
+        except (EndpointUnavailable, TelephonyError) as err:
+            log.info("acd.offer_failed_at_dial", agent=cmd.agent_id, error=str(err))
+            failure = "unavailable" if isinstance(err, EndpointUnavailable) else "busy"
+            return qm.Dialled(cmd.leg_id, failure, self._now())
+        return qm.Dialled(cmd.leg_id, None, self._now())
+
+    async def _connect(self, cmd: qm.Connect) -> qm.Event:
+        tel = self.r.tel
+        made = stopped = False
+        try:
+            if cmd.create:
+                await tel.create_mixing_bridge(cmd.bridge_id)
+                made = True
+            await self._stop_prompts(cmd.prompt_ids)
+            stopped = True
+            await tel.join_bridge(cmd.bridge_id, [self.call_id, cmd.leg_id])
+        except TelephonyError as err:
+            log.warning("acd.bridge_failed", error=str(err))
+            return qm.Bridged(False, made, stopped, self._now())
+        return qm.Bridged(True, made, True, self._now())
+
+    async def _isolate(self, bridge: str) -> None:
+        tel = self.r.tel
+        made = False
+        try:
+            await tel.create_mixing_bridge(bridge)
+            made = True
+            await tel.join_bridge(bridge, [self.call_id])
+            await tel.destroy_bridge(bridge)
+        except TelephonyError as err:
+            log.warning("acd.message_bridge_failed", error=str(err))
+            if made:
+                with contextlib.suppress(TelephonyError):
+                    await tel.destroy_bridge(bridge)
