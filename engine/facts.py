@@ -6,11 +6,16 @@ keeps the order, so a later fact never overtakes an earlier one about the same c
 statement is idempotent (insert-if-absent, update-if-still-open), which makes a retry after an
 ambiguous failure, or a replay from the spool file, safe. At shutdown whatever could not be
 written is spilled to a JSON-lines spool file and replayed at the next start: nothing is lost.
+
+``record`` is also the one place every call's start and end pass through, whichever feature
+carried the call, so it notes them in the recording task's ``CallTrace`` (see ``trace_call``):
+the dispatcher counts the call from that when the call's task ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import os
@@ -129,6 +134,56 @@ class IvrSessionEndedFact(Fact):
     attributes_json: str
 
 
+@dataclass(slots=True)
+class CallTrace:
+    """What a call's own facts said about it while its task ran: direction, start and end.
+
+    Filled in by ``FactWriter.record`` (first start and first end win, as in the calls row,
+    whose statements only fill what is still empty); read by the dispatcher when the task ends.
+    """
+
+    call_id: str
+    direction: str | None = None
+    started_at: datetime | None = None
+    end_reason: str | None = None
+    ended_at: datetime | None = None
+    # How the call's IVR session ended, (end reason, outcome), if it had one: a flow's own
+    # hang-up reasons (after_hours...) are named in flow files, so only the IVR can tell them.
+    ivr_end: tuple[str, str] | None = None
+
+    def note(self, fact: Fact) -> None:
+        match fact:
+            case CallStartedFact(call_id=cid) if cid == self.call_id:
+                if self.started_at is None:
+                    self.direction, self.started_at = fact.direction, fact.started_at
+            case CallEndedFact(call_id=cid) if cid == self.call_id:
+                if self.end_reason is None:
+                    self.end_reason, self.ended_at = fact.end_reason, fact.ended_at
+            case IvrSessionEndedFact(call_id=cid) if cid == self.call_id:
+                self.ivr_end = (fact.end_reason, fact.outcome)
+            case _:
+                pass
+
+
+# A context variable, not an argument: features hand facts to whatever ``record`` they were
+# given, so the call task's context is what ties a recorded fact to the call being traced. Tasks
+# a call task starts (IVR lookups) inherit it; facts recorded outside call tasks (spool replay,
+# open calls closed at start-up) are not traced.
+_TRACE: contextvars.ContextVar[CallTrace | None] = contextvars.ContextVar(
+    "sambung_call_trace", default=None
+)
+
+
+def trace_call(call_id: str) -> CallTrace:
+    """From now on, facts the current task records about ``call_id`` are noted in the result.
+
+    Only for the task that owns the call: the setting lasts as long as the task's context.
+    """
+    trace = CallTrace(call_id)
+    _TRACE.set(trace)
+    return trace
+
+
 _FACT_TYPES: dict[str, type[Fact]] = {
     t.__name__: t
     for t in (
@@ -194,6 +249,12 @@ class FactWriter:
         return self._db_ok
 
     def record(self, fact: Fact) -> None:
+        trace = _TRACE.get()
+        if trace is not None:
+            trace.note(fact)
+        self._enqueue(fact)
+
+    def _enqueue(self, fact: Fact) -> None:
         self._queue.put_nowait(fact)
         self._idle.clear()
         self._metrics.db_pending_writes.set(self.pending)
@@ -204,7 +265,8 @@ class FactWriter:
             return 0
         lines = [ln for ln in self._spool.read_text("utf-8").splitlines() if ln.strip()]
         for ln in lines:
-            self.record(fact_from_json(ln))
+            # Not through ``record``: the run that made these facts has counted its calls.
+            self._enqueue(fact_from_json(ln))
         # The facts are in memory now; if this run dies they are spilled again on shutdown.
         self._spool.unlink()
         log.info("facts.spool_replayed", count=len(lines), file=str(self._spool))

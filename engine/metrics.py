@@ -114,10 +114,14 @@ def build_metrics() -> Metrics:
             buckets=fast,
             registry=r,
         ),
+        # The dispatcher hands each event straight to its call's inbox; what waits is there.
         dispatch_queue_depth=Gauge(
-            "sambung_dispatch_queue_depth", "Events waiting in the dispatcher's inbox", registry=r
+            "sambung_dispatch_queue_depth",
+            "Events the dispatcher routed to call tasks' inboxes and the tasks have not taken yet",
+            registry=r,
         ),
         calls_active=Gauge("sambung_calls_active", "Calls with a live call task", registry=r),
+        # Outcomes are the fixed set engine.calls.CALL_OUTCOMES, never the features' reasons.
         calls_total=Counter(
             "sambung_calls", "Calls ended, by how they ended", ["direction", "outcome"], registry=r
         ),

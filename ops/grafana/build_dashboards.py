@@ -1008,7 +1008,8 @@ def engine() -> Json:
     lay.add(
         ts(
             "Dispatcher inbox",
-            "Events waiting in the dispatcher's inbox.",
+            "Events the dispatcher routed to call tasks' inboxes that the tasks have not taken "
+            "yet. Above 0 for long: call tasks are not keeping up (see dispatch lag).",
             targets(("sum by (instance) (sambung_dispatch_queue_depth)", "{{instance}}")),
         ),
         8,
