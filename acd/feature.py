@@ -175,7 +175,7 @@ class Acd:
         async def work(inbox: CallInbox) -> None:
             await cb.run(attempt, entry, offer, inbox)
 
-        if not self._shell.dispatcher.start_owned(attempt, work):
+        if not self._shell.dispatcher.start_owned(attempt, work, direction="callback"):
             self.service.agents.offer_failed(offer.agent_id, entry.call_id, "busy")
             self.service.back_to_queue(entry, offer.agent_id, "busy")
 

@@ -72,6 +72,8 @@ class Dialer:
             settings, acd.service, metrics, engine_instance=instance_id, calendars=calendars
         )
         self._shell: Shell | None = None
+        # Asked for every recording; the campaigns are fixed once the engine is built.
+        self._campaign_queues = {queue_of(n): n for n in self.service.campaigns}
         self._imports: dict[int, ImportProgress] = {}
         self._promises_today: tuple[float, dict[str, dict[str, Any]]] = (-1e9, {})
         # The dialer's own calls are dispositioned against their campaign's schema.
@@ -92,7 +94,7 @@ class Dialer:
 
     def campaign_of(self, queue: str) -> str | None:
         """The campaign whose live answers wait in this ACD queue."""
-        return {queue_of(n): n for n in self.service.campaigns}.get(queue)
+        return self._campaign_queues.get(queue)
 
     def _pool(self) -> Any:
         if self._shell is None:

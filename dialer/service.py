@@ -123,6 +123,7 @@ def retry_rules_of(c: CampaignSettings) -> compliance.RetryRules:
 
 HOUR = 3600.0  # the pacer's hourly guard looks back this far
 
+
 @dataclass(slots=True)
 class Line:
     """An attempt in progress."""
@@ -641,7 +642,7 @@ class DialerService:
                 self._attempt_done(run, plan, result)
                 self.kick()
 
-        if not self.dispatcher.start_owned(plan.attempt_id, work):
+        if not self.dispatcher.start_owned(plan.attempt_id, work, direction="dialer"):
             run.lines.pop(plan.attempt_id, None)
             self._attempt_done(run, plan, AttemptResult(outcome="cancelled"))
 

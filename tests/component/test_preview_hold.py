@@ -30,7 +30,13 @@ class Dispatcher:
     def __init__(self) -> None:
         self.started: list[str] = []
 
-    def start_owned(self, call_id: str, work: Callable[[Any], Coroutine[Any, Any, None]]) -> bool:
+    def start_owned(
+        self,
+        call_id: str,
+        work: Callable[[Any], Coroutine[Any, Any, None]],
+        direction: str = "outbound",
+    ) -> bool:
+        assert direction == "dialer"  # the dialer's lines are counted as its own
         self.started.append(call_id)
         work(None).close()  # never awaited: close the coroutine cleanly
         return True
