@@ -53,7 +53,7 @@ AGENT = ("agent1003", "a1003", 5093)
 # The phone picks up at once and hangs up shortly after: the call is over well before the
 # next round, and the measured part (ready -> INVITE) does not depend on it.
 PHONE = Answer(ring=0.0, hang_up_after=0.3)
-AMI = {"host": "127.0.0.1", "port": 5038, "username": "sambung", "secret": "sambung-dev-secret"}
+AMI = {"host": "127.0.0.1", "port": 5038, "username": "sambung", "secret": "sambung-dev-ami-secret"}
 
 
 async def _until(pred: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

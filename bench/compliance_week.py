@@ -51,10 +51,10 @@ import phonenumbers
 import yaml
 from phonenumbers import timezone as pn_timezone
 
-from acd.callback_rules import CallbackRules, check_number, next_dial_at
-from dialer import compliance
-from dialer.phones import WIB, WIT, WITA
-from engine.calendars import HolidayCalendar, build_calendar, explicit_days
+from sambung.acd.callback_rules import CallbackRules, check_number, next_dial_at
+from sambung.dialer import compliance
+from sambung.dialer.phones import WIB, WIT, WITA
+from sambung.engine.calendars import HolidayCalendar, build_calendar, explicit_days
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 28, 0, 0, tzinfo=ZoneInfo(WIB)).astimezone(UTC)

@@ -29,11 +29,11 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from asterisk.ami.adapter import AmiAdapter, AmiMessage
 from bench import NATIVE_SIP_PORT, TRUNK_SIP_PORT
-from engine.metrics import build_metrics
-from ivr.flows import FlowTable
-from ivr.model import Flow, HangupNode, MenuNode, Retry
+from sambung.asterisk.ami.adapter import AmiAdapter, AmiMessage
+from sambung.engine.metrics import build_metrics
+from sambung.ivr.flows import FlowTable
+from sambung.ivr.model import Flow, HangupNode, MenuNode, Retry
 from tests.integration.callers import Pause, Press, write_scenario
 from tests.integration.harness import running_engine, sipp
 
@@ -99,7 +99,7 @@ async def main() -> int:
     steps: list[Any] = [Pause(1500), Press("1")]
     scenario = write_scenario(work, "caller", steps, hang_up=False)
     native = NativeTimer()
-    ami = AmiAdapter("127.0.0.1", 5038, "sambung", "sambung-dev-secret", build_metrics())
+    ami = AmiAdapter("127.0.0.1", 5038, "sambung", "sambung-dev-ami-secret", build_metrics())
     ami.register_event("DTMFEnd", native.on_event)
     ami.register_event("UserEvent", native.on_event)
     ami_task = asyncio.create_task(ami.run())

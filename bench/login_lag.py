@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 
-from auth import passwords
+from sambung.auth import passwords
 
 PASSWORD = "correct horse battery staple"
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from acd.routing import (
+from sambung.acd.routing import (
     Match,
     QueuePolicy,
     ReadyAgent,

@@ -25,13 +25,13 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from acd.hub import AgentHub
-from auth.http import IDENTITY
-from auth.model import Identity, Role
-from console import ConsoleServices
-from console.app import Console
-from engine.config import ConsoleSettings
-from engine.metrics import build_metrics
+from sambung.acd.hub import AgentHub
+from sambung.auth.http import IDENTITY
+from sambung.auth.model import Identity, Role
+from sambung.console import ConsoleServices
+from sambung.console.app import Console
+from sambung.console.model import ConsoleConfig
+from sambung.engine.metrics import build_metrics
 
 STATES = ("ready", "on_call", "on_call", "on_call", "wrap_up", "paused", "ringing")
 
@@ -119,7 +119,7 @@ async def serve_cell(screens: int, seconds: float, shared: bool, seed: int) -> d
         wallboard=floor.wallboard,
         streams=floor.metrics.console_streams,
     )
-    console = Console(services, ConsoleSettings(wallboard_refresh_seconds=1.0))
+    console = Console(services, ConsoleConfig(wallboard_refresh_seconds=1.0))
     console.share_boards = shared
     meter = Meter()
     plain_render = console.render

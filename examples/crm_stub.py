@@ -41,8 +41,9 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.0)
     args = ap.parse_args()
     accounts = json.loads(ACCOUNTS.read_text())
-    web.run_app(build_app(accounts, args.delay), host=args.host, port=args.port,
-                print=lambda *_: None)
+    web.run_app(
+        build_app(accounts, args.delay), host=args.host, port=args.port, print=lambda *_: None
+    )
 
 
 if __name__ == "__main__":

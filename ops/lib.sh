@@ -23,24 +23,60 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+newest_python() {
+  # The newest python3.X (3.11 or later) on PATH, else python3 if that is 3.11 or later;
+  # prints its name, or nothing. pyproject.toml supports 3.11 and every later 3.x, and the suite
+  # runs on the newest one the machine has, so CI meets a new Python as soon as the machine does.
+  local name
+  for name in $(compgen -c python3. | grep -E '^python3\.[0-9]+$' | sort -u -t. -k2,2nr) python3; do
+    command -v "$name" >/dev/null || continue
+    if "$name" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$name"
+      return 0
+    fi
+  done
+  return 0  # none: the caller sees an empty answer (a failure here would trip set -e)
+}
+
 ensure_python() {
-  local py=python3
-  command -v "$py" >/dev/null || apt_install python3
-  "$py" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' \
-    || die "Python 3.11 is required (found $("$py" --version 2>&1))"
-  "$py" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  local py; py=$(newest_python)
+  if [ -z "$py" ]; then
+    command -v python3 >/dev/null || apt_install python3
+    py=$(newest_python)
+    [ -n "$py" ] || die "Python 3.11 or later is required (found $(python3 --version 2>&1))"
+  fi
+  local ver; ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  # Debian splits venv and ensurepip out per version (python3.11-venv, python3.12-venv ...).
+  "$py" -c 'import ensurepip, venv' 2>/dev/null || apt_install "python$ver-venv"
+  # A virtualenv made earlier with a Python that is still 3.11 or later is kept as it is:
+  # rebuilding it whenever a newer Python appears would throw away a working setup.
+  if [ -x "$VENV/bin/python" ] \
+    && ! "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+    say "replacing $VENV (its Python is older than 3.11 or broken)"
+    rm -rf "$VENV"
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
-    say "creating $VENV"
+    say "creating $VENV with $py ($ver)"
     "$py" -m venv "$VENV"
   fi
-  # Reinstall only when pyproject.toml changed since the last install.
-  local stamp="$VENV/.sambung-installed"
-  if [ ! -f "$stamp" ] || [ "$SAMBUNG_ROOT/pyproject.toml" -nt "$stamp" ]; then
-    say "installing Python dependencies"
-    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e "$SAMBUNG_ROOT[dev]"
-    touch "$stamp"
-  fi
+  install_python_deps
+}
+
+install_python_deps() {
+  # The exact versions in requirements-dev.lock (hash-checked), then the project itself without
+  # dependencies, so nothing but the lock decides what is installed. pyproject.toml keeps the
+  # ranges the lock is generated from (CONTRIBUTING.md). Runs again only when pyproject.toml
+  # or a lock file changed since the last install.
+  local stamp="$VENV/.sambung-installed" f changed=
+  for f in pyproject.toml requirements.lock requirements-dev.lock; do
+    if [ "$SAMBUNG_ROOT/$f" -nt "$stamp" ]; then changed=1; fi
+  done
+  [ -f "$stamp" ] && [ -z "$changed" ] && return 0
+  say "installing Python dependencies (requirements-dev.lock)"
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q --require-hashes -r "$SAMBUNG_ROOT/requirements-dev.lock"
+  "$VENV/bin/pip" install -q --no-deps -e "$SAMBUNG_ROOT"
+  touch "$stamp"
 }
 
 pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -118,8 +154,10 @@ ensure_ops_tools() {
 
 ensure_web_assets() {
   # The console's two front-end libraries (htmx and its SSE extension), from the npm registry
-  # at the versions in console/web/package-lock.json; the engine serves them from there.
-  local dir="$SAMBUNG_ROOT/console/web"
+  # at the versions in sambung/console/web/package-lock.json. The engine serves the committed copies in
+  # sambung/console/static/vendor (package data); tests/unit/test_install_paths.py checks that those
+  # are byte for byte what npm installs here, so the registry's integrity hashes vouch for them.
+  local dir="$SAMBUNG_ROOT/sambung/console/web"
   local stamp="$dir/node_modules/.sambung-installed"
   if [ -f "$stamp" ] && [ ! "$dir/package-lock.json" -nt "$stamp" ]; then return 0; fi
   command -v npm >/dev/null || apt_install nodejs npm

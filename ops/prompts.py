@@ -7,7 +7,7 @@ Standard library only: ops/sandbox runs it with the host's python3, before any v
 
 What it makes (8 kHz mono 16-bit WAV, the format Asterisk plays without transcoding):
   * NUMBERS below: the Indonesian number words the ``say`` node composes amounts from
-    (``sambung/num/*`` in the ``id`` folder, the set ``ivr/speech.py`` declares; a unit test
+    (``sambung/num/*`` in the ``id`` folder, the set ``sambung/ivr/speech.py`` declares; a unit test
     keeps the two equal) and ``sambung/rupiah`` in English and Indonesian. They are said back
     to back, so their leading and trailing silence is trimmed.
   * the flows' catalogue, examples/flows/prompts.yaml (or --catalogue FILE): prompt name ->

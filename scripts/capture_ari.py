@@ -35,8 +35,8 @@ import aiohttp
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from asterisk.ari.client import AriClient  # noqa: E402
-from asterisk.ari.errors import AriNotFound  # noqa: E402
+from sambung.asterisk.ari.client import AriClient  # noqa: E402
+from sambung.asterisk.ari.errors import AriNotFound  # noqa: E402
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "ari"
 SIPP_DIR = FIXTURES / "sipp"

@@ -46,7 +46,7 @@ async def fresh_database(prefix: str = "sambung_t") -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def migrated_pool() -> AsyncIterator[asyncpg.Pool]:
-    from engine import db
+    from sambung.engine import db
 
     async with fresh_database() as url:
         pool = await db.connect_pool(url, 1, 4)

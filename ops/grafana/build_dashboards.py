@@ -191,6 +191,17 @@ UP_DOWN = [
     }
 ]
 RED_GREEN = thresholds((None, "red"), (1, "green"))
+ACTIVE_STANDBY = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "standby", "color": "blue", "index": 0},
+            "1": {"text": "active", "color": "green", "index": 1},
+        },
+    }
+]
+# Ring-no-answer is one result of the offers counter (there is no counter of its own).
+RONA_1H = 'sum(increase(sambung_agent_offers_total{result="rona"}[1h]))'
 
 
 def quantiles(
@@ -523,7 +534,7 @@ def agents() -> Json:
             "Ring-no-answer (1 h)",
             "Offers not answered within the ring timeout over the last hour; each pauses the "
             "agent with reason rona.",
-            targets(("sum(increase(sambung_agent_rona_total[1h]))", "RONA")),
+            targets((RONA_1H, "RONA")),
             steps=thresholds((None, "green"), (5, "orange"), (20, "red")),
             decimals=0,
         ),
@@ -572,7 +583,7 @@ def agents() -> Json:
         ts(
             "Ring-no-answer per hour",
             "RONA over the last hour, as a rolling count.",
-            targets(("sum(increase(sambung_agent_rona_total[1h]))", "RONA")),
+            targets((RONA_1H, "RONA")),
         ),
         12,
         8,
@@ -945,6 +956,168 @@ def engine() -> Json:
         4,
         5,
     )
+    lay.row("Engines and failover")
+    lay.add(
+        stat(
+            "Role",
+            "Which engine holds the lease and drives Asterisk (active) and which wait "
+            "(standby). Exactly one should be active; the alert SambungNoActiveEngine fires "
+            "when none is for a minute.",
+            targets(("max by (instance) (sambung_engine_active)", "{{instance}}")),
+            steps=thresholds((None, "blue"), (1, "green")),
+            mappings=ACTIVE_STANDBY,
+        ),
+        8,
+        5,
+    )
+    version = stat(
+        "Version",
+        "The engine version each instance runs, and its Python (sambung_build_info). Two "
+        "versions side by side: a rolling upgrade in progress.",
+        targets(
+            (
+                "max by (instance, version, python_version) (sambung_build_info)",
+                "{{instance}}: {{version}} (Python {{python_version}})",
+            )
+        ),
+        steps=thresholds((None, "blue")),
+    )
+    # The value is always 1: the labels are what there is to read.
+    version["options"]["textMode"] = "name"
+    lay.add(version, 8, 5)
+    lay.add(
+        stat(
+            "Lease takeovers (24 h)",
+            "Times each instance took the lease over from another in the last day: a crash, "
+            "a failover or a deploy. More than deploys explain: see the runbook of "
+            "SambungNoActiveEngine.",
+            targets(
+                (
+                    "sum by (instance) (increase(sambung_engine_takeovers_total[24h]))",
+                    "{{instance}}",
+                )
+            ),
+            steps=thresholds((None, "green"), (3, "orange")),
+            decimals=0,
+        ),
+        8,
+        5,
+    )
+    lay.add(
+        ts(
+            "Active engine",
+            "1 while an instance holds the lease, 0 while it is a standby. A handover shows "
+            "as one line dropping and another rising.",
+            targets(("max by (instance) (sambung_engine_active)", "{{instance}}")),
+            minmax=(0, 1),
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        ts(
+            "Lease takeovers per hour",
+            "Takeovers of the lease by each instance, as a rolling hour.",
+            targets(
+                (
+                    "sum by (instance) (increase(sambung_engine_takeovers_total[1h]))",
+                    "{{instance}}",
+                )
+            ),
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        ts(
+            "Callers taken over per hour",
+            "Waiting callers an earlier engine left (a crash, a stop, a takeover) that this "
+            "one took over at their place, by entry kind, as a rolling hour.",
+            targets(
+                (
+                    "sum by (kind) (increase(sambung_calls_adopted_total[1h]))",
+                    "{{kind}}",
+                )
+            ),
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        ts(
+            "Safeguard sweep: quantiles",
+            "Time to refresh the Asterisk-side timeout of every waiting call once. It must "
+            "stay far below a third of [acd] adopt_within_seconds.",
+            quantiles(
+                "sambung_safeguard_sweep_seconds", "", "instance", (0.5, 0.99), "{{instance}} QQ"
+            ),
+            unit="s",
+        ),
+        12,
+        8,
+    )
+    lay.row("Process")
+    # process_* also come from Prometheus's own job: only the engine's are wanted here.
+    job = 'job="sambung"'
+    lay.add(
+        ts(
+            "CPU",
+            "CPU time used per second (1 = one core). The event loop runs on one core: near 1 "
+            "means calls wait for it (see event-loop lag).",
+            targets(
+                (
+                    f"sum by (instance) (rate(process_cpu_seconds_total{{{job}}}[{RATE}]))",
+                    "{{instance}}",
+                )
+            ),
+            unit="percentunit",
+            minmax=(0, None),
+        ),
+        6,
+        8,
+    )
+    lay.add(
+        ts(
+            "Memory (RSS)",
+            "Resident memory of the engine's process. Steady growth with steady traffic is a leak.",
+            targets(
+                (
+                    f"max by (instance) (process_resident_memory_bytes{{{job}}})",
+                    "{{instance}}",
+                )
+            ),
+            unit="bytes",
+        ),
+        6,
+        8,
+    )
+    lay.add(
+        ts(
+            "Open file descriptors",
+            "Open file descriptors (sockets included) against the process's limit "
+            "(LimitNOFILE). At the limit, new calls' connections and database connections fail.",
+            targets(
+                (f"max by (instance) (process_open_fds{{{job}}})", "{{instance}} open"),
+                (f"max by (instance) (process_max_fds{{{job}}})", "{{instance}} limit"),
+            ),
+        ),
+        6,
+        8,
+    )
+    lay.add(
+        ts(
+            "Event-loop lag: quantiles",
+            "How late the engine's timers fire: time the event loop, which every call shares, "
+            "spent on other work past their due time. Near 250 ms callers notice menus "
+            "reacting late.",
+            quantiles(
+                "sambung_event_loop_lag_seconds", "", "instance", (0.5, 0.99), "{{instance}} QQ"
+            ),
+            unit="s",
+        ),
+        6,
+        8,
+    )
     lay.row("Asterisk connection")
     lay.add(
         ts(
@@ -1065,8 +1238,8 @@ def engine() -> Json:
     lay.add(
         ts(
             "Pending writes",
-            "Facts waiting to be written; they grow while PostgreSQL is down and are spilled "
-            "to the spool at shutdown.",
+            "Facts waiting to be written to PostgreSQL, safe on disk in the engine's spool; "
+            "they grow while PostgreSQL is down or refuses writes.",
             targets(("sum by (instance) (sambung_db_pending_writes)", "{{instance}}")),
         ),
         8,
@@ -1216,8 +1389,9 @@ def engine() -> Json:
     return dashboard(
         "sambung-engine",
         "Sambung / Engine health",
-        "The engine itself: Asterisk connection, event and dispatch lag, database, calls, IVR, "
-        "logins and open console screens.",
+        "The engine itself: which instance is active and its version, failover, CPU, memory, "
+        "file descriptors and event-loop lag, Asterisk connection, event and dispatch lag, "
+        "database, calls, IVR, logins and open console screens.",
         lay,
         [],
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from acd.store import callback_history
-from engine.facts import CallStartedFact
+from sambung.acd.store import callback_history
+from sambung.engine.facts import CallStartedFact
 from tests.dbutil import migrated_pool
 
 T = datetime(2026, 12, 28, 3, 0, tzinfo=UTC)

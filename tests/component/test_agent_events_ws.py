@@ -15,10 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from acd.hub import AgentHub
-from auth.service import SessionPolicy
-from engine.errors import NotFound
-from engine.http import RoleToken
+from sambung.acd.agents import AgentState
+from sambung.acd.events import AgentStateChanged
+from sambung.acd.hub import AgentHub
+from sambung.auth.service import SessionPolicy
+from sambung.engine.errors import NotFound
+from sambung.engine.http import RoleToken
 from tests.component.test_auth_http import AGENTS, IDLE, PASSWORD, FakeAcd, Stack, bearer, stack
 
 TICKET = "/api/v1/auth/ws-ticket"
@@ -101,9 +103,21 @@ async def test_a_ticket_opens_the_agents_socket_once(tmp_path: Path) -> None:
         ws = await s.client.ws_connect("/api/v1/agents/siti/events", params={"ticket": ticket})
         first = json.loads((await ws.receive(timeout=5)).data)
         assert (first["seq"], first["type"], first["agent"]["agent_id"]) == (0, "snapshot", "siti")
-        s.acd.hub.publish("siti", "state", state="ready")
+        at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        s.acd.hub.publish(
+            AgentStateChanged("siti", AgentState.READY, "", AgentState.LOGGED_OUT, at, None)
+        )
         pushed = json.loads((await ws.receive(timeout=5)).data)
-        assert (pushed["type"], pushed["state"]) == ("state", "ready")
+        assert pushed == {
+            "seq": 1,
+            "type": "state",
+            "agent_id": "siti",
+            "state": "ready",
+            "reason": "",
+            "previous": "logged_out",
+            "at": "2026-03-02T09:00:00+00:00",
+            "call_id": None,
+        }
         await ws.close()
 
         # Used once: refused the second time.

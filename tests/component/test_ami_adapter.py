@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from asterisk.ami import (
+from sambung.asterisk.ami import (
     AmiActionFailed,
     AmiActionOutcomeUnknown,
     AmiAdapter,
@@ -23,7 +23,7 @@ from asterisk.ami import (
     FullyBooted,
     PjsipContact,
 )
-from engine.metrics import Metrics, build_metrics
+from sambung.engine.metrics import Metrics, build_metrics
 from tests.fakes.fake_ami import FakeAmi
 from tests.fakes.fake_ami import fake_ami as fake_ami  # the fixture
 from tests.fakes.fake_ami import loop_errors as loop_errors  # the fixture

@@ -8,19 +8,20 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from asterisk.ari.client import AriClient
-from asterisk.ari.errors import (
+from sambung.asterisk.ari.client import AriClient
+from sambung.asterisk.ari.errors import (
     AriAuthFailed,
     AriBadRequest,
     AriConflict,
+    AriFenced,
     AriNotFound,
     AriServerError,
     AriUnavailable,
     AriUnprocessable,
     ChannelGone,
 )
-from engine.errors import CallGone
-from engine.metrics import Metrics, build_metrics
+from sambung.engine.errors import CallGone
+from sambung.engine.metrics import Metrics, build_metrics
 from tests.fakes.fake_ari import FakeAri, channel_json
 
 pytestmark = pytest.mark.timeout(10)
@@ -299,3 +300,39 @@ async def test_given_asterisk_that_never_answers_then_timeout_is_unavailable(
         await asyncio.gather(*handlers, return_exceptions=True)
         server.close()
         await server.wait_closed()
+
+
+async def test_given_a_fenced_engine_then_changes_are_refused_before_they_leave_and_reads_pass(
+    fake_ari: FakeAri, session: aiohttp.ClientSession, metrics: Metrics
+) -> None:
+    """With a hot standby the client asks ``acting`` at each request: once the lease is gone,
+    nothing that would change a call reaches Asterisk (the request is never sent)."""
+    holding = [True]
+    client = AriClient(
+        session,
+        fake_ari.base_url,
+        fake_ari.username,
+        fake_ari.password,
+        "sambung",
+        metrics,
+        acting=lambda: holding[0],
+    )
+    fake_ari.channels["c1"] = channel_json("c1", state="Up")
+    await client.answer("c1")
+    sent = len(fake_ari.requests)
+    holding[0] = False
+    for change in (
+        client.answer("c1"),
+        client.hangup("c1"),
+        client.play("c1", "c1-p", ["sound:hello-world"]),
+    ):
+        with pytest.raises(AriFenced) as info:
+            await change
+        assert info.value.error_id == "ari.fenced"
+        assert isinstance(info.value, AriUnavailable)  # handled where Asterisk is away
+    assert len(fake_ari.requests) == sent
+    assert errors(metrics, "fenced") == 3
+    # Reads still pass: a fenced engine may look, never touch.
+    info_ = await client.asterisk_info()
+    assert info_.entity_id == fake_ari.entity_id
+    assert len(fake_ari.requests) == sent + 1

@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from asterisk.ari.client import AriClient
-from asterisk.ari.events import AriEvent, StasisStart, UnknownEvent
-from asterisk.ari.stream import AriEventStream, ConnectInfo
-from engine.metrics import Metrics, build_metrics
+from sambung.asterisk.ari.client import AriClient
+from sambung.asterisk.ari.events import AriEvent, StasisStart, UnknownEvent
+from sambung.asterisk.ari.stream import AriEventStream, ConnectInfo
+from sambung.engine.metrics import Metrics, build_metrics
 from tests.fakes.fake_ari import FakeAri, channel_json
 
 pytestmark = pytest.mark.timeout(10)

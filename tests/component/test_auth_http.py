@@ -21,31 +21,31 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from acd.http import add_routes as add_acd_routes
-from acd.hub import AgentHub
-from auth.http import COOKIE, CSRF_HEADER
-from auth.model import Role
-from auth.ratelimit import Limits
-from auth.routes import ROUTE_POLICY, RoutePolicy
-from auth.service import AuthService, SessionPolicy
-from console import ConsoleServices
-from console.app import Console
-from dialer.http import add_routes as add_dialer_routes
-from engine.config import Settings
-from engine.errors import NotFound
-from engine.facts import FactWriter
-from engine.http import HttpDeps, RoleToken, build_app
-from engine.metrics import build_metrics
-from ivr.http import add_routes as add_ivr_routes
-from recordings.http import add_routes as add_recording_routes
-from recordings.journal import Journal
-from recordings.model import Policy, Rules, ScopeRules
-from recordings.monitor import MonitorService
-from recordings.service import RecordingService
-from recordings.storage import LocalDirectoryStore
+from sambung.acd.http import add_routes as add_acd_routes
+from sambung.acd.hub import AgentHub
+from sambung.auth.http import COOKIE, CSRF_HEADER
+from sambung.auth.model import Role
+from sambung.auth.ratelimit import Limits
+from sambung.auth.routes import ROUTE_POLICY, RoutePolicy
+from sambung.auth.service import AuthService, SessionPolicy
+from sambung.console import ConsoleServices
+from sambung.console.app import Console
+from sambung.console.model import ConsoleConfig
+from sambung.dialer.http import add_routes as add_dialer_routes
+from sambung.engine.errors import NotFound
+from sambung.engine.facts import FactWriter
+from sambung.engine.http import HttpDeps, RoleToken, build_app
+from sambung.engine.metrics import build_metrics
+from sambung.ivr.http import add_routes as add_ivr_routes
+from sambung.recordings.http import add_routes as add_recording_routes
+from sambung.recordings.journal import Journal
+from sambung.recordings.model import Policy, Rules, ScopeRules
+from sambung.recordings.monitor import MonitorService
+from sambung.recordings.service import RecordingService
+from sambung.recordings.storage import LocalDirectoryStore
+from sambung.wallboard.http import add_routes as add_wallboard_routes
 from tests.dbutil import migrated_pool
 from tests.unit.test_recordings_fakes import FakeRecordingAri
-from wallboard.http import add_routes as add_wallboard_routes
 
 PASSWORD = "kata-sandi-rahasia-1"
 PER_USER = 3
@@ -758,7 +758,6 @@ async def test_every_route_declares_who_may_use_it(tmp_path: Path) -> None:
         engine_routes = routes_of(api)
         engine_policy = api[ROUTE_POLICY]
 
-    settings = Settings()
     console_app = web.Application()
     services = ConsoleServices(
         agents=cast(Any, None),
@@ -770,7 +769,7 @@ async def test_every_route_declares_who_may_use_it(tmp_path: Path) -> None:
         wallboard=no_view,
         streams=build_metrics().console_streams,
     )
-    Console(services, settings.console).add_routes(console_app)
+    Console(services, ConsoleConfig()).add_routes(console_app)
     console_routes = routes_of(console_app)
     console_policy = console_app[ROUTE_POLICY]
 
@@ -799,7 +798,7 @@ async def test_every_route_declares_who_may_use_it(tmp_path: Path) -> None:
 
 
 async def test_a_route_declared_twice_or_with_no_role_is_refused() -> None:
-    from auth.routes import Routes
+    from sambung.auth.routes import Routes
 
     async def h(_: web.Request) -> web.Response:
         return web.Response()

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from console.app import Console
-from engine.config import load_settings
-from engine.main import Engine
+from sambung.console import config as console_config
+from sambung.console.app import Console
+from sambung.engine.config import load_settings
+from sambung.engine.main import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,7 @@ async def test_given_a_calendar_that_does_not_cover_today_then_the_board_shows_w
     assert cal["days_left"] == 0
     assert cal["blocked_campaigns"] == ["kolek-30"]  # "reminder" is not running
     assert engine.metrics.calendar_days_left.labels(calendar="id-national")._value.get() == 0
-    console = Console(engine.console_services(), engine.settings.console)
+    console = Console(engine.console_services(), console_config(engine.settings.console))
     html = console.render("_board.html", "en", board=board)
     assert 'class="banner danger"' in html
     assert "campaigns kolek-30 are not dialling (calendar_missing)" in html
@@ -52,7 +53,7 @@ async def test_given_a_calendar_that_covers_the_year_then_the_board_is_quiet(
     engine.dialer.service.campaigns["kolek-30"].state = "running"
     board = await engine.wallboard.view()
     assert board["calendars"] == []
-    html = Console(engine.console_services(), engine.settings.console).render(
+    html = Console(engine.console_services(), console_config(engine.settings.console)).render(
         "_board.html", "en", board=board
     )
     assert "banner" not in html

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.metrics import Metrics
+from sambung.engine.metrics import Metrics
 from tests.fakes.fake_ari import FakeAri
 from tests.integration.harness import RunningEngine, running_engine
 

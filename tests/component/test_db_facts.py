@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from engine import db
-from engine.facts import (
+from sambung.engine import db
+from sambung.engine.facts import (
     CallAnsweredFact,
     CallEndedFact,
     CallStartedFact,
@@ -18,8 +18,9 @@ from engine.facts import (
     OpenCallsClosedFact,
     fact_from_json,
     fact_to_json,
+    read_spool,
 )
-from engine.metrics import build_metrics
+from sambung.engine.metrics import build_metrics
 from tests.dbutil import fresh_database, migrated_pool
 
 T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -84,7 +85,9 @@ async def test_facts_are_written_in_order_and_are_idempotent(tmp_path: Path) -> 
         assert row["ended_at"] == T + timedelta(seconds=9)
         assert row["end_reason"] == "completed"
         assert row["hangup_cause"] == 16
-        assert not (tmp_path / "spool.jsonl").exists()
+        # Committed, so gone from the spool (close: the spool thread has caught up).
+        assert w.close()
+        assert read_spool((tmp_path / "spool.jsonl").read_bytes()).records == []
 
 
 async def test_open_calls_are_closed_except_live_ones(tmp_path: Path) -> None:
@@ -110,7 +113,7 @@ async def test_open_calls_are_closed_except_live_ones(tmp_path: Path) -> None:
         }
 
 
-async def test_given_the_database_is_down_then_facts_spill_and_replay_later(
+async def test_given_the_database_is_down_then_facts_wait_in_the_spool_and_replay_later(
     tmp_path: Path,
 ) -> None:
     spool = tmp_path / "spool.jsonl"
@@ -127,7 +130,7 @@ async def test_given_the_database_is_down_then_facts_spill_and_replay_later(
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await dead.close()
-    assert len(spool.read_text().splitlines()) == 2
+    assert len(read_spool(spool.read_bytes()).records) == 2
 
     async with migrated_pool() as pool:
         w2 = FactWriter(pool, build_metrics(), spool)
@@ -141,7 +144,8 @@ async def test_given_the_database_is_down_then_facts_spill_and_replay_later(
         row = await pool.fetchrow("SELECT end_reason FROM calls WHERE call_id = 'c9'")
         assert row is not None
         assert row["end_reason"] == "caller_hangup"
-    assert not spool.exists()
+        assert w2.close()
+    assert read_spool(spool.read_bytes()).records == []
 
 
 def test_fact_json_round_trip() -> None:

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from dialer import store
-from dialer.facts import (
+from sambung.dialer import store
+from sambung.dialer.facts import (
     AttemptAmdFact,
     AttemptAnsweredFact,
     AttemptConnectedFact,
@@ -17,8 +17,8 @@ from dialer.facts import (
     DialerDispositionFact,
     RecordScheduledFact,
 )
-from engine.db import Conn
-from engine.facts import Fact, fact_from_json, fact_to_json
+from sambung.engine.db import Conn
+from sambung.engine.facts import Fact, fact_from_json, fact_to_json
 from tests.dbutil import migrated_pool
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -184,11 +184,33 @@ async def test_open_attempts_of_a_crashed_run_are_closed_and_their_records_freed
         await store.begin_attempt(
             conn, a, at=T, engine_instance="e1", asterisk_id="", trunk="customers"
         )
-        assert await store.recover_open_attempts(conn, "e2") == 0
-        assert await store.recover_open_attempts(conn, "e1") == 1
+        assert await store.recover_open_attempts(conn, "e2", 90) == 0
+        assert await store.recover_open_attempts(conn, "e1", 90) == 1
         row = await one(conn, "SELECT outcome FROM dial_attempts WHERE attempt_id = 'dlr-9'")
-        assert row["outcome"] == "cancelled"
-        rec = await one(conn, "SELECT state FROM dial_records WHERE account_id = 'C1'")
+        # The engine lost it, not the debtor; and its record waits out the hold, so that the
+        # old line (maybe still ringing until the orphan sweep) is never joined by a new one.
+        assert row["outcome"] == "lost"
+        rec = await one(
+            conn,
+            """SELECT state, EXTRACT(EPOCH FROM next_at - now())::float8 AS wait
+               FROM dial_records WHERE account_id = 'C1'""",
+        )
         assert rec["state"] == "scheduled"
+        assert 85 < rec["wait"] <= 90, rec["wait"]
         call = await one(conn, "SELECT end_reason FROM calls WHERE call_id = 'dlr-9'")
         assert call["end_reason"] == "engine_restart"
+
+
+async def test_after_a_takeover_the_open_attempts_of_every_engine_are_closed() -> None:
+    """With a hot standby (no instance named): the engine that took the lease over closes
+    what the other engine left open."""
+    async with migrated_pool() as pool, pool.acquire() as conn:
+        await add_record(conn, "C1", ["+6281200000031"])
+        due = await store.due_records(conn, "c1", T, 1)
+        a = store.NewAttempt("dlr-9", due[0], due[0].phone(), "predictive")
+        await store.begin_attempt(
+            conn, a, at=T, engine_instance="alpha", asterisk_id="", trunk="customers"
+        )
+        assert await store.recover_open_attempts(conn, None, 90) == 1
+        row = await one(conn, "SELECT outcome FROM dial_attempts WHERE attempt_id = 'dlr-9'")
+        assert row["outcome"] == "lost"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.reconcile import ORPHAN_GRACE_SECONDS
+from sambung.engine.reconcile import ORPHAN_GRACE_SECONDS
 from tests.fakes.fake_ari import FakeAri, channel_json
 from tests.integration.harness import engine_database, engine_running, running_engine
 
@@ -41,7 +41,7 @@ async def test_given_an_unknown_did_then_the_unknown_number_prompt_plays(
         assert "sound:sambung/unknown-number" in str(play.body)
 
 
-async def test_given_the_caller_hangs_up_mid_greeting_then_caller_hangup(
+async def test_given_the_caller_hangs_up_mid_greeting_then_abandoned_in_the_ivr(
     fake_ari: FakeAri,
 ) -> None:
     fake_ari.playback_duration = 5.0
@@ -50,7 +50,7 @@ async def test_given_the_caller_hangs_up_mid_greeting_then_caller_hangup(
         await run.wait_open(call_id=cid, timeout=5)
         await fake_ari.caller_hangup(cid)
         row = await run.wait_closed(call_id=cid, timeout=5)
-        assert row["end_reason"] == "caller_hangup"
+        assert row["end_reason"] == "caller_abandoned_ivr"
         assert row["hangup_cause"] == 16
 
 
@@ -67,7 +67,8 @@ async def test_given_the_socket_drops_mid_prompt_then_the_call_still_completes(
         row = await run.wait_closed(call_id=cid, timeout=10)
         assert row["end_reason"] == "completed"
         assert fake_ari.connections >= 2
-        assert fake_ari.requests_to("GET", rf"/playbacks/{cid}-greeting")
+        # The greeting's playback (the flow's first prompt), asked about after the reconnect.
+        assert fake_ari.requests_to("GET", rf"/playbacks/{cid}-1-0")
 
 
 async def test_given_asterisk_restarts_mid_call_then_the_call_is_closed_with_that_reason(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from engine.config import IvrSettings
-from ivr.retention import run_digits_retention
-from ivr.store import forget_entered_digits
+from sambung.engine.config import IvrSettings
+from sambung.ivr.retention import run_digits_retention
+from sambung.ivr.store import forget_entered_digits, forget_session_attributes
 from tests.dbutil import migrated_pool
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -35,6 +36,14 @@ async def seed(pool: asyncpg.Pool) -> None:
             (5, "account", "input", "12345678"),  # the account number
             (6, "lookup", "lookup_failed", "missing:account"),
         ]
+        await pool.execute(
+            """INSERT INTO ivr_sessions (call_id, flow, flow_version, started_at, attributes)
+               VALUES ($1, 'main', 'v1', $2, $3::jsonb)""",
+            cid,
+            at,
+            '{"caller_number": "0811", "caller_name": "Budi", "did": "1500", '
+            '"language": "id", "account": "12345678", "crm.amount_due": "4500000"}',
+        )
         await pool.executemany(
             "INSERT INTO ivr_steps (call_id, seq, at, node, kind, choice) "
             "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -91,6 +100,21 @@ async def test_the_job_runs_at_once_and_then_every_interval() -> None:
                 await asyncio.sleep(0.02)
             assert (await choices(pool, "old"))[4] == (5, "input", None)
             assert (await choices(pool, "new"))[4] == (5, "input", "12345678")
+            assert "caller_number" not in await attributes(pool, "old")  # the same job
         finally:
             job.cancel()
             await asyncio.gather(job, return_exceptions=True)
+
+
+async def attributes(pool: asyncpg.Pool, cid: str) -> dict[str, str]:
+    raw = await pool.fetchval("SELECT attributes::text FROM ivr_sessions WHERE call_id = $1", cid)
+    return dict(json.loads(raw))
+
+
+async def test_given_sessions_older_than_the_retention_then_only_language_and_did_stay() -> None:
+    async with migrated_pool() as pool:
+        await seed(pool)
+        assert await forget_session_attributes(pool, NOW - timedelta(days=90)) == 1
+        assert await attributes(pool, "old") == {"did": "1500", "language": "id"}
+        assert (await attributes(pool, "new"))["account"] == "12345678"
+        assert await forget_session_attributes(pool, NOW - timedelta(days=90)) == 0

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from ivr.flows import FlowTable
-from ivr.model import EnvHeader, Flow, HangupNode, InputNode, LookupNode, MenuNode, Retry
+from sambung.ivr.flows import FlowTable
+from sambung.ivr.model import EnvHeader, Flow, HangupNode, InputNode, LookupNode, MenuNode, Retry
 from tests.fakes.fake_ari import FakeAri
 from tests.integration.harness import RunningEngine, running_engine
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from dialer import compliance
+from sambung.dialer import compliance
 from tests.fakes.fake_ari import FakeAri
 from tests.integration.harness import TOKEN, running_engine
 

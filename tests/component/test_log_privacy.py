@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from engine.logging import configure_logging
-from ivr.flows import FlowTable
-from ivr.model import InputNode
+from sambung.engine.logging import configure_logging
+from sambung.ivr.flows import FlowTable
+from sambung.ivr.model import InputNode
 from tests.component.test_ivr_engine import input_flow
 from tests.fakes.fake_ari import FakeAri
 from tests.integration.harness import running_engine

@@ -17,13 +17,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from auth import passwords
-from auth.model import BadCredentials, RateLimited, Role
-from auth.ratelimit import Limits
-from auth.service import AuthService, SessionPolicy
-from engine import db
-from engine.facts import FactWriter
-from engine.metrics import build_metrics
+from sambung.auth import passwords
+from sambung.auth.model import BadCredentials, RateLimited, Role
+from sambung.auth.ratelimit import Limits
+from sambung.auth.service import AuthService, SessionPolicy
+from sambung.engine import db
+from sambung.engine.facts import FactWriter
+from sambung.engine.metrics import build_metrics
 from tests.component.test_auth_http import AGENTS, PASSWORD, WINDOW, stack
 from tests.dbutil import fresh_database
 

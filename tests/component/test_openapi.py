@@ -1,4 +1,4 @@
-"""The engine's OpenAPI description (engine/openapi.yaml) against the engine itself.
+"""The engine's OpenAPI description (sambung/engine/openapi.yaml) against the engine itself.
 
 1. It is a valid OpenAPI document, and the engine serves it (as JSON, without a token).
 2. It describes exactly the routes the engine registers, method for method (the web
@@ -28,8 +28,8 @@ import pytest
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from engine.http import PROBLEM, HttpDeps, build_app
-from engine.openapi import document
+from sambung.engine.http import PROBLEM, HttpDeps, build_app
+from sambung.engine.openapi import document
 from tests.fakes.fake_ari import FakeAri
 from tests.integration.harness import EXAMPLE_HOTLINE, RunningEngine, running_engine
 
@@ -54,7 +54,7 @@ PENDING_AUTH_ROUTES = frozenset(
         ("GET", "/api/v1/wallboard"),
     }
 )
-AUTH_FEATURE = ROOT / "auth" / "http.py"
+AUTH_FEATURE = ROOT / "sambung" / "auth" / "http.py"
 # A WebSocket upgrade: schemathesis speaks plain HTTP.
 WEBSOCKET = ("GET", "/api/v1/agents/{agent_id}/events")
 # Logging in with made-up passwords would only fill the failed-login limiter.
@@ -123,7 +123,7 @@ async def live_engine(
         apps.append(app)
         return app
 
-    monkeypatch.setattr("engine.main.build_app", keep)
+    monkeypatch.setattr("sambung.engine.main.build_app", keep)
     async with running_engine(
         fake_ari.base_url,
         ami={"enabled": False},

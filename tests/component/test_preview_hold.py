@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from acd.service import AcdService
-from dialer import campaign_queues as with_campaign_queues
-from dialer.service import CampaignStateError, DialerService
-from engine.calendar_config import build_calendars
-from engine.config import Settings, load_settings
-from engine.errors import NotFound
-from engine.metrics import build_metrics
+import sambung.acd as acd_feature
+import sambung.dialer as dialer_feature
+from sambung.acd.service import AcdService
+from sambung.dialer import campaign_queues as with_campaign_queues
+from sambung.dialer.service import CampaignStateError, DialerService
+from sambung.engine.calendar_config import build_calendars
+from sambung.engine.config import Settings, load_settings
+from sambung.engine.errors import NotFound
+from sambung.engine.metrics import build_metrics
 from tests.dbutil import migrated_pool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +62,12 @@ def settings() -> Settings:
 async def preview_floor() -> AsyncIterator[tuple[DialerService, Any, Dispatcher]]:
     s = settings()
     metrics = build_metrics()
-    acd = AcdService(with_campaign_queues(s), metrics)
+    dialer_config = dialer_feature.config(s.dialer)
+    acd = AcdService(
+        with_campaign_queues(acd_feature.config(s.acd, s.calls), dialer_config), metrics
+    )
     dialer = DialerService(
-        s.dialer,
+        dialer_config,
         acd,
         metrics,
         engine_instance="test",
@@ -115,7 +120,7 @@ async def test_given_a_record_held_by_another_then_it_is_neither_shown_nor_diall
         assert other["record_id"] != shown["record_id"]
         # The pacer does not see held records either.
         async with pool.acquire() as conn, conn.transaction():
-            from dialer import store
+            from sambung.dialer import store
 
             due = await store.due_records(conn, CAMPAIGN, datetime.now(UTC), 10)
         assert shown["record_id"] not in [d.record_id for d in due]

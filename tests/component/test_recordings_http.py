@@ -14,15 +14,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from engine.facts import Fact
-from engine.http import HttpDeps, RoleToken, build_app
-from recordings import Recordings
-from recordings import store as sql
-from recordings.journal import Journal
-from recordings.model import Policy, Rules, ScopeRules
-from recordings.monitor import MonitorService
-from recordings.service import RecordingService
-from recordings.storage import LocalDirectoryStore
+from sambung.engine.facts import Fact
+from sambung.engine.http import HttpDeps, RoleToken, build_app
+from sambung.recordings import Recordings
+from sambung.recordings import store as sql
+from sambung.recordings.journal import Journal
+from sambung.recordings.model import Policy, Rules, ScopeRules
+from sambung.recordings.monitor import MonitorService
+from sambung.recordings.service import RecordingService
+from sambung.recordings.storage import LocalDirectoryStore
 from tests.component.test_recordings_service import until
 from tests.dbutil import migrated_pool
 from tests.unit.test_recordings_fakes import FakeChannel, FakeRecordingAri

@@ -19,13 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from engine import db
-from engine.facts import Fact
-from recordings import store as sql
-from recordings.journal import Job, Journal
-from recordings.model import Policy, Principal, Role, Rules, ScopeRules
-from recordings.service import RecordingService
-from recordings.storage import LocalDirectoryStore, StoredObject
+from sambung.engine import db
+from sambung.engine.facts import Fact
+from sambung.recordings import store as sql
+from sambung.recordings.journal import Job, Journal
+from sambung.recordings.model import Policy, Principal, Role, Rules, ScopeRules
+from sambung.recordings.service import RecordingService
+from sambung.recordings.storage import LocalDirectoryStore, StoredObject
 from tests.dbutil import fresh_database, migrated_pool
 from tests.fakes.tcp_proxy import FaultProxy
 from tests.unit.test_recordings_fakes import FakeRecordingAri, wav_bytes
@@ -136,7 +136,7 @@ async def test_agents_control_only_their_own_calls_and_policies_hold(tmp_path: P
         svc.talk_started("c-hr", "made", "leg-h", "b-h", "hr")  # never
         await asyncio.sleep(0.1)
         assert not ari.live
-        from recordings.errors import Forbidden, NotRecording, PolicyForbids
+        from sambung.recordings.errors import Forbidden, NotRecording, PolicyForbids
 
         with pytest.raises(Forbidden):
             await svc.start("c-hr", SITI)  # made's call
@@ -296,3 +296,28 @@ async def test_retention_removes_exactly_the_expired_files_and_records_it(tmp_pa
         assert sorted(a.name or "" for a in audits) == sorted(deleted)
         assert {(a.action, a.principal) for a in audits} == {("delete", "retention")}
         assert await svc.retention_once(now) == []  # nothing twice
+
+
+async def test_a_talk_carried_on_keeps_the_earlier_segment_and_records_a_new_one(
+    tmp_path: Path,
+) -> None:
+    """A talk another engine left (a takeover, with its own journal): the segment that engine
+    was recording is claimed, stopped and kept with its row, and the talk goes on in a second
+    segment, with no announcement again."""
+    ari = FakeRecordingAri()
+    call = "1754480000.9"
+    first = f"sambung/{call}"
+    await ari.record_bridge(f"sambung-call-{call}", first)  # the earlier engine's segment
+    ari.calls.clear()
+    async with migrated_pool() as pool, service_on(pool, tmp_path, ari) as svc:
+        svc.talk_started(call, "siti", "leg-9", f"sambung-call-{call}", "support", resumed=True)
+        second = f"sambung/{call}-2"
+        await until(lambda: _true(second in ari.live), 3, "the second segment recording")
+        assert not [c for c in ari.calls if c[0] == "play"], "the announcement said again"
+        row = await until(lambda: sql.get_recording(pool, first), 5, "the first segment's row")
+        assert row["agent_id"] == "siti"
+        assert first not in ari.live
+        svc.talk_ended(call)
+        row2 = await until(lambda: sql.get_recording(pool, second), 5, "the second's row")
+        assert (row2["call_id"], row2["agent_id"]) == (call, "siti")
+        assert svc.pending_jobs() == 0

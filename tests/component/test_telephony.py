@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from asterisk.ari.client import AriClient
-from asterisk.telephony import AriTelephony
-from engine.errors import CallGone
-from engine.events import (
+from sambung.asterisk.ari.client import AriClient
+from sambung.asterisk.telephony import AriTelephony
+from sambung.engine.errors import CallGone
+from sambung.engine.events import (
     CallAnswered,
     CallEnded,
     CallerHungUp,
@@ -25,8 +25,8 @@ from engine.events import (
     TelephonyConnected,
     TelephonyLost,
 )
-from engine.metrics import build_metrics
-from engine.ports import Telephony
+from sambung.engine.metrics import build_metrics
+from sambung.engine.ports import Telephony
 from tests.fakes.fake_ari import FakeAri, channel_json
 
 pytestmark = pytest.mark.timeout(10)

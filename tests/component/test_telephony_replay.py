@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from asterisk.ari.client import AriClient
-from asterisk.telephony import AriTelephony
-from engine.events import (
+from sambung.asterisk.ari.client import AriClient
+from sambung.asterisk.telephony import AriTelephony
+from sambung.engine.events import (
     CallAnswered,
     CallEnded,
     CallerHungUp,
@@ -22,7 +22,7 @@ from engine.events import (
     PromptStarted,
     TelephonyConnected,
 )
-from engine.metrics import build_metrics
+from sambung.engine.metrics import build_metrics
 from tests.fakes.fake_ari import FakeAri
 
 pytestmark = pytest.mark.timeout(10)

@@ -19,9 +19,9 @@ from typing import Any
 
 import asyncpg
 
-from engine import db
-from engine.config import Settings, load_settings
-from engine.main import Engine
+from sambung.engine import db
+from sambung.engine.config import Settings, load_settings
+from sambung.engine.main import Engine
 from tests.dbutil import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +48,13 @@ LONG_HOTLINE = {
 
 
 def ari_get(path: str, timeout: float = 2.0) -> Any:
+    return ari_request("GET", path, timeout)
+
+
+def ari_request(method: str, path: str, timeout: float = 2.0) -> Any:
     import json
 
-    req = urllib.request.Request(f"{ARI_URL}/ari{path}")
+    req = urllib.request.Request(f"{ARI_URL}/ari{path}", method=method)
     cred = base64.b64encode(f"{ARI_USER}:{ARI_PASSWORD}".encode()).decode()
     req.add_header("Authorization", f"Basic {cred}")
     with urllib.request.urlopen(req, timeout=timeout) as resp:

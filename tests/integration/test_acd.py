@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from dialer.compliance import CallingWindow
-from engine.calendars import no_days
-from engine.events import EngineEvent, PromptStarted
+from sambung.dialer.compliance import CallingWindow
+from sambung.engine.calendars import no_days
+from sambung.engine.events import EngineEvent, PromptStarted
 from tests.integration.callers import Pause, Press, Step, write_scenario
 from tests.integration.harness import (
     METRICS_TOKEN,
@@ -311,9 +311,12 @@ async def test_a_busy_phone_passes_the_call_to_the_next_agent_at_once(tmp_path: 
 async def test_overflow_after_max_wait_takes_a_message(tmp_path: Path) -> None:
     overflow = {"action": "message"}
     async with engine_with_api(max_wait_seconds=2, overflow=overflow) as (run, _api):
-        await caller(tmp_path, "msg", [Pause(13000)], number="0811110012")
+        # The caller stays long enough for max_wait (2 s), the longest message prompt (9.8 s,
+        # Indonesian), the tone and a few seconds of message, with room for a busy machine:
+        # hanging up during the prompt would be a different outcome (message_abandoned).
+        await caller(tmp_path, "msg", [Pause(24000)], number="0811110012")
         row = await run.wait_closed(did=DID)
-        assert row["end_reason"] in ("message_left", "caller_hung_up")
+        assert row["end_reason"] == "message_left"
         await facts_written(run)
         entry = await run.pool.fetchrow("SELECT * FROM queue_entries")
         assert entry is not None
@@ -509,6 +512,9 @@ async def test_desk_phone_feature_codes_need_the_pin(tmp_path: Path) -> None:
         assert (view["state"], view["reason"]) == ("paused", "break")
         await feature_code(tmp_path, "*59", "1002")
         assert await agent_state(api, "budi") == "logged_out"
+        # The feature call's end reaches PostgreSQL after the agent's state changes (through
+        # the spool, written ahead): wait for the writer before reading the rows.
+        await facts_written(run)
         rows = await run.pool.fetch(
             "SELECT did, end_reason FROM calls WHERE direction = 'agent_feature' "
             "ORDER BY started_at"

@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from asterisk.ami import AmiActionOutcomeUnknown, AmiAdapter, AmiMessage, FullyBooted
-from engine.metrics import Metrics, build_metrics
+from sambung.asterisk.ami import AmiActionOutcomeUnknown, AmiAdapter, AmiMessage, FullyBooted
+from sambung.engine.metrics import Metrics, build_metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 AMI_HOST = os.environ.get("SAMBUNG_AMI_HOST", "127.0.0.1")
 AMI_PORT = int(os.environ.get("SAMBUNG_AMI_PORT", "5038"))
 AMI_USER = os.environ.get("SAMBUNG_AMI_USER", "sambung")
-AMI_SECRET = os.environ.get("SAMBUNG_AMI_SECRET", "sambung-dev-secret")
+AMI_SECRET = os.environ.get("SAMBUNG_AMI_SECRET", "sambung-dev-ami-secret")
 
 
 def ami_listening(timeout: float) -> bool:

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from auth.model import Role
-from ivr.flows import FlowTable
-from ivr.model import Flow, InputNode, LookupNode, Node, Retry, TransferNode
+from sambung.auth.model import Role
+from sambung.ivr.flows import FlowTable
+from sambung.ivr.model import Flow, InputNode, LookupNode, Node, Retry, TransferNode
 from tests.integration.browser import chromium, shot
 from tests.integration.callers import Pause, Press, write_scenario
 from tests.integration.customers import CustomerTrunk

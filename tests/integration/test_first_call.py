@@ -54,6 +54,6 @@ async def test_given_a_caller_who_hangs_up_mid_greeting_then_the_row_says_so() -
         result = await sipp("uac_call.xml", "1501", extra=["-d", "1000"])
         assert result.returncode == 0, result.output
         row = await run.wait_closed(did="1501")
-        assert row["end_reason"] == "caller_hangup"
+        assert row["end_reason"] == "caller_abandoned_ivr"
         assert row["hangup_cause"] == 16
         assert (row["ended_at"] - row["answered_at"]).total_seconds() < 4

@@ -14,8 +14,8 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from ivr.flows import FlowTable
-from ivr.model import (
+from sambung.ivr.flows import FlowTable
+from sambung.ivr.model import (
     Branch,
     Calendar,
     ConditionNode,

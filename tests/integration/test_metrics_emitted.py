@@ -20,8 +20,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.flows import FlowTable
-from ivr.model import Flow, HangupNode, MenuNode, Retry, TransferNode
+from sambung.ivr.flows import FlowTable
+from sambung.ivr.model import Flow, HangupNode, MenuNode, Retry, TransferNode
 from tests.integration.callers import Pause, Press, Step, write_scenario
 from tests.integration.harness import METRICS_TOKEN, RunningEngine, running_engine, sipp
 from tests.unit.test_metrics_contract import documented
@@ -36,6 +36,7 @@ NOT_TOUCHED_BY_ONE_CALL = {
     "sambung_ari_reconnects_total": "the ARI stream stays connected",
     "sambung_ami_reconnects_total": "AMI stays logged in",
     "sambung_db_write_retries_total": "PostgreSQL stays up",
+    "sambung_facts_rejected_total": "every fact of one call is valid",
     # Failures a healthy call need not have (a hang-up race may give one, or not).
     "sambung_ari_http_errors_total": "no REST call has to fail",
     # IVR features this call's flow does not use.
@@ -44,7 +45,6 @@ NOT_TOUCHED_BY_ONE_CALL = {
     "sambung_calendar_reloads_total": "nobody reloads the calendars",
     # An agent's part of a call: nobody is logged in, so the caller only waits.
     "sambung_agent_offers_total": "no agent is ready to be offered the call",
-    "sambung_agent_rona_total": "no agent is rung",
     "sambung_talk_seconds": "no agent talks",
     "sambung_hold_seconds": "no agent holds",
     "sambung_wrap_up_seconds": "no agent wraps up",
@@ -61,6 +61,10 @@ NOT_TOUCHED_BY_ONE_CALL = {
     "sambung_dialer_collected_amount_total": "no payment arrives",
     "sambung_dialer_connect_delay_seconds": "no dialer call is answered live",
     "sambung_dialer_import_rows_total": "no list is imported",
+    # Engines taking calls over from each other (tests/integration/test_adoption.py).
+    "sambung_calls_adopted_total": "no earlier engine left a caller waiting",
+    "sambung_engine_takeovers_total": "one engine runs alone: nobody to take the lease from",
+    "sambung_safeguard_sweep_seconds": "the call waits less than a third of adopt_within",
     # People, not calls.
     "sambung_auth_logins_total": "nobody logs in",
     "sambung_console_streams": "no console screen is open",

@@ -27,8 +27,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from recordings import store as sql
-from recordings.journal import Job
+from sambung.recordings import store as sql
+from sambung.recordings.journal import Job
 from tests.integration.callers import PCAP_DIR, Pause, write_scenario
 from tests.integration.harness import TOKEN, RunningEngine, running_engine, sipp
 from tests.integration.phones import LOCAL_IP, AgentPhone, _port_taken

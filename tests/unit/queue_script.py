@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from acd.callback_rules import NumberVerdict
-from acd.facts import LegEndedFact, QueueEnteredFact
-from acd.queue_machine import (
+from sambung.acd.callback_rules import NumberVerdict
+from sambung.acd.facts import LegEndedFact, QueueEnteredFact
+from sambung.acd.queue_machine import (
     AgentAnswered,
     Bridged,
     CallbackScreened,
@@ -25,11 +25,13 @@ from acd.queue_machine import (
     Instant,
     LeaveQueue,
     Log,
+    MarkPlace,
     NewEntry,
+    Notify,
+    NotifyCall,
     Offered,
     Place,
     Play,
-    Publish,
     QueueCallState,
     QueueRules,
     Record,
@@ -38,12 +40,15 @@ from acd.queue_machine import (
     StartTimer,
     TimerFired,
     ToCallback,
+    resume,
+    resume_talk,
     rules_of,
     start,
     step,
 )
-from acd.service import CallbackScreen
-from engine.config import QueueSettings
+from sambung.acd.service import CallbackScreen
+from sambung.acd.settings import queue_config
+from sambung.engine.config import QueueSettings
 
 CID = "c1"
 BASE = datetime(2026, 12, 29, 3, 0, tzinfo=UTC)  # Tuesday 10:00 in Jakarta
@@ -54,7 +59,7 @@ REFUSED = CallbackScreen(NumberVerdict(False, "withheld", None, None), (), None,
 def rules(name: str = "support", **settings: Any) -> QueueRules:
     """A queue's rules as the engine derives them from its settings (defaults, validation)."""
     base: dict[str, Any] = {"name": name, "announce_every_seconds": 30}
-    return rules_of(QueueSettings.model_validate({**base, **settings}))
+    return rules_of(queue_config(QueueSettings.model_validate({**base, **settings})))
 
 
 def short(cmd: Command) -> str:
@@ -68,8 +73,10 @@ def short(cmd: Command) -> str:
             return f"release offer {agent} {outcome}" + (" late" if late else "")
         case ReleaseAgent(agent_id=agent, wrap_up_seconds=wrap):
             return f"release {agent} wrap {wrap:g}"
-        case Publish(kind=kind):
-            return f"publish {kind}"
+        case Notify(event=event):
+            return f"publish {event.kind}"
+        case NotifyCall(event=event_type):
+            return f"publish {event_type.kind}"
         case Record(fact=LegEndedFact(outcome=outcome)):
             return f"fact leg ended {outcome}"
         case Record(fact=fact):
@@ -87,8 +94,8 @@ def short(cmd: Command) -> str:
 
 
 def shorts(cmds: list[Command]) -> list[str]:
-    """The commands but the log lines."""
-    return [short(c) for c in cmds if not isinstance(c, Log)]
+    """The commands but the log lines and the place marks (their own tests look at those)."""
+    return [short(c) for c in cmds if not isinstance(c, Log | MarkPlace)]
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class Script:
     made: int = 0
     legs: int = 0
     history: list[Step] = field(default_factory=list)
+    adopted: str | None = None  # the entry a resumed call began with (entered before)
 
     @classmethod
     def start(
@@ -137,6 +145,90 @@ class Script:
             at=Instant(0.0, BASE),
         )
         s = cls({q.name: q for q in qs}, state, cmds)
+        s.history.append(Step(None, None, cmds, state))
+        return s
+
+    @classmethod
+    def resumed(
+        cls,
+        *queues: QueueRules,
+        waited: float = 30.0,
+        joined_ago: float | None = None,
+        relax_step: int = 0,
+        generation: int = 0,
+        kind: str = "caller",
+        entry: str = f"{CID}-q7",
+        priority: int = 0,
+        pinned: str | None = None,
+        language: str | None = None,
+        caller: str = "0812345678",
+        answered: bool = True,  # taken over calls are answered; kept for ``runs``' signature
+    ) -> Script:
+        """A call an earlier engine left waiting in the first queue: it first queued ``waited``
+        seconds ago and joined this queue ``joined_ago`` seconds ago (default: then too)."""
+        qs = queues or (rules(),)
+        q = qs[0]
+        first = BASE - timedelta(seconds=waited)
+        joined = BASE - timedelta(seconds=waited if joined_ago is None else joined_ago)
+        place = Place(
+            entry,
+            q,
+            kind,
+            priority,
+            language or q.language,
+            -waited,
+            first,
+            joined_wall=joined,
+            pinned_agent=pinned,
+        )
+        state, cmds = resume(
+            call_id=CID,
+            place=place,
+            relax_step=relax_step,
+            generation=generation,
+            caller_number=caller,
+            caller_name="Ani",
+            language=language,
+            hold_reminder_seconds=60.0,
+            at=Instant(0.0, BASE),
+        )
+        s = cls({r.name: r for r in qs}, state, cmds, adopted=entry)
+        s.made = int(entry.rpartition("-q")[2])
+        s.history.append(Step(None, None, cmds, state))
+        return s
+
+    @classmethod
+    def resumed_talk(
+        cls,
+        *queues: QueueRules,
+        talked: float = 45.0,
+        waited: float = 30.0,
+        agent: str = "siti",
+        leg: str = "leg-old",
+        generation: int = 0,
+        entry: str = f"{CID}-q7",
+    ) -> Script:
+        """A call an earlier engine left talking to ``agent`` on ``leg`` for ``talked``
+        seconds, after waiting ``waited`` seconds in the first queue."""
+        qs = queues or (rules(),)
+        q = qs[0]
+        first = BASE - timedelta(seconds=waited + talked)
+        place = Place(entry, q, "caller", 0, q.language, -(waited + talked), first, first)
+        state, cmds = resume_talk(
+            call_id=CID,
+            place=place,
+            agent_id=agent,
+            leg_id=leg,
+            talk_wall=BASE - timedelta(seconds=talked),
+            generation=generation,
+            caller_number="0812345678",
+            caller_name="Ani",
+            language=None,
+            hold_reminder_seconds=60.0,
+            at=Instant(0.0, BASE),
+        )
+        s = cls({r.name: r for r in qs}, state, cmds, adopted=entry)
+        s.made = int(entry.rpartition("-q")[2])
         s.history.append(Step(None, None, cmds, state))
         return s
 
@@ -243,6 +335,17 @@ def connected(*queues: QueueRules, **start: Any) -> Script:
     s = offering(*queues, **start).wait(2)
     s.answer()
     s.bridged()
+    return s
+
+
+def resumed(*queues: QueueRules, **start: Any) -> Script:
+    return Script.resumed(*queues, **start)
+
+
+def resumed_offering(*queues: QueueRules, **start: Any) -> Script:
+    s = Script.resumed(*queues, **start)
+    s.offer()
+    s.dialled()
     return s
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from acd.agents import (
+from sambung.acd.agents import (
     PHONE_OFFLINE,
     RONA,
     UNREACHABLE,

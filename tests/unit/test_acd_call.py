@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acd.call import offer_outcome
+from sambung.acd.call import offer_outcome
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from acd.service import callback_rules_of
-from dialer.phones import PHONE_TYPES
-from engine.calendars import no_days
-from engine.config import AcdSettings, load_settings
-from engine.errors import ConfigError
+from sambung.acd.service import callback_rules_of
+from sambung.acd.settings import callback_rule_config
+from sambung.dialer.phones import PHONE_TYPES
+from sambung.engine.calendars import no_days
+from sambung.engine.config import AcdSettings, load_settings
+from sambung.engine.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -39,7 +40,7 @@ def test_the_defaults_are_ojks_window_and_a_persons_own_line() -> None:
         "20:00",
         5,
     )
-    rules = callback_rules_of(c, no_days())
+    rules = callback_rules_of(callback_rule_config(c), no_days())
     assert rules.phone_types == frozenset({"mobile", "fixed_line"})
     assert rules.max_per_number_per_day == 2
     assert rules.window.weekdays == frozenset(range(6))
@@ -57,7 +58,7 @@ def test_given_a_file_then_every_key_reaches_the_rules(tmp_path: Path) -> None:
         ),
         env={},
     )
-    rules = callback_rules_of(s.acd.callbacks, no_days())
+    rules = callback_rules_of(callback_rule_config(s.acd.callbacks), no_days())
     assert rules.phone_types == frozenset({"mobile"})
     assert rules.international_prefixes == ("+65", "+1")
     assert rules.max_per_number_per_day == 1

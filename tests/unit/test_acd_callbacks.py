@@ -13,22 +13,22 @@ from zoneinfo import ZoneInfo
 import pytest
 import structlog
 
-from acd.call import QueueCallInfo, QueueRunner, callback_when
-from acd.callback import CallbackRunner
-from acd.hub import AgentHub
-from acd.service import (
+from sambung.acd.call import QueueCallInfo, QueueRunner, callback_when
+from sambung.acd.callback import CallbackRunner
+from sambung.acd.hub import AgentHub
+from sambung.acd.model import AcdConfig, AgentConfig, OverflowConfig, QueueConfig
+from sambung.acd.service import (
     AcdService,
     CallbackHistory,
     CallbackLookupFailed,
     Entry,
     Offer,
 )
-from engine.calendars import build_calendar
-from engine.calls import CallInbox
-from engine.config import AcdSettings
-from engine.events import CallEnded, DigitPressed, LegAnswered, LegEnded, PromptFinished
-from engine.facts import CallStartedFact, Fact
-from engine.metrics import Metrics, build_metrics
+from sambung.engine.calendars import build_calendar
+from sambung.engine.calls import CallInbox
+from sambung.engine.events import CallEnded, DigitPressed, LegAnswered, LegEnded, PromptFinished
+from sambung.engine.facts import CallStartedFact, Fact
+from sambung.engine.metrics import Metrics, build_metrics
 
 WIB = ZoneInfo("Asia/Jakarta")
 CALENDARS = {"id-national": build_calendar("id-national", today=date(2026, 12, 6))}
@@ -56,6 +56,8 @@ class FakeTel:
     hung_up: list[str] = field(default_factory=list)
     legs: dict[str, str] = field(default_factory=dict)  # endpoint prefix -> answer | busy
     owners: dict[str, str] = field(default_factory=dict)  # leg id -> the call that owns it
+    places: list[tuple[str, str]] = field(default_factory=list)  # (call id, place written)
+    safeguards: list[tuple[str, float]] = field(default_factory=list)  # (call id, seconds)
 
     def _post(self, owner: str, event: Any) -> None:
         inbox = self.inboxes.get(owner)
@@ -128,6 +130,12 @@ class FakeTel:
     async def device_state(self, device: str) -> str:
         return "NOT_INUSE"
 
+    async def mark_place(self, call_id: str, place: str) -> None:
+        self.places.append((call_id, place))
+
+    async def set_safeguard(self, call_id: str, seconds: float) -> None:
+        self.safeguards.append((call_id, seconds))
+
     async def record_message(self, call_id: str, name: str, max_seconds: int) -> None:
         pass
 
@@ -162,28 +170,22 @@ class Rig:
 
 def rig(now: datetime, lookup: Lookup | None = None, **queue: Any) -> Rig:
     q = {"name": "support", "callback_key": "1", "announce_every_seconds": 0, **queue}
-    settings = AcdSettings.model_validate(
-        {
-            "queues": [q],
-            "agents": [
-                {
-                    "id": "siti",
-                    "name": "Siti",
-                    "endpoint": "agent1001",
-                    "pin": "1234",
-                    "queues": ["support"],
-                }
-            ],
-        }
+    siti = AgentConfig(
+        id="siti", name="Siti", endpoint="agent1001", pin="1234", queues=("support",)
     )
+    settings = AcdConfig(queues=(QueueConfig(**q),), agents=(siti,))
     metrics = build_metrics()
     wall = Wall(now)
-    acd = AcdService(settings, metrics, wall=wall)
-    acd.reload_calendars(CALENDARS)
     lookup = lookup or Lookup()
-    acd.callback_lookup = lookup
     started: list[tuple[Entry, Offer]] = []
-    acd.start_callback = lambda e, o: started.append((e, o))
+    acd = AcdService(
+        settings,
+        metrics,
+        wall=wall,
+        start_callback=lambda e, o: started.append((e, o)),
+        callback_lookup=lookup,
+    )
+    acd.reload_calendars(CALENDARS)
     for a in acd.agents.all():
         acd.agents.phone_state(a, True)
     tel = FakeTel()
@@ -282,7 +284,7 @@ async def test_given_an_overflow_offering_callbacks_and_a_withheld_caller_then_a
         TUESDAY_10,
         callback_key="",
         max_wait_seconds=0.05,
-        overflow={"action": "callback", "prompts": ["sound:sambung/queue-callback-offer"]},
+        overflow=OverflowConfig("callback", prompts=("sound:sambung/queue-callback-offer",)),
     )
     task, _ = await start(r, caller("c1", "anonymous"))
     reason = await asyncio.wait_for(task, 5)

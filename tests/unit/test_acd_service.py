@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from acd.service import AcdService, Offer, QueueFull
-from engine.calls import CallInbox
-from engine.config import AcdSettings
-from engine.metrics import build_metrics
+from sambung.acd.model import AcdConfig, AgentConfig, QueueConfig
+from sambung.acd.service import AcdService, Offer, QueueFull
+from sambung.engine.calls import CallInbox
+from sambung.engine.metrics import build_metrics
 
 
 class Clock:
@@ -23,31 +23,29 @@ class Clock:
         return self.t
 
 
-def settings(**queue: Any) -> AcdSettings:
-    q = {"name": "collections", "default_handle_seconds": 120, **queue}
-    return AcdSettings.model_validate(
-        {
-            "short_abandon_seconds": 5,
-            "queues": [q, {"name": "sales"}],
-            "agents": [
-                {
-                    "id": "siti",
-                    "name": "Siti",
-                    "endpoint": "agent1001",
-                    "pin": "1234",
-                    "skills": {"collections": 4},
-                    "queues": ["collections"],
-                },
-                {
-                    "id": "budi",
-                    "name": "Budi",
-                    "endpoint": "agent1002",
-                    "pin": "1234",
-                    "skills": {"collections": 1},
-                    "queues": ["collections", "sales"],
-                },
-            ],
-        }
+def settings(**queue: Any) -> AcdConfig:
+    q = QueueConfig(**{"name": "collections", "default_handle_seconds": 120, **queue})
+    return AcdConfig(
+        short_abandon_seconds=5,
+        queues=(q, QueueConfig("sales")),
+        agents=(
+            AgentConfig(
+                id="siti",
+                name="Siti",
+                endpoint="agent1001",
+                pin="1234",
+                skills=(("collections", 4),),
+                queues=("collections",),
+            ),
+            AgentConfig(
+                id="budi",
+                name="Budi",
+                endpoint="agent1002",
+                pin="1234",
+                skills=(("collections", 1),),
+                queues=("collections", "sales"),
+            ),
+        ),
     )
 
 
@@ -155,9 +153,16 @@ async def test_failed_offer_keeps_the_place_and_excludes_a_busy_agent() -> None:
 
 
 async def test_callback_keeps_its_place_and_is_started_without_an_inbox() -> None:
-    acd, clock = service()
     started: list[tuple[str, str]] = []
-    acd.start_callback = lambda e, o: started.append((e.entry_id, o.agent_id))
+    clock = Clock()
+    acd = AcdService(
+        settings(),
+        build_metrics(),
+        clock,
+        start_callback=lambda e, o: started.append((e.entry_id, o.agent_id)),
+    )
+    for a in acd.agents.all():
+        acd.agents.phone_state(a, True)
     first, _ = join(acd, "c1")
     clock.t += 5
     join(acd, "c2")
@@ -192,7 +197,7 @@ async def test_a_caller_leaving_with_an_unread_offer_gives_the_agent_back() -> N
 async def test_a_busy_agent_is_offered_the_call_again_after_a_while(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import acd.service as service_module
+    import sambung.acd.service as service_module
 
     monkeypatch.setattr(service_module, "EXCLUDE_SECONDS", 0.05)
     acd, _ = service()

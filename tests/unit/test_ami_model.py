@@ -8,15 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asterisk.ami.actions import (
+from sambung.asterisk.ami.actions import (
     IDEMPOTENT_ACTIONS,
     NON_IDEMPOTENT_ACTIONS,
     SESSION_ACTIONS,
     forgetable_actions,
     is_idempotent,
 )
-from asterisk.ami.adapter import backoff_delay
-from asterisk.ami.model import AmiMessage, CoreChannel, FullyBooted, PjsipContact
+from sambung.asterisk.ami.adapter import backoff_delay
+from sambung.asterisk.ami.model import AmiMessage, CoreChannel, FullyBooted, PjsipContact
 from tests.fakes.fake_ami import FakeContact
 
 

@@ -17,8 +17,8 @@ import pytest
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
-from asterisk.ami._panoramisk import AmiSession
-from asterisk.ami.actions import NON_IDEMPOTENT_ACTIONS, forgetable_actions
+from sambung.asterisk.ami._panoramisk import AmiSession
+from sambung.asterisk.ami.actions import NON_IDEMPOTENT_ACTIONS, forgetable_actions
 
 FULLY_BOOTED = (
     b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 1\r\nLastReload: 1\r\n"

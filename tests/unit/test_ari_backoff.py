@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asterisk.ari.stream import backoff_delay
+from sambung.asterisk.ari.stream import backoff_delay
 
 
 @given(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asterisk.ari.errors import (
+from sambung.asterisk.ari.errors import (
     AriAuthFailed,
     AriBadRequest,
     AriConflict,
@@ -18,7 +18,7 @@ from asterisk.ari.errors import (
     error_for,
     message_of,
 )
-from engine.errors import CallGone, SambungError, TelephonyError, TelephonyUnavailable
+from sambung.engine.errors import CallGone, SambungError, TelephonyError, TelephonyUnavailable
 
 
 @pytest.mark.parametrize(

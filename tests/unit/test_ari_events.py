@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from asterisk.ari import events as ev
-from asterisk.ari.events import AriEventParseError, parse_event
+from sambung.asterisk.ari import events as ev
+from sambung.asterisk.ari.events import AriEventParseError, parse_event
 from tests.fakes.fake_ari import FIXTURES, channel_json, load_capture
 
 # scripts/ is not a package; load the generator by path, as `python scripts/...` runs it.

@@ -1,17 +1,18 @@
-"""ARI events -> domain events (the translation inside asterisk/telephony.py)."""
+"""ARI events -> domain events (the translation inside sambung/asterisk/telephony.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from asterisk.ari.events import Channel, parse_event
-from asterisk.ari.stream import ConnectInfo
-from asterisk.telephony import CallEventTranslator
-from engine.events import (
+from sambung.asterisk.ari.events import Bridge, Channel, parse_event
+from sambung.asterisk.ari.stream import ConnectInfo
+from sambung.asterisk.telephony import CallEventTranslator
+from sambung.engine.events import (
     CallAnswered,
     CallEnded,
     CallerHungUp,
@@ -418,6 +419,94 @@ async def test_given_unanswered_caller_waiting_at_reconnect_then_it_is_adopted_a
     assert len(sink) == 2
 
 
+def bridge(bridge_id: str, kind: str, *channels: str) -> Bridge:
+    return Bridge.from_json(
+        {
+            "id": bridge_id,
+            "technology": "holding_bridge" if kind == "holding" else "simple_bridge",
+            "bridge_type": kind,
+            "bridge_class": "stasis",
+            "creator": "Stasis",
+            "name": bridge_id,
+            "channels": list(channels),
+            "creationtime": ari_time(),
+        }
+    )
+
+
+async def test_given_callers_left_waiting_with_a_place_then_they_are_held_for_the_engine() -> None:
+    sink = Sink()
+    places = {"tagged": "1;e=tagged-q1", "talking": "1;e=talking-q1"}
+    read: list[str] = []
+
+    async def read_place(channel_id: str) -> str:
+        read.append(channel_id)
+        return places.get(channel_id, "")
+
+    t = CallEventTranslator("sambung", sink, destroyed_grace=GRACE, read_place=read_place)
+    connect = info(
+        [
+            channel_json("tagged", state="Up", did="1600"),
+            channel_json("untagged", state="Up"),
+            channel_json("talking", state="Up"),
+            channel_json("ringing", state="Ring"),
+        ],
+        first=True,
+    )
+    connect = replace(
+        connect,
+        bridges=[
+            bridge("sambung-queue-support", "holding", "tagged", "untagged", "ringing"),
+            bridge("sambung-call-talking", "mixing", "talking", "leg-1"),
+        ],
+    )
+    await t.on_connected(connect)
+    connected = sink[0]
+    assert isinstance(connected, TelephonyConnected)
+    # Only answered callers in a holding bridge, or talking in their own mixing bridge with
+    # one other channel (the agent's leg), are asked for their place.
+    assert sorted(read) == ["tagged", "talking", "untagged"]
+    held, talk = sorted(connected.held, key=lambda h: h.call_id)
+    assert (held.call_id, held.did, held.bridge_id, held.place, held.leg_id) == (
+        "tagged",
+        "1600",
+        "sambung-queue-support",
+        "1;e=tagged-q1",
+        None,
+    )
+    assert held.caller_number == "628111000111"
+    assert (talk.call_id, talk.bridge_id, talk.place, talk.leg_id) == (
+        "talking",
+        "sambung-call-talking",
+        "1;e=talking-q1",
+        "leg-1",
+    )
+    # Still live calls for the engine to own or hang up as orphans.
+    assert connected.live_call_ids == frozenset({"tagged", "untagged", "talking"})
+    # A held caller's events are a call's from now on.
+    feed(
+        t,
+        {
+            "type": "ChannelDtmfReceived",
+            "digit": "1",
+            "duration_ms": 100,
+            "channel": channel_json("tagged", state="Up"),
+        },
+    )
+    assert isinstance(sink[-1], DigitPressed)
+    feed(
+        t,
+        {
+            "type": "ChannelDtmfReceived",
+            "digit": "1",
+            "duration_ms": 100,
+            "channel": channel_json("untagged", state="Up"),
+        },
+    )
+    # One with no place is nobody's call (the engine hangs it up as an orphan).
+    assert [e.call_id for e in sink if isinstance(e, DigitPressed)] == ["tagged"]
+
+
 async def test_given_asterisk_restarted_then_every_call_is_forgotten() -> None:
     sink = Sink()
     t = translator(sink)
@@ -443,3 +532,51 @@ async def test_given_stasis_start_with_channel_state_then_answered_once(state: s
     data["channel"]["state"] = state
     feed(t, data, up())
     assert sum(isinstance(e, CallAnswered) for e in sink) == (0 if state == "Up" else 1)
+
+
+async def test_given_answered_callers_in_no_bridge_then_they_are_held_without_a_place_read() -> (
+    None
+):
+    # A caller in an IVR flow is in no bridge; its session in PostgreSQL says where it is,
+    # and its variables could not be read while a prompt plays (Asterisk queues the GET
+    # behind the playback): none is asked for.
+    sink = Sink()
+    read: list[str] = []
+
+    async def read_place(channel_id: str) -> str:
+        read.append(channel_id)
+        return ""
+
+    t = CallEventTranslator("sambung", sink, destroyed_grace=GRACE, read_place=read_place)
+    connect = info(
+        [
+            channel_json("in-flow", state="Up", did="1500"),
+            channel_json("queued", state="Up"),
+            channel_json("ringing", state="Ring"),
+        ],
+        first=True,
+    )
+    connect = replace(connect, bridges=[bridge("sambung-queue-support", "holding", "queued")])
+    await t.on_connected(connect)
+    connected = sink[0]
+    assert isinstance(connected, TelephonyConnected)
+    assert read == ["queued"]
+    (flow,) = connected.held
+    assert (flow.call_id, flow.did, flow.bridge_id, flow.place, flow.in_bridge) == (
+        "in-flow",
+        "1500",
+        "",
+        "",
+        False,
+    )
+    # Its events are a call's from now on (the IVR's task decides what becomes of it).
+    feed(
+        t,
+        {
+            "type": "ChannelDtmfReceived",
+            "digit": "1",
+            "duration_ms": 100,
+            "channel": channel_json("in-flow", state="Up"),
+        },
+    )
+    assert isinstance(sink[-1], DigitPressed)

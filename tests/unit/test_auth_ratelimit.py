@@ -1,7 +1,7 @@
 """Login attempt limits (``auth/ratelimit.py``): tables for each rule, and Hypothesis checking
 the rules against a reference count over random attempt sequences.
 
-``Book`` keeps the windows in memory the way ``auth/store.py`` keeps them in PostgreSQL (one
+``Book`` keeps the windows in memory the way ``sambung/auth/store.py`` keeps them in PostgreSQL (one
 window per username and address, one per address) and lets the pure functions decide, so
 these tests hold the rules themselves; tests/component/test_login_limits.py holds the store.
 
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auth import ratelimit
-from auth.ratelimit import Admission, InFlight, Limits, Times
+from sambung.auth import ratelimit
+from sambung.auth.ratelimit import Admission, InFlight, Limits, Times
 
 WINDOW = 60.0
 

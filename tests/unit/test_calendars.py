@@ -1,4 +1,4 @@
-"""engine/calendars.py: holidays from the holidays package, override files, coverage (fail
+"""sambung/engine/calendars.py: holidays from the holidays package, override files, coverage (fail
 closed), the 60-day warning; and how the dialer's calling rules use them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dialer.compliance import (
+from sambung.dialer.compliance import (
     AttemptCaps,
     check_dial,
     closed_reason,
@@ -20,18 +20,18 @@ from dialer.compliance import (
     next_attempt_at,
     parse_retry_rules,
 )
-from engine.calendars import (
+from sambung.engine.calendars import (
     CalendarInvalid,
     build_calendar,
     calendar_warnings,
     explicit_days,
     read_override_file,
 )
-from engine.cli import main as cli_main
-from engine.config import load_settings
-from engine.errors import ConfigError
-from ivr.errors import FlowError
-from ivr.loader import load_flow
+from sambung.engine.cli import main as cli_main
+from sambung.engine.config import load_settings
+from sambung.engine.errors import ConfigError
+from sambung.ivr.errors import FlowError
+from sambung.ivr.loader import load_flow
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "holidays"

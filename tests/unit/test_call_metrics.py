@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
-from engine.calls import (
+from sambung.engine.calls import (
     CALL_DIRECTIONS,
     CALL_OUTCOMES,
     CallDispatcher,
@@ -22,15 +22,15 @@ from engine.calls import (
     CallInbox,
     call_outcome,
 )
-from engine.events import CallEnded, CallOffered, DigitPressed
-from engine.facts import (
+from sambung.engine.events import CallEnded, CallOffered, DigitPressed
+from sambung.engine.facts import (
     CallEndedFact,
     CallStartedFact,
     FactWriter,
     IvrSessionEndedFact,
     fact_to_json,
 )
-from engine.metrics import Metrics, build_metrics
+from sambung.engine.metrics import Metrics, build_metrics
 
 T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -262,14 +262,15 @@ async def test_facts_recorded_by_a_task_the_call_started_still_count(tmp_path: P
 
 async def test_facts_outside_call_tasks_count_nothing(tmp_path: Path) -> None:
     m = build_metrics()
-    facts = writer(m, tmp_path)
-    d = dispatcher(m)
-    facts.record(started("x"))
-    facts.record(ended("x", "completed", 5))
-    # A previous run's facts, replayed at start: that run counted its calls.
+    # A previous run's facts (a spool of an earlier version: plain JSON lines), replayed at
+    # start: that run counted its calls.
     spool = tmp_path / "facts.jsonl"
     spool.write_text(fact_to_json(started("y")) + "\n" + fact_to_json(ended("y", "completed", 5)))
+    facts = writer(m, tmp_path)
+    d = dispatcher(m)
     assert facts.replay_spool() == 2
+    facts.record(started("x"))
+    facts.record(ended("x", "completed", 5))
     assert await d.drain(1)
     assert durations(m) == (0, 0)
     assert facts.pending == 4
@@ -329,29 +330,28 @@ async def test_an_unknown_direction_is_other(tmp_path: Path) -> None:
 # Every end reason the features record today (search CallEndedFact, end_reason, _finish,
 # _polite_hangup, _close, _hangup, .end( in acd/, ivr/, dialer/, engine/), with the outcome
 # the contract gives it. A new reason lands in "other" (and the log) until it is added to
-# engine/calls.py and here.
+# sambung/engine/calls.py and here.
 REASONS_IN_USE = {
-    # hotline greetings (ivr/greeting.py, ivr/service.py)
+    # hotline greetings (sambung/ivr/greeting.py: a flow, so the IVR's reasons below apply too)
     "completed": "completed",
     "unknown_number": "refused",
-    "caller_hangup": "abandoned",
     "engine_error": "failed",
     "timeout": "failed",
     "refused_shutdown": "refused",
     "shutdown": "lost",
-    # the engine's own ends (engine/calls.py end_calls, the ARI adapter, start-up)
+    # the engine's own ends (sambung/engine/calls.py end_calls, the ARI adapter, start-up)
     "asterisk_restart": "lost",
     "lost_while_disconnected": "lost",
     "lost": "lost",
     "engine_restart": "lost",
-    # the IVR (ivr/runner.py, ivr/menu.py; a flow's hang-up nodes name their own)
+    # the IVR (sambung/ivr/runner.py, sambung/ivr/menu.py; a flow's hang-up nodes name their own)
     "ivr_completed": "completed",
     "max_attempts": "completed",
     "caller_abandoned_ivr": "abandoned",
     "flow_loop": "failed",
     "flow_error": "failed",
     "transfer:collections": "abandoned",
-    # queues (acd/call.py)
+    # queues (sambung/acd/call.py)
     "agent_hung_up": "completed",
     "caller_hung_up": "completed",
     "message_left": "completed",
@@ -359,14 +359,14 @@ REASONS_IN_USE = {
     "caller_abandoned_queue": "abandoned",
     "message_abandoned": "abandoned",
     "overflow_hangup": "refused",
-    # callbacks (acd/callback.py): "callback_agent_" + the offer's outcome
+    # callbacks (sambung/acd/callback.py): "callback_agent_" + the offer's outcome
     "callback_completed": "completed",
     "callback_no_answer": "not_reached",
     "callback_failed": "failed",
     "callback_agent_rona": "not_reached",
     "callback_agent_busy": "not_reached",
     "callback_agent_unavailable": "not_reached",
-    # desk-phone feature codes (acd/features.py): "feature_" + the result
+    # desk-phone feature codes (sambung/acd/features.py): "feature_" + the result
     "feature_ok": "completed",
     "feature_abandoned": "abandoned",
     "feature_wrong_pin": "refused",
@@ -374,7 +374,7 @@ REASONS_IN_USE = {
     "feature_unknown_phone": "refused",
     "feature_unknown_code": "refused",
     "feature_failed": "failed",
-    # the dialer (dialer/call.py): its end reason, else the attempt's outcome
+    # the dialer (sambung/dialer/call.py): its end reason, else the attempt's outcome
     "originate_failed": "failed",
     "ring_timeout": "not_reached",
     "not_answered:busy": "not_reached",

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from acd.callback_rules import (
+from sambung.acd.callback_rules import (
     REFUSAL_REASONS,
     CallbackRules,
     NumberVerdict,
@@ -20,8 +20,8 @@ from acd.callback_rules import (
     may_dial_now,
     next_dial_at,
 )
-from dialer.compliance import AttemptCaps, default_ojk_window, earliest_allowed
-from engine.calendars import build_calendar
+from sambung.dialer.compliance import AttemptCaps, default_ojk_window, earliest_allowed
+from sambung.engine.calendars import build_calendar
 
 # Indonesia's national holidays as the engine builds them in December 2026: 2025 to 2027 are
 # covered (2027-01-01 is New Year's Day), 2028 is not.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench import compliance_week as cw
-from dialer.phones import WIB, WIT
+from sambung.dialer.phones import WIB, WIT
 
 
 def figures(out: str) -> dict[str, tuple[str, str]]:

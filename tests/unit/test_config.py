@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.config import load_settings
-from engine.errors import ConfigError
+from sambung.engine.cli import main
+from sambung.engine.config import load_settings
+from sambung.engine.errors import ConfigError
 
 GOOD = """
 [http]
@@ -37,7 +37,7 @@ def test_given_the_example_config_when_loaded_then_it_is_valid() -> None:
     [
         ("[ari]\nurl = 'ftp://x'\n", "ari.url", "should match pattern"),
         ("[http]\nport = 70000\n", "http.port", "less than or equal to 65535"),
-        ("[http]\nprot = 8080\n", "http.prot", "Extra inputs are not permitted"),
+        ("[http]\nprot = 8080\n", "http.prot", "unknown key; did you mean 'port'?"),
         ("[http]\napi_tokens = ['short']\n", "http.api_tokens", "at least 16 characters"),
         ("[engine]\nlog_format = 'xml'\n", "engine.log_format", "'console' or 'json'"),
         ("[database]\nurl = 'mysql://x'\n", "database.url", "postgresql://"),

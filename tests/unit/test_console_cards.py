@@ -1,5 +1,5 @@
-"""The agent's call card (``console/cards.py``) and the console's value formatting
-(``rupiah``, ``clock``, ``local_to_iso`` in ``console/app.py``)."""
+"""The agent's call card (``sambung/console/cards.py``) and the console's value formatting
+(``rupiah``, ``clock``, ``local_to_iso`` in ``sambung/console/app.py``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.app import clock, local_to_iso, percent, rupiah
-from console.cards import Card, CardBook
+from sambung.acd import events
+from sambung.acd.agents import AgentState
+from sambung.acd.events import (
+    AgentConnected,
+    AgentEvent,
+    AgentOffered,
+    AgentStateChanged,
+    CallContext,
+    CallHeld,
+    CallUnheld,
+    HoldReminder,
+    OfferEnded,
+)
+from sambung.console.app import clock, local_to_iso, percent, rupiah
+from sambung.console.cards import Card, CardBook
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -26,26 +39,28 @@ def call(call_id: str = "c1", **attributes: Any) -> dict[str, Any]:
     }
 
 
-def offered(agent: str = "siti", call_id: str = "c1", **attrs: Any) -> dict[str, Any]:
-    return {"type": "offered", "agent_id": agent, "call": call(call_id, **attrs)}
+def context(call_id: str = "c1", **attributes: str) -> CallContext:
+    return CallContext(
+        "e1", call_id, "support", "caller", "0812000111", "", "", "id", T0, attributes
+    )
 
 
-def connected(agent: str = "siti", call_id: str = "c1") -> dict[str, Any]:
-    return {"type": "connected", "agent_id": agent, "call": call(call_id)}
+def offered(agent: str = "siti", call_id: str = "c1", **attrs: str) -> AgentOffered:
+    return AgentOffered(agent, context(call_id, **attrs))
 
 
-def offer_ended(result: str, agent: str = "siti", call_id: str = "c1") -> dict[str, Any]:
-    return {"type": "offer_ended", "agent_id": agent, "call_id": call_id, "result": result}
+def connected(agent: str = "siti", call_id: str = "c1") -> AgentConnected:
+    return AgentConnected(agent, context(call_id))
 
 
-def call_ended(wrap: Any = 30.0, agent: str = "siti", call_id: str = "c1") -> dict[str, Any]:
-    return {
-        "type": "call_ended",
-        "agent_id": agent,
-        "call_id": call_id,
-        "talk_seconds": 42.0,
-        "wrap_up_seconds": wrap,
-    }
+def offer_ended(result: str, agent: str = "siti", call_id: str = "c1") -> OfferEnded:
+    return OfferEnded(agent, call_id, result)
+
+
+def call_ended(
+    wrap: float | None = 30.0, agent: str = "siti", call_id: str = "c1"
+) -> events.CallEnded:
+    return events.CallEnded(agent, call_id, 42.0, wrap)
 
 
 # ---- the card through a call ---------------------------------------------------------------
@@ -58,6 +73,7 @@ def test_a_card_goes_offered_connected_ended_and_saved() -> None:
     card = book.get("siti")
     assert card is not None
     assert (card.phase, card.call_id, card.at, card.ended_at) == ("offered", "c1", T0, None)
+    assert card.call == context().to_wire()  # the call as the agent's screen receives it
 
     book.hear(connected(), T0 + timedelta(seconds=5))
     card = book.get("siti")
@@ -86,10 +102,10 @@ def test_a_card_goes_offered_connected_ended_and_saved() -> None:
 
 @pytest.mark.parametrize(
     ("wrap", "expected"),
-    [(30, 30.0), (12.5, 12.5), (0, 0.0), (None, None), ("30", None)],
+    [(30, 30.0), (12.5, 12.5), (0, 0.0), (None, None)],
 )
-def test_call_ended_keeps_the_wrap_up_time_when_it_is_a_number(
-    wrap: Any, expected: float | None
+def test_call_ended_keeps_the_wrap_up_time_when_it_is_given(
+    wrap: float | None, expected: float | None
 ) -> None:
     book = CardBook()
     book.hear(connected(), T0)
@@ -113,7 +129,7 @@ def test_call_ended_keeps_the_wrap_up_time_when_it_is_a_number(
     ],
 )
 def test_offer_ended_removes_only_an_unanswered_offer(
-    before: list[dict[str, Any]], result: str, kept: bool
+    before: list[AgentEvent], result: str, kept: bool
 ) -> None:
     book = CardBook()
     for msg in before:
@@ -133,13 +149,13 @@ def test_offer_ended_removes_only_an_unanswered_offer(
         call_ended(30, call_id="other"),
         offer_ended("no_answer", agent="made"),
         call_ended(30, agent="made"),
-        {"type": "state", "agent_id": "siti", "state": "ready"},
-        {"type": "hold", "agent_id": "siti", "call_id": "c1"},
-        {"type": "offered", "agent_id": "siti"},  # no call: nothing to show
-        {"type": "offered", "agent_id": "siti", "call": "c9"},
+        AgentStateChanged("siti", AgentState.ON_CALL, "", AgentState.RINGING, T0, "c1"),
+        CallHeld("siti", "c1"),
+        CallUnheld("siti", "c1"),
+        HoldReminder("siti", "c1", 60.0),
     ],
 )
-def test_messages_about_another_call_or_agent_change_nothing(msg: dict[str, Any]) -> None:
+def test_messages_about_another_call_or_agent_change_nothing(msg: AgentEvent) -> None:
     book = CardBook()
     book.hear(offered(), T0)
     before = book.get("siti")
@@ -212,17 +228,17 @@ messages = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(messages, max_size=30))
-def test_a_card_is_always_the_agents_latest_call(sequence: list[dict[str, Any]]) -> None:
+def test_a_card_is_always_the_agents_latest_call(sequence: list[AgentEvent]) -> None:
     book = CardBook()
     latest: dict[str, tuple[str, str]] = {}  # agent -> (call id, offered | connected)
     ended: set[str] = set()  # agents whose latest call has ended
     for msg in sequence:
         book.hear(msg, T0)
-        agent = msg["agent_id"]
-        if msg["type"] in ("offered", "connected"):
-            latest[agent] = (msg["call"]["call_id"], msg["type"])
+        agent = msg.agent_id
+        if isinstance(msg, AgentOffered | AgentConnected):
+            latest[agent] = (msg.call.call_id, msg.kind)
             ended.discard(agent)
-        elif msg["type"] == "call_ended" and latest.get(agent, ("",))[0] == msg["call_id"]:
+        elif isinstance(msg, events.CallEnded) and latest.get(agent, ("",))[0] == msg.call_id:
             ended.add(agent)
         for who in ("siti", "made"):
             card = book.get(who)

@@ -13,12 +13,20 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acd.agents import PHONE_OFFLINE, RONA, UNREACHABLE, AgentState
-from console import app as console_app
-from console.i18n import DEFAULT, LANGUAGES, MESSAGES, Catalogue, catalogue, check, pick_language
-from dialer.http import CAMPAIGN_ACTIONS
-from engine.config import ConsoleSettings
-from recordings.model import MonitorMode
+from sambung.acd.agents import PHONE_OFFLINE, RONA, UNREACHABLE, AgentState
+from sambung.console import app as console_app
+from sambung.console.i18n import (
+    DEFAULT,
+    LANGUAGES,
+    MESSAGES,
+    Catalogue,
+    catalogue,
+    check,
+    pick_language,
+)
+from sambung.dialer.http import CAMPAIGN_ACTIONS
+from sambung.engine.config import ConsoleSettings
+from sambung.recordings.model import MonitorMode
 
 TEMPLATES = Path(console_app.__file__).with_name("templates")
 # t("some.key") and t("some.key", name=...): a whole key written out.

@@ -15,20 +15,20 @@ from typing import Any, cast
 import pytest
 from structlog.testing import capture_logs
 
-from acd.call import QueueCallInfo, QueueRunner
-from dialer.call import AMD_CONTEXT, AttemptPlan, AttemptRunner, DialerTelephony
-from dialer.facts import (
+from sambung.acd.call import QueueCallInfo, QueueRunner
+from sambung.dialer.call import AMD_CONTEXT, AttemptPlan, AttemptRunner, DialerTelephony
+from sambung.dialer.facts import (
     AttemptAmdFact,
     AttemptAnsweredFact,
     AttemptConnectedFact,
     AttemptEndedFact,
 )
-from dialer.line_machine import RING_BACKSTOP_SECONDS
-from engine.calls import CallInbox
-from engine.errors import CallGone, TelephonyError
-from engine.events import AmdDecided, CallEnded, OutboundAnswered
-from engine.facts import CallAnsweredFact, CallEndedFact, Fact
-from engine.metrics import Metrics, build_metrics
+from sambung.dialer.line_machine import RING_BACKSTOP_SECONDS
+from sambung.engine.calls import CallInbox
+from sambung.engine.errors import CallGone, TelephonyError
+from sambung.engine.events import AmdDecided, CallEnded, OutboundAnswered
+from sambung.engine.facts import CallAnsweredFact, CallEndedFact, Fact
+from sambung.engine.metrics import Metrics, build_metrics
 
 AID = "att-1"
 W0 = datetime(2026, 8, 14, 2, 0, tzinfo=UTC)

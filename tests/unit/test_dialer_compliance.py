@@ -1,4 +1,4 @@
-"""dialer/compliance.py: the OJK window in the debtor's zone, holidays, caps and retries."""
+"""sambung/dialer/compliance.py: the OJK window in the debtor's zone, holidays, caps and retries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.compliance import (
+from sambung.dialer.compliance import (
     AttemptCaps,
     check_dial,
     closed_reason,
@@ -19,7 +19,7 @@ from dialer.compliance import (
     next_open,
     parse_retry_rules,
 )
-from engine.calendars import build_calendar, no_days
+from sambung.engine.calendars import build_calendar, no_days
 
 ROOT = Path(__file__).resolve().parents[2]
 # Indonesia's national holidays from the holidays package, as the engine builds them in mid

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dialer import campaign_queues as with_campaign_queues
-from dialer.service import SAFE_HARBOUR_LEAD, campaign_queue, queue_of
-from engine.config import QueueSettings, load_settings
-from engine.errors import ConfigError
+from sambung import acd, dialer
+from sambung.dialer import campaign_queues as with_campaign_queues
+from sambung.dialer.service import SAFE_HARBOUR_LEAD, campaign_queue, queue_of
+from sambung.dialer.settings import campaign_config
+from sambung.engine.config import QueueSettings, Settings, load_settings
+from sambung.engine.errors import ConfigError
 
 AGENTS = """
 [[acd.agents]]
@@ -131,25 +133,26 @@ def test_a_campaign_becomes_a_queue_its_agents_serve(tmp_path: Path) -> None:
         'name = "c"\ncaller_id = "021"\nskill = "collections"\nmin_level = 3\n'
         'blend = "inbound_first"\nconnect_limit_seconds = 2\nwrap_up_seconds = 7\n',
     )
-    acd = with_campaign_queues(s)  # type: ignore[arg-type]
-    q = next(q for q in acd.queues if q.name == queue_of("c"))
+    assert isinstance(s, Settings)
+    config = with_campaign_queues(acd.config(s.acd, s.calls), dialer.config(s.dialer))
+    q = next(q for q in config.queues if q.name == queue_of("c"))
     assert q.priority == -1  # inbound queues (0 and up) are served first
     assert q.max_wait_seconds == pytest.approx(2 - SAFE_HARBOUR_LEAD)
     assert q.overflow.action == "hangup"
-    assert q.overflow.prompts == ["sound:sambung/dialer-safe-harbour"]
+    assert q.overflow.prompts == ("sound:sambung/dialer-safe-harbour",)
     assert q.announce_every_seconds == 0
     assert q.wrap_up_seconds == 7
     assert q.auto_answer
-    members = {a.id: a.queues for a in acd.agents}
+    members = {a.id: a.queues for a in config.agents}
     assert queue_of("c") in members["siti"]  # skilled enough
     assert queue_of("c") not in members["budi"]
 
 
 def test_outbound_first_outranks_every_inbound_queue() -> None:
-    from engine.config import CampaignSettings
+    from sambung.engine.config import CampaignSettings
 
     c = CampaignSettings(name="c", caller_id="021", agents=["siti"], blend="outbound_first")
-    assert campaign_queue(c).priority == 9
+    assert campaign_queue(campaign_config(c)).priority == 9
 
 
 @pytest.mark.parametrize(

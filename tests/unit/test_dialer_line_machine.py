@@ -1,4 +1,4 @@
-"""The dialer line's pure machine (``dialer/line_machine.py``): one row per transition that
+"""The dialer line's pure machine (``sambung/dialer/line_machine.py``): one row per transition that
 matters, each checked as the whole trace of commands, the outcome and the calls row's reason.
 """
 
@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from dialer.facts import AttemptAmdFact, AttemptConnectedFact, AttemptEndedFact
-from dialer.line_machine import (
+from sambung.dialer import outcomes
+from sambung.dialer.facts import AttemptAmdFact, AttemptConnectedFact, AttemptEndedFact
+from sambung.dialer.line_machine import (
     AMD_BACKSTOP_SECONDS,
     PROMPT_BACKSTOP_SECONDS,
     RING_BACKSTOP_SECONDS,
@@ -44,6 +45,7 @@ from dialer.line_machine import (
     Originate,
     Originated,
     OriginateFailed,
+    OriginateUncertain,
     Phase,
     Play,
     PlayFailed,
@@ -58,7 +60,7 @@ from dialer.line_machine import (
     start,
     step,
 )
-from engine.facts import CallEndedFact
+from sambung.engine.facts import CallEndedFact
 
 W0 = datetime(2026, 8, 14, 2, 0, tzinfo=UTC)
 AID = "a1"
@@ -196,6 +198,22 @@ ROWS: list[tuple[str, dict[str, Any], list[LineEvent], list[str], str, str]] = [
         "originate_failed",
     ),
     (
+        "originate_unanswered_then_nothing_heard_of_the_channel",
+        {},
+        [OriginateUncertain("timed out", now(5.0)), TimedOut(now(5.0 + 20 + 3))],
+        ["originate", "hangup:no_answer", *end("failed")],
+        "failed",
+        "originate_uncertain",
+    ),
+    (
+        "originate_unanswered_but_the_channel_rang_and_was_busy",
+        {},
+        [OriginateUncertain("timed out", now(5.0)), ended(6.0, 17, 486)],
+        ["originate", *end("busy")],
+        "busy",
+        "not_answered:busy",
+    ),
+    (
         "busy",
         {},
         [originated(), ended(4.0, 17, 486)],
@@ -207,9 +225,22 @@ ROWS: list[tuple[str, dict[str, Any], list[LineEvent], list[str], str, str]] = [
         "engine_concluded_gone_while_ringing",
         {},
         [originated(), ended(4.0, 0, None, reason="asterisk_restart")],
-        ["originate", *end("failed")],
-        "failed",
-        "not_answered:failed",
+        ["originate", *end("lost")],
+        "lost",
+        "not_answered:lost",
+    ),
+    (
+        "asterisk_restarted_while_amd_listened",
+        {},
+        [
+            originated(),
+            answered(3.0),
+            AmdStarted(now(3.1)),
+            ended(4.0, 0, None, "asterisk_restart"),
+        ],
+        ["originate", *ANSWER_FACTS, "amd", *end("lost")],
+        "lost",
+        "asterisk_restart",
     ),
     (
         "the_service_hung_up_a_ringing_line",
@@ -301,6 +332,22 @@ ROWS: list[tuple[str, dict[str, Any], list[LineEvent], list[str], str, str]] = [
         ],
         "abandoned",
         "caller_abandoned_queue",
+    ),
+    (
+        "asterisk_restarted_while_the_debtor_waited_for_an_agent",
+        {},
+        [*LIVE, QueueDone("asterisk_restart", now(5.0))],
+        [
+            "originate",
+            *ANSWER_FACTS,
+            "amd",
+            "AttemptAmd",
+            "live",
+            "queue",
+            *end("lost", calls_row=False),
+        ],
+        "lost",
+        "asterisk_restart",
     ),
     (
         "machine_without_a_message",
@@ -678,3 +725,20 @@ def test_the_state_is_plain_values_only() -> None:
 
     assert all(isinstance(x, plain) for x in leaves(state))
     assert dataclasses.astuple(state)  # copies: nothing live inside
+
+
+@pytest.mark.parametrize(
+    ("outcome", "live", "connected", "abandon"),
+    [
+        ("abandoned", True, False, True),
+        ("lost", True, False, True),  # answered, then lost to a restart: nobody on the line
+        ("lost", False, False, False),  # lost while ringing: nobody answered
+        ("lost", True, True, False),  # talking to an agent when lost
+        ("connected", True, True, False),
+        ("failed", False, False, False),
+    ],
+)
+def test_what_counts_as_an_abandon_under_the_cap(
+    outcome: str, live: bool, connected: bool, abandon: bool
+) -> None:
+    assert outcomes.abandoned_in_window(outcome, live, connected) is abandon

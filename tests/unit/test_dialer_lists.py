@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dialer.lists import ImportSpec, ListFileError, parse_amount, parse_dnc, parse_list
-from dialer.phones import (
+from sambung.dialer.lists import ImportSpec, ListFileError, parse_amount, parse_dnc, parse_list
+from sambung.dialer.phones import (
     InvalidPhone,
     normalise_phone,
     zone_for_phone,
@@ -198,8 +198,9 @@ def test_a_row_with_only_a_number_type_the_campaign_does_not_dial_is_rejected() 
 
 
 def test_a_campaign_that_dials_toll_free_numbers_imports_them() -> None:
-    from dialer.importer import spec_for
-    from engine.config import CampaignSettings
+    from sambung.dialer.importer import spec_for
+    from sambung.dialer.settings import campaign_config
+    from sambung.engine.config import CampaignSettings
 
     c = CampaignSettings(
         name="c",
@@ -207,7 +208,7 @@ def test_a_campaign_that_dials_toll_free_numbers_imports_them() -> None:
         agents=["siti"],
         phone_types=["mobile", "fixed_line", "toll_free"],
     )
-    spec = spec_for(c, date(2026, 11, 23), frozenset(), frozenset())
+    spec = spec_for(campaign_config(c), date(2026, 11, 23), frozenset(), frozenset())
     rows = [
         "account_id,name,phone1,amount_due,days_past_due",
         "A1,Siti,0800 1234 567,100000,45",

@@ -10,9 +10,9 @@ import asyncio
 
 import pytest
 
-from asterisk.telephony import CallEventTranslator
-from dialer.outcomes import CAUSE_OUTCOME, SIP_OUTCOME, classify
-from engine.events import AmdDecided, CallEnded, CallerHungUp, OutboundAnswered
+from sambung.asterisk.telephony import CallEventTranslator
+from sambung.dialer.outcomes import CAUSE_OUTCOME, SIP_OUTCOME, classify
+from sambung.engine.events import AmdDecided, CallEnded, CallerHungUp, OutboundAnswered
 from tests.unit.test_ari_telephony import Sink, destroyed, feed, hangup_request, start, stasis_end
 
 GRACE = 0.05
@@ -49,7 +49,7 @@ def test_outcome_from_cause_and_sip_status(
 
 
 def test_every_table_entry_is_an_outcome_the_retry_rules_know() -> None:
-    from engine.config import ATTEMPT_OUTCOMES
+    from sambung.engine.config import ATTEMPT_OUTCOMES
 
     assert set(SIP_OUTCOME.values()) | set(CAUSE_OUTCOME.values()) <= set(ATTEMPT_OUTCOMES)
 

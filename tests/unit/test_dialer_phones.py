@@ -8,7 +8,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from dialer.phones import (
+from sambung.dialer.phones import (
     PHONE_TYPES,
     WIB,
     WIT,

@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from engine.calls import CallDispatcher, CallInbox
-from engine.events import (
+from sambung.engine.calls import CallDispatcher, CallInbox, StartRecorder
+from sambung.engine.events import (
     CallEnded,
     CallEvent,
     CallOffered,
@@ -12,7 +12,8 @@ from engine.events import (
     TelephonyConnected,
     TelephonyLost,
 )
-from engine.metrics import build_metrics
+from sambung.engine.facts import CallStartedFact, Fact
+from sambung.engine.metrics import build_metrics
 
 T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -113,3 +114,44 @@ async def test_a_crashing_call_task_is_logged_and_does_not_affect_others() -> No
     d.dispatch(offer("good"))
     assert await d.drain(1)
     assert d.tasks.failures == 1
+
+
+async def test_every_offered_call_is_recorded_once_before_its_task_runs_refused_or_not() -> None:
+    facts: list[Fact] = []
+    seen_at_start: list[int] = []
+
+    async def handler(o: CallOffered, inbox: CallInbox) -> None:
+        seen_at_start.append(len(facts))  # the start is on record before the feature acts
+
+    async def refuse(o: CallOffered) -> None:
+        pass
+
+    starts = StartRecorder(facts.append, "e1", lambda: "ast1", lambda o: f"hotline-{o.did}")
+    d = CallDispatcher(handler, refuse, build_metrics(), starts=starts)
+    d.dispatch(offer("a"))
+    d.dispatch(CallOffered("f", "PJSIP/1001-1", "*21", "1001", "", T, kind="feature"))
+    d.dispatch(offer("a"))  # a duplicate offer records nothing more
+    assert await d.drain(1)
+    d.dispatch(offer("late"))  # refused while draining: still a call on record
+    assert await d.tasks.wait_empty(1)
+    assert seen_at_start == [2, 2]
+    assert facts == [
+        CallStartedFact(
+            "a", "inbound", "PJSIP/trunk-a", "1500", "0811", "Budi", "hotline-1500", "ast1", "e1", T
+        ),
+        CallStartedFact(
+            "f", "agent_feature", "PJSIP/1001-1", "*21", "1001", "", "hotline-*21", "ast1", "e1", T
+        ),
+        CallStartedFact(
+            "late",
+            "inbound",
+            "PJSIP/trunk-late",
+            "1500",
+            "0811",
+            "Budi",
+            "hotline-1500",
+            "ast1",
+            "e1",
+            T,
+        ),
+    ]

@@ -1,230 +1,131 @@
+"""A hotline's greeting is an IVR flow (``sambung/ivr/greeting.py``) run by the IVR's own machine.
+
+The table drives ``ivr/menu.py`` with the greeting flow as the call task does, and checks what
+the caller hears and the end reason each path leaves, with the call outcome that reason counts
+as in the metrics.
+"""
+
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.events import (
-    CallAnswered,
-    CallEnded,
-    CallerHungUp,
-    CallResynced,
-    DigitPressed,
-    PromptFinished,
-    PromptStarted,
-)
-from ivr.greeting import (
-    Answer,
-    CheckPrompt,
-    CommandFailed,
-    GreetingEvent,
-    GreetingState,
+from sambung.engine.calls import call_outcome
+from sambung.engine.events import CallEnded, CallerHungUp, DigitPressed, PromptFinished
+from sambung.ivr.greeting import UNKNOWN_NUMBER_FLOW, greeting_flow
+from sambung.ivr.menu import (
+    Command,
     Hangup,
+    IvrEvent,
+    IvrState,
     Phase,
     Play,
-    Silence,
-    Start,
+    StopPrompts,
+    start,
     step,
 )
-from ivr.model import GreetingFlow
+from sambung.ivr.runner import outcome_of
 
-T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-FLOW = GreetingFlow("Collections", ("sound:hello-world",), "en", "completed")
 CID = "1700000000.1"
-PID = f"{CID}-greeting"
+T = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+HOTLINE = greeting_flow("collections", ("1500",), ("sound:hello-world",), "en", "completed")
+UNKNOWN = greeting_flow(UNKNOWN_NUMBER_FLOW, (), ("sound:sambung/unknown",), "en", "unknown_number")
 
 
-def at(phase: Phase, **kw: object) -> GreetingState:
-    return replace(GreetingState(CID, FLOW), phase=phase, **kw)  # type: ignore[arg-type]
+class Call:
+    def __init__(self, flow_name: str = "hotline") -> None:
+        flow = HOTLINE if flow_name == "hotline" else UNKNOWN
+        self.state, self.log = start(CID, flow, T, {"caller_number": "0811", "did": "1500"})
+        self.log = list(self.log)
+
+    def send(self, event: IvrEvent) -> list[Command]:
+        self.state, cmds = step(self.state, event)
+        self.log.extend(cmds)
+        return cmds
+
+    def finish_prompts(self) -> None:
+        while self.state.playing:
+            self.send(PromptFinished(CID, self.state.playing[0], T))
 
 
-ENDED = CallEnded(CID, 16, "Normal Clearing", T)
+def ended(state: IvrState) -> tuple[Phase, str | None]:
+    return state.phase, state.end_reason
 
-TABLE: list[tuple[str, GreetingState, GreetingEvent, Phase, list[object], str | None]] = [
-    ("start answers", at(Phase.OFFERED), Start(T), Phase.ANSWERING, [Answer()], None),
-    (
-        "answered plays the greeting",
-        at(Phase.ANSWERING),
-        CallAnswered(CID, T),
-        Phase.PLAYING,
-        [Play(PID, ("sound:hello-world",), "en")],
-        None,
-    ),
-    (
-        "greeting done hangs up",
-        at(Phase.PLAYING),
-        PromptFinished(CID, PID, T),
-        Phase.HANGING_UP,
-        [Hangup("normal")],
-        "completed",
-    ),
-    (
-        "another prompt's end is ignored",
-        at(Phase.PLAYING),
-        PromptFinished(CID, "other", T),
-        Phase.PLAYING,
-        [],
-        None,
-    ),
-    (
-        "prompt start changes nothing",
-        at(Phase.PLAYING),
-        PromptStarted(CID, PID, T),
-        Phase.PLAYING,
-        [],
-        None,
-    ),
-    (
-        "a digit changes nothing",
-        at(Phase.PLAYING),
-        DigitPressed(CID, "1", 100, T),
-        Phase.PLAYING,
-        [],
-        None,
-    ),
-    (
-        "caller hangs up mid-greeting",
-        at(Phase.PLAYING),
-        CallerHungUp(CID, 16, T),
-        Phase.CALLER_GONE,
-        [],
-        "caller_hangup",
-    ),
-    (
-        "caller gone then channel destroyed",
-        at(Phase.CALLER_GONE, end_reason="caller_hangup"),
-        ENDED,
-        Phase.ENDED,
-        [],
-        "caller_hangup",
-    ),
-    (
-        "our hang-up confirmed keeps our reason",
-        at(Phase.HANGING_UP, end_reason="completed"),
-        ENDED,
-        Phase.ENDED,
-        [],
-        "completed",
-    ),
-    (
-        "a caller's BYE that cut the prompt short wins over 'completed'",
-        at(Phase.HANGING_UP, end_reason="completed"),
-        CallerHungUp(CID, 16, T),
-        Phase.HANGING_UP,
-        [],
-        "caller_hangup",
-    ),
-    ("destroyed while answering", at(Phase.ANSWERING), ENDED, Phase.ENDED, [], "caller_hangup"),
-    (
-        "asterisk restart names itself",
-        at(Phase.PLAYING),
-        CallEnded(CID, 0, "asterisk restart", T, reason="asterisk_restart"),
-        Phase.ENDED,
-        [],
-        "asterisk_restart",
-    ),
-    (
-        "a failed command hangs up",
-        at(Phase.ANSWERING),
-        CommandFailed("Answer", T),
-        Phase.HANGING_UP,
-        [Hangup("normal")],
-        "engine_error",
-    ),
-    (
-        "silence hangs up",
-        at(Phase.PLAYING),
-        Silence(T),
-        Phase.HANGING_UP,
-        [Hangup("normal")],
-        "timeout",
-    ),
-    (
-        "after a reconnect the machine asks whether its prompt still plays",
-        at(Phase.PLAYING),
-        CallResynced(CID, T),
-        Phase.PLAYING,
-        [CheckPrompt(PID)],
-        None,
-    ),
-    (
-        "a resync while hanging up changes nothing",
-        at(Phase.HANGING_UP, end_reason="completed"),
-        CallResynced(CID, T),
-        Phase.HANGING_UP,
-        [],
-        "completed",
-    ),
-    (
-        "events after the end change nothing",
-        at(Phase.ENDED, end_reason="completed"),
-        CallAnswered(CID, T),
-        Phase.ENDED,
-        [],
-        "completed",
-    ),
-]
+
+def test_the_greeting_plays_its_prompts_in_the_hotlines_language() -> None:
+    call = Call()
+    plays = [c for c in call.log if isinstance(c, Play)]
+    assert [(p.media, p.language) for p in plays] == [(("sound:hello-world",), "en")]
+    assert call.state.language == "en"
 
 
 @pytest.mark.parametrize(
-    ("name", "state", "event", "phase", "commands", "reason"), TABLE, ids=[row[0] for row in TABLE]
-)
-def test_greeting_step_table(
-    name: str,
-    state: GreetingState,
-    event: GreetingEvent,
-    phase: Phase,
-    commands: list[object],
-    reason: str | None,
-) -> None:
-    new, cmds = step(state, event)
-    assert new.phase is phase
-    assert cmds == commands
-    assert new.end_reason == reason
-
-
-def test_unknown_number_flow_records_its_own_reason() -> None:
-    flow = GreetingFlow("unknown-number", ("sound:sambung/unknown-number",), "en", "unknown_number")
-    state = replace(GreetingState(CID, flow), phase=Phase.PLAYING)
-    new, cmds = step(state, PromptFinished(CID, PID, T))
-    assert new.end_reason == "unknown_number"
-    assert cmds == [Hangup("normal")]
-
-
-events = st.sampled_from(
+    ("flow", "script", "reason", "outcome"),
     [
-        Start(T),
-        CallAnswered(CID, T),
-        PromptStarted(CID, PID, T),
-        PromptFinished(CID, PID, T),
-        DigitPressed(CID, "5", 80, T),
-        CallerHungUp(CID, 16, T),
-        ENDED,
-        Silence(T),
-        CommandFailed("Play", T),
-    ]
+        ("hotline", "heard", "completed", "completed"),
+        ("hotline", "hung_up_mid_greeting", "caller_abandoned_ivr", "abandoned"),
+        ("hotline", "destroyed_mid_greeting", "caller_abandoned_ivr", "abandoned"),
+        ("hotline", "key_then_heard", "completed", "completed"),
+        ("unknown", "heard", "unknown_number", "refused"),
+        ("unknown", "hung_up_mid_greeting", "caller_abandoned_ivr", "abandoned"),
+        ("hotline", "asterisk_restart", "asterisk_restart", "lost"),
+    ],
 )
+def test_greeting_paths(flow: str, script: str, reason: str, outcome: str) -> None:
+    call = Call(flow)
+    match script:
+        case "heard":
+            call.finish_prompts()
+            assert call.log[-1] == Hangup(reason)  # the flow hangs up once the message ends
+            call.send(CallEnded(CID, 16, "Normal Clearing", T))
+        case "key_then_heard":
+            # A key press does not cut the greeting short: it is no menu.
+            cmds = call.send(DigitPressed(CID, "1", 100, T))
+            assert not any(isinstance(c, StopPrompts) for c in cmds)
+            assert call.state.playing
+            call.finish_prompts()
+            call.send(CallEnded(CID, 16, "Normal Clearing", T))
+        case "hung_up_mid_greeting":
+            call.send(CallerHungUp(CID, 16, T))
+        case "destroyed_mid_greeting":
+            call.send(CallEnded(CID, 16, "Normal Clearing", T))
+        case "asterisk_restart":
+            call.send(CallEnded(CID, 0, "asterisk restart", T, reason="asterisk_restart"))
+    assert ended(call.state) == (Phase.ENDED, reason)
+    assert call_outcome(reason, (reason, outcome_of(reason))) == outcome
 
 
-@given(st.lists(events, max_size=30))
-def test_any_event_sequence_keeps_the_machine_sane(seq: list[GreetingEvent]) -> None:
-    state = GreetingState(CID, FLOW)
-    answers = plays = 0
-    for ev in seq:
-        before = state
-        state, cmds = step(state, ev)
-        answers += sum(isinstance(c, Answer) for c in cmds)
-        plays += sum(isinstance(c, Play) for c in cmds)
-        if before.phase is Phase.ENDED:
-            assert state == before
-            assert cmds == []
-        if state.phase is Phase.ENDED:
-            assert state.end_reason is not None
-        if before.phase in (Phase.CALLER_GONE, Phase.HANGING_UP):
-            # Once the call is going, nothing new is started on it.
-            assert not any(isinstance(c, Answer | Play) for c in cmds)
-    assert answers <= 1
-    assert plays <= 1
+def test_the_greeting_flow_has_a_stable_version_that_follows_its_content() -> None:
+    again = greeting_flow("collections", ("1500",), ("sound:hello-world",), "en", "completed")
+    other = greeting_flow("collections", ("1500",), ("sound:goodbye",), "en", "completed")
+    assert HOTLINE.version == again.version != other.version
+
+
+EVENTS = st.sampled_from(["prompt", "digit", "hangup", "destroyed"])
+
+
+@given(st.lists(EVENTS, max_size=12))
+def test_any_event_order_ends_once_and_says_nothing_after_the_end(script: list[str]) -> None:
+    call = Call()
+    ended_at: int | None = None
+    for kind in script:
+        match kind:
+            case "prompt":
+                if call.state.playing:
+                    call.send(PromptFinished(CID, call.state.playing[0], T))
+            case "digit":
+                call.send(DigitPressed(CID, "5", 100, T))
+            case "hangup":
+                call.send(CallerHungUp(CID, 16, T))
+            case "destroyed":
+                call.send(CallEnded(CID, 16, "Normal Clearing", T))
+        if call.state.phase is Phase.ENDED and ended_at is None:
+            ended_at = len(call.log)
+    if ended_at is not None:
+        assert call.log[ended_at:] == []  # nothing is commanded after the end
+        assert call.state.end_reason in {"completed", "caller_abandoned_ivr"}
+    hangups = [c for c in call.log if isinstance(c, Hangup)]
+    assert len(hangups) <= 1

@@ -8,9 +8,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from engine.errors import BadRequest
-from engine.http import HttpDeps, build_app
-from engine.metrics import build_metrics
+from sambung.engine.errors import BadRequest
+from sambung.engine.http import HttpDeps, build_app
+from sambung.engine.metrics import build_metrics
 
 TOKEN = "test-token-0123456789"
 STATE = web.AppKey("state", dict[str, bool])

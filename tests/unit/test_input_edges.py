@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from acd.dispositions import DispositionInvalid, amount_of, when_of
-from auth.model import USERNAME
-from dialer.phones import InvalidPhone, normalise_phone
+from sambung.acd.dispositions import DispositionInvalid, amount_of, when_of
+from sambung.auth.model import USERNAME
+from sambung.dialer.phones import InvalidPhone, normalise_phone
 
 
 # Full-width and Arabic-Indic digits: str.isdigit() says yes, a SIP trunk would not.

@@ -23,15 +23,15 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from engine.calendars import build_calendar
-from ivr.errors import FlowError
-from ivr.loader import load_flow
-from ivr.loader_calendars import CALENDAR_KEYS, WEEKDAYS
-from ivr.loader_flow import FLOW_KEYS, ZERO_OUT_KEYS
-from ivr.loader_nodes import NODE_KINDS, RETRY_KEYS, SAY_KINDS
-from ivr.loader_values import DTMF_KEYS, MEDIA_SCHEMES, SOUND_EXTENSIONS
-from ivr.loader_yaml import YamlMap, YamlSeq, parse
-from ivr.model import EnvHeader, LookupNode
+from sambung.engine.calendars import build_calendar
+from sambung.ivr.errors import FlowError
+from sambung.ivr.loader import load_flow
+from sambung.ivr.loader_calendars import CALENDAR_KEYS, WEEKDAYS
+from sambung.ivr.loader_flow import FLOW_KEYS, ZERO_OUT_KEYS
+from sambung.ivr.loader_nodes import NODE_KINDS, RETRY_KEYS, SAY_KINDS
+from sambung.ivr.loader_values import DTMF_KEYS, MEDIA_SCHEMES, SOUND_EXTENSIONS
+from sambung.ivr.loader_yaml import YamlMap, YamlSeq, parse
+from sambung.ivr.model import EnvHeader, LookupNode
 from tests.unit.test_ivr_loader_errors import BASE, CASES, changed
 
 ROOT = Path(__file__).resolve().parents[2]

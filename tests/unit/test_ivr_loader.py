@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.calendars import build_calendar
-from engine.errors import SambungError
-from engine.events import DigitPressed, PromptFinished
-from ivr import menu
-from ivr.errors import FlowError, FlowProblem
-from ivr.flows import FlowTable, load_flow_table
-from ivr.loader import load_flow, load_flows
-from ivr.model import (
+from sambung.engine.calendars import build_calendar
+from sambung.engine.errors import SambungError
+from sambung.engine.events import DigitPressed, PromptFinished
+from sambung.ivr import menu
+from sambung.ivr.errors import FlowError, FlowProblem
+from sambung.ivr.flows import FlowTable, load_flow_table
+from sambung.ivr.loader import load_flow, load_flows
+from sambung.ivr.model import (
     AttrEquals,
     AttrIn,
     AttrPresent,
@@ -46,7 +46,7 @@ from ivr.model import (
     SetNode,
     TransferNode,
 )
-from ivr.speech import INDONESIAN_NUMBER_WORDS, NUMBER_PROMPT_DIR, RUPIAH_PROMPT
+from sambung.ivr.speech import INDONESIAN_NUMBER_WORDS, NUMBER_PROMPT_DIR, RUPIAH_PROMPT
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "flows"
@@ -320,8 +320,8 @@ def test_given_the_example_flow_then_every_prompt_has_an_english_and_indonesian_
     # The queues' and agents' phones' prompts: named in the ACD's code and the example
     # settings (queue greetings, whispers), said in both languages as well.
     acd_sources = [
-        *sorted((ROOT / "acd").glob("*.py")),
-        *sorted((ROOT / "dialer").glob("*.py")),
+        *sorted((ROOT / "sambung" / "acd").glob("*.py")),
+        *sorted((ROOT / "sambung" / "dialer").glob("*.py")),
         ROOT / "examples" / "sambung.toml",
     ]
     for source in acd_sources:

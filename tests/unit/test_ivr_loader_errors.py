@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 
-from ivr.errors import FlowError, FlowProblem
-from ivr.loader import load_flow
+from sambung.ivr.errors import FlowError, FlowProblem
+from sambung.ivr.loader import load_flow
 
 QUEUES = {"collections"}
 DELETE = object()

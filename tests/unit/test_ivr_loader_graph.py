@@ -16,9 +16,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivr.errors import FlowError, FlowProblem
-from ivr.loader import load_flow, load_flows
-from ivr.loader_graph import loops_without_exit, menus_too_deep, reachable
+from sambung.ivr.errors import FlowError, FlowProblem
+from sambung.ivr.loader import load_flow, load_flows
+from sambung.ivr.loader_graph import loops_without_exit, menus_too_deep, reachable
 
 LOOP = "loop with no exit: "
 

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from ivr.errors import LookupUrlRefused
-from ivr.urls import render_url
+from sambung.ivr.errors import LookupUrlRefused
+from sambung.ivr.urls import render_url
 
 TEMPLATE = "http://crm.local/accounts/by-phone/{n}/detail"
 BASE = "http://crm.local/accounts/by-phone/"

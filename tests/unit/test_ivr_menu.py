@@ -1,4 +1,4 @@
-"""Tables for the IVR machine (``ivr/menu.py``): every node kind and its edges.
+"""Tables for the IVR machine (``sambung/ivr/menu.py``): every node kind and its edges.
 
 A ``Call`` drives the machine like the call task does; scripts are short strings of actions:
 ``done`` finishes every playing prompt, ``tmo`` fires the active timer, anything else is a key.
@@ -13,9 +13,15 @@ from typing import TypeVar
 
 import pytest
 
-from engine.events import CallEnded, CallerHungUp, CallResynced, DigitPressed, PromptFinished
-from ivr import menu
-from ivr.menu import (
+from sambung.engine.events import (
+    CallEnded,
+    CallerHungUp,
+    CallResynced,
+    DigitPressed,
+    PromptFinished,
+)
+from sambung.ivr import menu
+from sambung.ivr.menu import (
     CancelTimer,
     CheckPrompt,
     Command,
@@ -36,7 +42,7 @@ from ivr.menu import (
     start,
     step,
 )
-from ivr.model import (
+from sambung.ivr.model import (
     AttrEquals,
     AttrIn,
     AttrPresent,
@@ -59,7 +65,7 @@ from ivr.model import (
     SetNode,
     TransferNode,
 )
-from ivr.speech import say_media
+from sambung.ivr.speech import say_media
 
 CID = "1700000000.7"
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 09:00 in Jakarta

@@ -1,4 +1,4 @@
-"""Hypothesis: random event sequences over small random flows (``ivr/menu.py``).
+"""Hypothesis: random event sequences over small random flows (``sambung/ivr/menu.py``).
 
 The machine never raises, never acts after the end, never reuses a prompt id, numbers its step
 records without gaps, keeps exactly one timer running while (and only while) it waits for
@@ -14,8 +14,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import CallEnded, CallerHungUp, CallResynced, DigitPressed, PromptFinished
-from ivr.menu import (
+from sambung.engine.events import (
+    CallEnded,
+    CallerHungUp,
+    CallResynced,
+    DigitPressed,
+    PromptFinished,
+)
+from sambung.ivr.menu import (
     CancelTimer,
     CheckPrompt,
     Command,
@@ -35,7 +41,7 @@ from ivr.menu import (
     start,
     step,
 )
-from ivr.model import (
+from sambung.ivr.model import (
     AttrEquals,
     AttrPresent,
     Branch,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr.speech import (
+from sambung.ivr.speech import (
     INDONESIAN_NUMBER_WORDS,
     MAX_NUMBER,
     indonesian_number_prompts,

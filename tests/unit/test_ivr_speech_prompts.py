@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ivr.speech import INDONESIAN_NUMBER_WORDS, NUMBER_PROMPT_DIR, RUPIAH_PROMPT
 from ops import prompts as gen
+from sambung.ivr.speech import INDONESIAN_NUMBER_WORDS, NUMBER_PROMPT_DIR, RUPIAH_PROMPT
 
 
 class FakeSynth:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from engine.logging import configure_logging, mask_personal
+from sambung.engine.logging import configure_logging, mask_personal
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 speaks only the metric contract.
 
 - Prometheus: `promtool check config`, `check rules` and `test rules`; every alert has a unit
-  test where it fires and one where it stays quiet, and a runbook entry in
+  test where it fires and one where it stays quiet, and a `runbook_url` to its entry in
   docs/operations.md.
 - Every PromQL expression (alert rules, dashboard panels, dashboard variables) names only
   metrics of docs/metrics.md (plus `up`), matches only labels those metrics have, uses only
@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.config import EngineSettings
+from sambung.engine.config import EngineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
@@ -59,6 +59,7 @@ REQUIRED_ALERTS = {
     "SambungDatabaseDown",
     "SambungEventLagHigh",
     "SambungEngineDown",
+    "SambungNoActiveEngine",
 }
 # Labels Prometheus itself attaches to every scraped series.
 TARGET_LABELS = {"job", "instance"}
@@ -92,7 +93,8 @@ class Metric:
 def documented_metrics() -> dict[str, Metric]:
     rows: dict[str, Metric] = {}
     for line in METRICS_DOC.read_text().splitlines():
-        m = re.match(r"^\| `(sambung_[a-z0-9_]+)` \| (\w+) \| ([^|]*) \|", line)
+        # The engine's own metrics, and prometheus_client's process and platform collectors.
+        m = re.match(r"^\| `((?:sambung|process|python)_[a-z0-9_]+)` \| (\w+) \| ([^|]*) \|", line)
         if m:
             labels = m.group(3).strip()
             names = () if labels == "-" else (x.strip() for x in labels.split(","))
@@ -455,7 +457,9 @@ def test_every_alert_is_tested_firing_and_quiet_and_has_a_runbook() -> None:
         assert rule["labels"]["severity"] in ("critical", "warning"), name
         assert rule.get("for"), f"{name}: no for: duration"
         assert rule["annotations"].get("summary"), name
-        doc, _, anchor = rule["annotations"]["runbook"].partition("#")
+        # runbook_url is what Alertmanager's and Grafana's tooling look for.
+        assert "runbook" not in rule["annotations"], f"{name}: runbook_url, not runbook"
+        doc, _, anchor = rule["annotations"]["runbook_url"].partition("#")
         assert doc == "docs/operations.md", name
         assert anchor in anchors, f"{name}: no heading for runbook anchor {anchor}"
 
@@ -601,20 +605,42 @@ def test_the_systemd_unit_runs_the_documented_layout() -> None:
     assert binary == "/opt/sambung/venv/bin/sambung"
     assert command == "run"
     project = (ROOT / "pyproject.toml").read_text()
-    assert 'sambung = "engine.cli:main"' in project
+    assert 'sambung = "sambung.engine.cli:main"' in project
     assert "/opt/sambung/venv" in OPERATIONS_DOC.read_text()
     # Staged shutdown: drain, then adapters and up to 5 s of fact writes, before SIGKILL.
     drain = EngineSettings().drain_timeout_seconds
     (stop,) = service["TimeoutStopSec"]
     assert seconds(stop) >= drain + 30, f"TimeoutStopSec={stop} with a {drain} s drain"
-    assert service["KillSignal"] == ["SIGTERM"]  # engine/cli.py: SIGTERM -> staged shutdown
-    assert "-HUP" in service["ExecReload"][0]  # engine/cli.py: SIGHUP -> reload flows
+    assert service["KillSignal"] == ["SIGTERM"]  # sambung/engine/cli.py: SIGTERM -> staged shutdown
+    assert "-HUP" in service["ExecReload"][0]  # sambung/engine/cli.py: SIGHUP -> reload flows
     # ProtectSystem=strict leaves only the state directory writable: the spool must be there.
     env = dict(e.split("=", 1) for e in service["Environment"])
     (state,) = service["StateDirectory"]
     assert service["ProtectSystem"] == ["strict"]
     assert env["SAMBUNG_ENGINE__SPOOL_DIR"].startswith(f"/var/lib/{state}/")
     assert service["NoNewPrivileges"] == ["yes"]
+
+
+def test_the_hot_standby_template_unit_is_the_single_unit_with_a_lease_per_instance() -> None:
+    """sambung@.service runs one engine of a hot standby pair per instance name; it must not
+    drift from sambung.service: the same user, start, stop and hardening."""
+    single = parse_unit(UNIT.read_text())["Service"]
+    pair = parse_unit((OPS / "systemd" / "sambung@.service").read_text())["Service"]
+    env = dict(e.split("=", 1) for e in pair["Environment"])
+    assert env["SAMBUNG_ENGINE__INSTANCE_ID"] == "%i"
+    assert env["SAMBUNG_ENGINE__LEASE"] == "true"
+    assert env["SAMBUNG_ENGINE__SPOOL_DIR"] == "/var/lib/sambung/%i"
+    assert pair["StateDirectory"] == ["sambung sambung/%i"]
+    assert pair["EnvironmentFile"] == ["/etc/sambung/sambung.env", "/etc/sambung/%i.env"]
+    # A fenced engine exits 75: on-failure starts it again, as a standby.
+    assert pair["Restart"] == ["on-failure"]
+    same = {k: v for k, v in single.items() if k not in ("Environment", "EnvironmentFile")}
+    same.pop("StateDirectory")
+    same.pop("RestartSec")
+    for key, value in same.items():
+        assert pair.get(key) == value, key
+    # Its settings parse with an instance id of the form systemd passes.
+    EngineSettings(instance_id="sambung-2", lease=True)
 
 
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
@@ -635,7 +661,7 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
 
 # ---- Compose ----------------------------------------------------------------------------------
 
-SERVICES = {"postgres", "asterisk", "sambung", "prometheus", "grafana"}
+SERVICES = {"postgres", "asterisk", "sambung", "sambung-standby", "prometheus", "grafana"}
 SECRET_WORDS = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE", re.I)
 
 
@@ -663,6 +689,12 @@ def test_compose_services_are_complete_and_healthchecked() -> None:
             assert how["condition"] == "service_healthy", f"{name} -> {dep}"
             assert services[dep].get("healthcheck"), f"{name} waits on {dep}'s health"
     assert services["sambung"]["depends_on"].keys() == {"postgres", "asterisk"}
+    # The hot standby: opt-in, its own instance id and port, the lease on for both engines.
+    standby = services["sambung-standby"]
+    assert standby["profiles"] == ["standby"]
+    assert standby["environment"]["SAMBUNG_ENGINE__INSTANCE_ID"] != "sambung-1"
+    assert standby["environment"]["SAMBUNG_HTTP__PORT"] != "8480"
+    assert "lease = true" in (COMPOSE_DIR / "config" / "sambung.toml").read_text()
     drain = EngineSettings().drain_timeout_seconds
     assert seconds(services["sambung"]["stop_grace_period"]) >= drain + 30
     for pinned in ("postgres", "prometheus", "grafana"):
@@ -751,7 +783,8 @@ def test_prometheus_scrapes_with_a_metrics_token_not_an_admin_token() -> None:
     assert sources == {"sambung_metrics_token"}
     assert "sambung_metrics_token" in services["sambung"]["secrets"]
     entrypoint = (COMPOSE_DIR / "sambung" / "entrypoint.sh").read_text()
-    assert "SAMBUNG_METRICS_TOKEN=$(secret /run/secrets/sambung_metrics_token)" in entrypoint
+    # The engine reads the very file Prometheus is given (the NAME_FILE form).
+    assert "from_file SAMBUNG_METRICS_TOKEN /run/secrets/sambung_metrics_token" in entrypoint
     assert "sambung_metrics_token" in (COMPOSE_DIR / "make-secrets").read_text()
     unit = (ROOT / "ops" / "systemd" / "sambung.service").read_text()
     assert "SAMBUNG_METRICS_TOKEN=" in unit
@@ -765,3 +798,153 @@ def test_entrypoint_scripts_parse() -> None:
         r = run(shell, "-n", str(script))
         assert r.returncode == 0, f"{script.name}: {r.stderr}"
         assert os.access(script, os.X_OK), f"{script.name} is not executable"
+
+
+ASTERISK_CONF = ROOT / "asterisk" / "conf"
+ASTERISK_ENTRYPOINT = COMPOSE_DIR / "asterisk" / "entrypoint.sh"
+
+
+def conf_value(path: Path, key: str) -> str:
+    """The value of ``key=`` in an Asterisk config file's [general] section."""
+    section = None
+    for line in path.read_text().splitlines():
+        line = line.split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[general]" and line.partition("=")[0].strip() == key:
+            return line.partition("=")[2].strip()
+    raise AssertionError(f"{path.name}: no {key}= in [general]")
+
+
+def test_ari_and_ami_bind_to_an_address_of_their_own_on_loopback() -> None:
+    """ARI and AMI carry full call control with plain-text credentials: they bind to their own
+    address, not SIP's, and both the sandbox and the compose image keep it on loopback."""
+    assert conf_value(ASTERISK_CONF / "http.conf", "bindaddr") == "${SAMBUNG_ARI_BIND_ADDR}"
+    assert conf_value(ASTERISK_CONF / "manager.conf", "bindaddr") == "${SAMBUNG_AMI_BIND_ADDR}"
+    env = compose()["services"]["asterisk"]["environment"]
+    assert env["ASTERISK_ARI_BIND_ADDR"] == "127.0.0.1"
+    assert env["ASTERISK_AMI_BIND_ADDR"] == "127.0.0.1"
+    entrypoint = ASTERISK_ENTRYPOINT.read_text()
+    assert 'SAMBUNG_ARI_BIND_ADDR="${ASTERISK_ARI_BIND_ADDR:-127.0.0.1}"' in entrypoint
+    assert 'SAMBUNG_AMI_BIND_ADDR="${ASTERISK_AMI_BIND_ADDR:-127.0.0.1}"' in entrypoint
+    sandbox = (OPS / "sandbox").read_text()
+    for name in ("SAMBUNG_ARI_BIND_ADDR", "SAMBUNG_AMI_BIND_ADDR"):
+        assert f'"{name}"' in sandbox, f"ops/sandbox does not render {name}"
+    assert "for n in SAMBUNG_SANDBOX_ADDR SAMBUNG_ARI_BIND_ADDR SAMBUNG_AMI_BIND_ADDR" in sandbox
+
+
+def _loopback_check(address: str) -> int:
+    """Runs the compose image's own loopback test on ``address``; its exit status."""
+    entrypoint = ASTERISK_ENTRYPOINT.read_text()
+    start = entrypoint.index("loopback() {")
+    function = entrypoint[start : entrypoint.index("\n}\n", start) + 3]
+    return run("sh", "-c", f'{function}\nloopback "$1"', "sh", address).returncode
+
+
+@pytest.mark.parametrize(
+    ("address", "ok"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("0.0.0.0", False), ("10.0.0.5", False)],
+)
+def test_the_compose_image_refuses_ari_and_ami_beyond_loopback(address: str, ok: bool) -> None:
+    assert (_loopback_check(address) == 0) is ok
+
+
+def sip_password_variables() -> set[str]:
+    names: set[str] = set()
+    for f in ASTERISK_CONF.glob("*.conf"):
+        names |= set(re.findall(r"\$\{SAMBUNG_SIP_PASSWORD_([A-Z0-9_]+)\}", f.read_text()))
+    return names
+
+
+def test_no_sip_password_is_fixed_in_the_shipped_asterisk_config() -> None:
+    """Whoever registers with a phone's password takes that phone (and a supervisor's listen
+    and whisper calls): every password in the config the compose image renders comes from a
+    variable, never a fixed value."""
+    for f in ASTERISK_CONF.glob("*.conf"):
+        for line in f.read_text().splitlines():
+            key, _, value = line.split(";", 1)[0].partition("=")
+            if key.strip() in {"password", "secret"}:
+                assert re.fullmatch(r"\$\{SAMBUNG_[A-Z0-9_]+\}", value.strip()), (
+                    f"{f.name}: fixed {key.strip()}= {value.strip()!r}"
+                )
+    assert {"AGENT1001", "SUPERVISOR1", "TRUNK"} <= sip_password_variables()
+
+
+def test_compose_mounts_a_generated_secret_for_every_sip_password() -> None:
+    data = compose()
+    mounted = set(data["services"]["asterisk"]["secrets"])
+    make_secrets = (COMPOSE_DIR / "make-secrets").read_text()
+    for name in sip_password_variables():
+        secret = f"sip_password_{name.lower()}"
+        assert secret in data["secrets"], f"compose.yaml declares no secret {secret}"
+        assert secret in mounted, f"the asterisk service does not mount {secret}"
+        assert secret in make_secrets, f"make-secrets does not generate {secret}"
+    assert "/run/secrets/sip_password_*" in ASTERISK_ENTRYPOINT.read_text()
+
+
+def test_make_secrets_writes_every_compose_secret_once(tmp_path: Path) -> None:
+    script = tmp_path / "make-secrets"
+    shutil.copy(COMPOSE_DIR / "make-secrets", script)
+    first = run("bash", str(script), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    values = {n: (tmp_path / "secrets" / n).read_text() for n in compose()["secrets"]}
+    assert all(len(v) == 32 for v in values.values()), "every compose secret is generated"
+    assert len(set(values.values())) == len(values), "each secret is its own"
+    again = run("bash", str(script), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == "", "existing secrets are kept"
+    assert (tmp_path / "secrets" / "ari_password").read_text() == values["ari_password"]
+
+
+NGINX = OPS / "nginx" / "sambung.conf"
+
+
+def nginx_locations(text: str) -> dict[str, str]:
+    """location pattern -> its block's text (the example has no nested blocks)."""
+    out = {}
+    for m in re.finditer(r"location\s+(?:=|~)?\s*(\S+)\s*\{([^}]*)\}", text):
+        out[m.group(1)] = m.group(2)
+    return out
+
+
+def test_the_nginx_example_terminates_tls_and_streams_unbuffered() -> None:
+    text = NGINX.read_text()
+    assert re.search(r"listen 443 ssl;", text)
+    assert "ssl_certificate " in text
+    assert "ssl_certificate_key " in text
+    # The first hop replaces X-Forwarded-For, so a client's own claim never reaches the engine.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    assert "$proxy_add_x_forwarded_for" not in text
+    assert "proxy_set_header Upgrade $http_upgrade;" in text
+    locations = nginx_locations(text)
+    streams = ["/console/agent/stream", "/console/wallboard/stream", "/api/v1/agents/siti/events"]
+    for path in streams:
+        matching = [p for p in locations if p.startswith("^") and re.fullmatch(p, path)]
+        assert matching, f"no location for {path}"
+        assert "proxy_buffering off;" in locations[matching[0]], path
+    assert "return 404" in locations["/metrics"]
+    # What the example tells the engine, the engine accepts.
+    assert 'trusted_proxies = ["127.0.0.1"]' in text
+    assert "cookie_secure = true" in text
+
+
+def test_the_operations_guide_has_a_security_section() -> None:
+    doc = OPERATIONS_DOC.read_text()
+    section = doc[doc.index("\n## Security\n") : doc.index("\n## Backups\n")]
+    for word in (
+        "carrier trunk",
+        "desk phones",
+        "agents",
+        "supervisors",
+        "the network",
+        "the database",
+        "ops/nginx/sambung.conf",
+        "trusted_proxies",
+        "cookie_secure",
+        "media_encryption=sdes",
+        "transport-tls",
+        "tlsenable=yes",
+        "ivr_sessions.attributes",
+        "digits_retention_days",
+    ):
+        assert word in section, f"the Security section does not mention {word!r}"

@@ -1,39 +1,57 @@
-"""dialer/pacing.py: tables for each mode and reason, and Hypothesis properties."""
+"""sambung/dialer/pacing.py: tables for each mode and reason, the gain, the guards, and Hypothesis
+properties over random inputs."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from itertools import pairwise
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dialer.pacing import (
-    MIN_LIVE,
+from sambung.dialer.forecast import answer_curve, survival
+from sambung.dialer.pacing import (
+    GAIN_RANGE,
+    GAIN_START,
     PacingInput,
-    abandon_budget,
-    expected_overflow,
-    free_within,
+    forecast,
+    gain,
+    hard_budget,
     plan,
+    target_ratio,
 )
+
+CURVE = answer_curve(
+    [6.0 + (i % 12) for i in range(500)],  # live answers 6-17 s after the dial
+    [3.0 + (i % 27) for i in range(1500)],  # the rest end 3-29 s after it
+    prior_rate=0.25,
+    prior_weight=20,
+    ring_seconds=30,
+)
+TALK = survival([30.0 + 3 * i for i in range(200)], 120.0, 5)
+WRAP = survival([15.0] * 200, 15.0, 5, limit=15.0)
 
 BASE = PacingInput(
     mode="predictive",
     ready_agents=2,
-    busy_elapsed=(),
-    handle_samples=(),
-    handle_prior=135.0,
-    handle_prior_weight=5,
-    answered=0,
-    attempts=0,
-    answer_rate_prior=0.25,
-    answer_rate_prior_weight=20,
-    answer_delay=12.0,
-    lines_in_flight=0,
-    max_lines=20,
+    max_lines=40,
+    dialable=1000,
     abandon_cap=0.03,
     window_live=0,
     window_abandoned=0,
-    dialable=1000,
+    talk=TALK,
+    wrap=WRAP,
+    curve=CURVE,
+)
+# A floor well into its shift: 2000 live answers, 40 abandons (2%).
+WARM = replace(
+    BASE,
+    window_live=2000,
+    window_abandoned=40,
+    talk_elapsed=tuple(float(x) for x in range(20, 400, 20)),  # 19 agents talking
+    wrap_elapsed=(3.0, 9.0, 14.0),
 )
 
 
@@ -42,92 +60,169 @@ def test_preview_never_dials() -> None:
 
 
 def test_progressive_is_one_line_per_ready_agent() -> None:
-    d = plan(replace(BASE, mode="progressive", ready_agents=5, lines_in_flight=2))
+    d = plan(replace(BASE, mode="progressive", ready_agents=5, line_ages=(1.0, 2.0)))
     assert (d.dial, d.reason) == (3, "progressive")
     assert plan(replace(BASE, mode="progressive", ready_agents=0)).reason == "no_agents"
 
 
 def test_reminder_fills_the_lines_without_agents() -> None:
-    d = plan(replace(BASE, mode="reminder", ready_agents=0, lines_in_flight=4, max_lines=10))
+    d = plan(replace(BASE, mode="reminder", ready_agents=0, line_ages=(1.0,) * 4, max_lines=10))
     assert (d.dial, d.reason) == (6, "reminder")
 
 
-def test_nothing_to_dial_and_no_room() -> None:
-    assert plan(replace(BASE, dialable=0)).reason == "no_records"
-    assert plan(replace(BASE, lines_in_flight=20)).reason == "max_lines"
-    assert plan(replace(BASE, ready_agents=0)).reason == "no_agents"
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"dialable": 0}, "no_records"),
+        ({"line_ages": (1.0,) * 40}, "max_lines"),
+        ({"line_ages": (1.0,) * 30, "waiting_answers": 10}, "max_lines"),  # answers hold lines
+        ({"ready_agents": 0}, "no_agents"),
+    ],
+)
+def test_nothing_to_dial(change: dict[str, object], reason: str) -> None:
+    d = plan(replace(BASE, **change))  # type: ignore[arg-type]
+    assert (d.dial, d.reason) == (0, reason)
 
 
-def test_with_no_budget_predictive_is_progressive() -> None:
+def test_given_an_empty_window_then_predictive_is_progressive() -> None:
     # The start of a window: no live answers yet, so not one abandon may be risked.
-    d = plan(replace(BASE, ready_agents=3, busy_elapsed=(100.0,) * 10))
+    d = plan(replace(BASE, ready_agents=3, talk_elapsed=(100.0,) * 10))
     assert (d.dial, d.reason) == (3, "progressive")
+    assert d.warmup
 
 
-def test_with_a_budget_predictive_dials_for_agents_about_to_be_free() -> None:
-    busy = tuple(float(x) for x in range(60, 300, 10))  # 24 agents well into their calls
-    inp = replace(
-        BASE,
-        ready_agents=1,
-        busy_elapsed=busy,
-        answered=2000,
-        attempts=8000,
-        window_live=2000,
-        window_abandoned=10,
-        handle_samples=tuple(float(x) for x in range(40, 240, 2)),
-    )
+def test_given_a_warm_window_then_it_dials_for_the_agents_about_to_be_free() -> None:
+    d = plan(WARM)
+    assert not d.warmup
+    assert d.dial > WARM.ready_agents, d
+    assert d.reason in ("planned", "abandon_budget")
+    assert 0 < d.share < 0.03
+
+
+def test_an_agent_in_wrap_up_counts_more_than_one_just_into_a_call() -> None:
+    """Wrap-up ends on its timer: an agent 13 s into 15 s of wrap-up is free within the
+    connect limit; one 13 s into a call is not (it still has its wrap-up to do)."""
+    base = replace(WARM, talk_elapsed=(), wrap_elapsed=(), ready_agents=0)
+    in_wrap = forecast(replace(base, wrap_elapsed=(13.0,)))
+    in_call = forecast(replace(base, talk_elapsed=(13.0,)))
+    assert in_wrap.free_mean[0] == pytest.approx(1.0)  # by 1 s + the 2 s connect limit
+    assert in_call.free_mean[0] == 0.0
+    assert in_call.free_mean[-1] < 0.5
+
+
+def test_old_lines_are_counted_for_the_answers_they_can_still_bring() -> None:
+    fresh = forecast(replace(WARM, line_ages=(0.0,) * 10))
+    old = forecast(replace(WARM, line_ages=(16.0,) * 10))
+    dead = forecast(replace(WARM, line_ages=(25.0,) * 10))
+    assert fresh.eventual > old.eventual > dead.eventual
+    assert fresh.eventual == pytest.approx(10 * CURVE.rate(), rel=1e-9)
+    assert dead.eventual < 0.05 * fresh.eventual  # only the prior still allows a late one
+    # And the answers waiting for an agent are certain.
+    assert forecast(replace(WARM, waiting_answers=3)).eventual == pytest.approx(3.0)
+
+
+def test_a_richer_stratum_dials_fewer_lines() -> None:
+    poor = plan(replace(WARM, new_rate=0.15))
+    rich = plan(replace(WARM, new_rate=0.45))
+    assert rich.dial < poor.dial
+
+
+def test_a_spent_window_stops_the_extra_lines() -> None:
+    inp = replace(WARM, ready_agents=1, window_live=2000, window_abandoned=60)
+    assert hard_budget(inp) <= 0
     d = plan(inp)
-    assert d.dial > 1, d
-    assert d.expected_abandons <= 0.03 * d.expected_answers
-    assert d.expected_abandons <= abandon_budget(inp)
+    assert (d.dial, d.reason) == (1, "progressive")
 
 
-def test_a_spent_budget_stops_the_extra_lines() -> None:
-    busy = (100.0,) * 24
-    inp = replace(BASE, ready_agents=1, busy_elapsed=busy, window_live=2000, window_abandoned=60)
-    d = plan(inp)
-    assert abandon_budget(inp) <= 0
-    assert d.dial == 1
+@pytest.mark.parametrize(
+    ("live", "abandoned", "cap", "budget"),
+    [
+        (0, 0, 0.03, 0),
+        (33, 0, 0.03, 1),  # 1 / 34 = 2.94%
+        (32, 0, 0.03, 0),  # 1 / 33 = 3.03%
+        (1000, 20, 0.03, 10),  # (20 + 10) / 1010 = 2.97%
+        (1000, 31, 0.03, -2),
+        (50, 0, 1.0, 10**9),
+    ],
+)
+def test_hard_budget(live: int, abandoned: int, cap: float, budget: int) -> None:
+    inp = replace(BASE, window_live=live, window_abandoned=abandoned, abandon_cap=cap)
+    assert hard_budget(inp) == budget
 
 
-def test_free_within_follows_the_samples() -> None:
-    samples = sorted([100.0] * 50 + [200.0] * 50)
-    # Half the calls end at 100 s: an agent 95 s in is likely to be free within 10 s.
-    assert free_within(95, 10, samples, 150, 0) == 0.5
-    assert free_within(150, 10, samples, 150, 0) == 0.0
-    assert free_within(195, 10, samples, 150, 0) == 1.0
-    assert 0 < free_within(500, 10, samples, 150, 5) <= 1  # past every sample: the prior
+def test_the_last_hour_bounds_the_hard_budget() -> None:
+    inp = replace(BASE, window_live=3000, window_abandoned=10, hour_live=100, hour_abandoned=2)
+    assert hard_budget(inp) == 1  # (2 + 1) / 101 = 2.97%
 
 
-def test_expected_overflow_small_cases() -> None:
-    assert expected_overflow(0, 0.5, [1.0]) == 0.0
-    # One line that surely answers, nobody free: one abandon.
-    assert expected_overflow(1, 1.0, [1.0]) == 1.0
-    # Two lines at 1/2, one agent for sure: E[max(0, X - 1)] = P(X = 2) = 1/4.
-    assert abs(expected_overflow(2, 0.5, [0.0, 1.0]) - 0.25) < 1e-12
+def test_a_full_hour_holds_the_lines_back_by_their_chance_of_answering() -> None:
+    """The last hour's guard: its room is small (4 abandons), so only as many lines as make
+    more than 4 answers beyond the ready agents a one-in-100000 chance."""
+    free = plan(WARM)
+    full = plan(replace(WARM, hour_live=300, hour_abandoned=5))
+    assert full.dial < free.dial
+    fc = forecast(replace(WARM, line_ages=(0.0,) * (full.dial + 1)))
+    assert fc.guarded > 0
+    assert plan(replace(WARM, hour_live=300, hour_abandoned=9)).dial == WARM.ready_agents
 
 
+@pytest.mark.parametrize(
+    ("live", "target"),
+    [(0, 0.0), (30, 0.0), (100, 0.03 - math.sqrt(0.03 / 100)), (10000, 0.03 - 0.00173205)],
+)
+def test_target_ratio_margin_shrinks_as_answers_accumulate(live: int, target: float) -> None:
+    assert target_ratio(0.03, live) == pytest.approx(target, abs=1e-8)
+
+
+def test_gain_table() -> None:
+    t = target_ratio(0.03, 2000)
+    on_target = gain(0.03, 2000, round(t * 2000))
+    assert on_target == pytest.approx(GAIN_START * t, rel=0.05)
+    assert gain(0.03, 2000, 0) > on_target > gain(0.03, 2000, 60)
+    assert gain(0.03, 2000, 0) <= GAIN_START * t * GAIN_RANGE + 1e-12
+    assert gain(0.03, 2000, 2000) >= GAIN_START * t / GAIN_RANGE - 1e-12
+    assert gain(0.03, 10, 0) == 0.0  # no target yet: nothing beyond progressive
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 20000), st.integers(0, 600), st.integers(0, 50))
+def test_property_gain_falls_as_abandons_rise(live: int, abandoned: int, more: int) -> None:
+    a = gain(0.03, live, abandoned)
+    b = gain(0.03, live, abandoned + more)
+    assert 0.0 <= b <= a
+    assert a <= 0.03 * GAIN_START * GAIN_RANGE + 1e-12
+
+
+def test_the_added_abandons_grow_with_each_line() -> None:
+    fc = forecast(replace(WARM, ready_agents=0))
+    added = [fc.added(n) for n in range(1, 30)]
+    assert all(b >= a - 1e-12 for a, b in pairwise(added))
+    assert fc.risk(10) == pytest.approx(fc.risk(0) + sum(added[:10]), rel=1e-9)
+
+
+ages = st.lists(st.floats(0, 60), max_size=60).map(tuple)
 inputs = st.builds(
     PacingInput,
     mode=st.sampled_from(["preview", "progressive", "predictive", "reminder"]),
     ready_agents=st.integers(0, 60),
-    busy_elapsed=st.lists(st.floats(0, 2000), max_size=40).map(tuple),
-    handle_samples=st.lists(st.floats(1, 2000), max_size=60).map(tuple),
-    handle_prior=st.floats(10, 1000),
-    handle_prior_weight=st.integers(0, 20),
-    answered=st.integers(0, 5000),
-    attempts=st.integers(0, 20000),
-    answer_rate_prior=st.floats(0.01, 1.0),
-    answer_rate_prior_weight=st.integers(1, 100),
-    answer_delay=st.floats(0, 40),
-    lines_in_flight=st.integers(0, 200),
     max_lines=st.integers(1, 200),
+    dialable=st.integers(0, 500),
     abandon_cap=st.floats(0, 0.2),
     window_live=st.integers(0, 10000),
     window_abandoned=st.integers(0, 500),
-    dialable=st.integers(0, 500),
+    talk_elapsed=st.lists(st.floats(0, 2000), max_size=40).map(tuple),
+    wrap_elapsed=st.lists(st.floats(0, 30), max_size=10).map(tuple),
+    talk=st.just(TALK),
+    wrap=st.just(WRAP),
+    line_ages=ages,
+    curve=st.just(CURVE),
+    new_rate=st.none() | st.floats(0.01, 1.0),
+    waiting_answers=st.integers(0, 10),
+    hour_live=st.none() | st.integers(0, 3000),
+    hour_abandoned=st.integers(0, 100),
     connect_limit=st.floats(0.5, 5),
-).filter(lambda i: i.answered <= i.attempts)
+    warmup_live=st.integers(1, 500),
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -136,9 +231,8 @@ def test_never_more_than_the_lines_or_the_records(inp: PacingInput) -> None:
     d = plan(inp)
     assert d.dial >= 0
     assert d.dial <= inp.dialable
-    assert inp.lines_in_flight + d.dial <= max(inp.max_lines, inp.lines_in_flight)
     if d.dial > 0:
-        assert inp.lines_in_flight + d.dial <= inp.max_lines
+        assert inp.lines_in_flight + inp.waiting_answers + d.dial <= inp.max_lines
 
 
 @settings(max_examples=400, deadline=None)
@@ -146,7 +240,8 @@ def test_never_more_than_the_lines_or_the_records(inp: PacingInput) -> None:
 def test_preview_is_zero_and_progressive_never_outnumbers_ready_agents(inp: PacingInput) -> None:
     assert plan(replace(inp, mode="preview")).dial == 0
     d = plan(replace(inp, mode="progressive"))
-    assert inp.lines_in_flight + d.dial <= max(inp.ready_agents, inp.lines_in_flight)
+    busy = inp.lines_in_flight + inp.waiting_answers
+    assert busy + d.dial <= max(inp.ready_agents, busy)
 
 
 @settings(max_examples=300, deadline=None)
@@ -159,17 +254,21 @@ def test_progressive_is_monotone_in_ready_agents(inp: PacingInput, more: int) ->
 
 @settings(max_examples=500, deadline=None)
 @given(inputs)
-def test_predictive_never_plans_past_the_abandon_budget(inp: PacingInput) -> None:
-    """Lines beyond the progressive number are only dialled when the plan's expected abandons
-    fit the budget left, and lines in flight never exceed ready agents plus that budget
-    until the window holds enough live answers for the expected figures to mean anything."""
+def test_predictive_never_passes_the_window_guard(inp: PacingInput) -> None:
+    """Beyond the progressive number, every line in flight answering at once with nobody
+    freeing up would keep the window at or under the cap."""
     inp = replace(inp, mode="predictive")
     d = plan(inp)
-    progressive = max(0, min(inp.ready_agents - inp.lines_in_flight, inp.dialable))
+    busy = inp.lines_in_flight + inp.waiting_answers
+    progressive = max(0, min(inp.ready_agents - busy, inp.dialable, inp.max_lines - busy))
     if d.dial <= progressive:
         return
-    budget = abandon_budget(inp)
-    assert budget >= 0
-    assert d.expected_abandons <= budget + 1e-9
-    if inp.window_live < MIN_LIVE:
-        assert inp.lines_in_flight + d.dial <= inp.ready_agents + budget
+    window = replace(inp, hour_live=None)
+    assert busy + d.dial <= inp.ready_agents + hard_budget(window)
+
+
+@settings(max_examples=200, deadline=None)
+@given(inputs)
+def test_predictive_is_never_below_progressive(inp: PacingInput) -> None:
+    inp = replace(inp, mode="predictive")
+    assert plan(inp).dial >= plan(replace(inp, mode="progressive")).dial

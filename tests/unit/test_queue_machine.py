@@ -1,4 +1,4 @@
-"""acd/queue_machine.py, one transition per row: the call in a phase, an event, the phase it
+"""sambung/acd/queue_machine.py, one transition per row: the call in a phase, an event, the phase it
 goes to and what it does (log lines left out; a few rows below look at them)."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from acd.facts import LegEndedFact, QueueEnteredFact
-from acd.queue_machine import (
+from sambung.acd.events import CallEnded
+from sambung.acd.facts import LegEndedFact, QueueEnteredFact
+from sambung.acd.queue_machine import (
     Abort,
     AgentHold,
     AgentLegEnded,
@@ -30,13 +31,13 @@ from acd.queue_machine import (
     HoldingJoined,
     Log,
     NewEntry,
+    Notify,
     Offered,
     Phase,
     Play,
     PlayFailed,
     PositionKnown,
     PromptDone,
-    Publish,
     QueueRules,
     Record,
     RecordingStarted,
@@ -257,6 +258,13 @@ ROWS = [
         ev(lambda s: CallerGone(s.at())),
         Phase.ENDED,
         ["leave abandoned", "cancel announce", "cancel max_wait"],
+    ),
+    Row(
+        "Asterisk restarted while the caller waited: lost, not abandoned",
+        lambda: waiting(),
+        ev(lambda s: CallerGone(s.at(), lost="asterisk_restart")),
+        Phase.ENDED,
+        ["leave lost", "cancel announce", "cancel max_wait"],
     ),
     Row(
         "the engine stops while the caller waits: lost, and the caller hung up",
@@ -993,8 +1001,8 @@ def test_talk_and_hold_seconds_come_from_the_events_times() -> None:
     (fact,) = [c.fact for c in s.last if isinstance(c, Record)]
     assert isinstance(fact, LegEndedFact)
     assert (fact.talk_seconds, fact.hold_seconds) == (20.0, 5.0)
-    (ended,) = [c for c in s.last if isinstance(c, Publish)]
-    assert dict(ended.body) == {"call_id": CID, "talk_seconds": 20.0, "wrap_up_seconds": 10.0}
+    (ended,) = [c.event for c in s.last if isinstance(c, Notify)]
+    assert ended == CallEnded("siti", CID, talk_seconds=20.0, wrap_up_seconds=10.0)
     assert s.state.end_reason == "agent_hung_up"
 
 

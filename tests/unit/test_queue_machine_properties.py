@@ -1,4 +1,4 @@
-"""Hypothesis: random event sequences through ``acd/queue_machine.py``, over random queues.
+"""Hypothesis: random event sequences through ``sambung/acd/queue_machine.py``, over random queues.
 
 The call task's contract is kept (a reply the machine awaits comes next, now and then after
 junk the machine must refuse); everything else arrives in any order, with ids that may be
@@ -11,7 +11,13 @@ stale. Whatever happens:
   for a callback), however many entries transfers and overflows make;
 - every agent's leg rung is hung up or seen to end; every timer started is cancelled or
   fired by the end; a command awaiting a reply is the last of its batch;
-- the state is plain data (frozen dataclasses, enums, strings, numbers, times, tuples).
+- the state is plain data (frozen dataclasses, enums, strings, numbers, times, tuples);
+- the caller's channel always tells the truth: the place written on it names the entry the
+  ACD lists for the call, or none; the safeguard is off exactly while the caller talks; a
+  call handed over leaves its place on the channel for the next engine.
+
+Runs start anywhere, also from a call resumed after another engine left it waiting (its entry
+entered in that earlier life), and a stopping engine may ask for the hand-over at any time.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from acd.facts import QueueEnteredFact
-from acd.queue_machine import (
+from sambung.acd.facts import QueueEnteredFact
+from sambung.acd.queue_machine import (
     REPLIED,
     Abort,
     AgentAnswered,
@@ -46,10 +52,13 @@ from acd.queue_machine import (
     Enqueued,
     EntryMade,
     Event,
+    HandOver,
+    HandOverAsked,
     HangupAgent,
     HoldingFailed,
     HoldingJoined,
     LeaveQueue,
+    MarkPlace,
     Offered,
     Pending,
     Phase,
@@ -74,6 +83,8 @@ from tests.unit.queue_script import (
     Script,
     connected,
     offering,
+    resumed,
+    resumed_offering,
     rules,
     waiting,
 )
@@ -180,7 +191,7 @@ _LIKELY = {
 
 def external(draw: st.DrawFn, s: Script) -> Event:
     at = s.at()
-    rare = ["silence", "abort", "ringing", "answered", "hold"]
+    rare = ["silence", "abort", "ringing", "answered", "hold", "hand_over"]
     kinds = [*_ALWAYS, *_LIKELY.get(s.state.phase, []) * 3, *rare]
     kind = draw(st.sampled_from(kinds))
     match kind:
@@ -219,6 +230,8 @@ def external(draw: st.DrawFn, s: Script) -> Event:
             return TimerFired(draw(st.sampled_from([*timers, *timers, "max_wait:0"])), at)
         case "silence":
             return Silence(at)
+        case "hand_over":
+            return HandOverAsked(at)
         case _:
             return Abort(at)
 
@@ -227,13 +240,25 @@ def external(draw: st.DrawFn, s: Script) -> Event:
 def runs(draw: st.DrawFn) -> Script:
     support = draw(queue_rules("support"))
     sales = draw(queue_rules("sales"))
-    given = draw(st.sampled_from([Script.start, waiting, offering, connected]))
+    given = draw(
+        st.sampled_from([Script.start, waiting, offering, connected, resumed, resumed_offering])
+    )
+    more: dict[str, Any] = {}
+    if given in (resumed, resumed_offering):
+        # Taken over after any wait, relaxed or not, from any earlier engine.
+        more = {
+            "waited": draw(st.sampled_from([0.0, 45.0, 2000.0])),
+            "relax_step": draw(st.sampled_from([0, 1])),
+            "generation": draw(st.sampled_from([0, 3])),
+            "kind": draw(st.sampled_from(["caller", "transfer", "overflow"])),
+        }
     s = given(
         support,
         sales,
         answered=draw(st.booleans()),
         language=draw(st.sampled_from([None, "id"])),
         caller=draw(st.sampled_from(["0812345678", ""])),
+        **more,
     )
     for _ in range(draw(st.integers(0, 60))):
         if s.state.phase is Phase.ENDED:
@@ -275,6 +300,9 @@ def test_every_agent_reserved_is_released_exactly_once(s: Script) -> None:
                 assert held[c.agent_id] > 0, f"{c} releases an agent not held"
                 held[c.agent_id] -= 1
     assert s.state.phase is Phase.ENDED
+    if s.state.handed_over and s.state.leg is not None:
+        # A talk handed over at a graceful stop: the next engine releases its agent.
+        held[s.state.leg.agent_id] -= 1
     assert +held == Counter(), f"still held at the end: {held}"
 
 
@@ -299,16 +327,73 @@ def test_nothing_comes_after_the_end(s: Script, more: list[str]) -> None:
 @RUNS
 @given(runs())
 def test_every_entry_entered_leaves_exactly_once(s: Script) -> None:
-    entered: list[str] = []
+    # A resumed call's entry was entered by the engine before; handed over, an entry leaves
+    # this engine without an outcome (the next one closes it).
+    entered: list[str] = [s.adopted] if s.adopted else []
     left: Counter[str] = Counter()
     for c in commands(s):
         if isinstance(c, Record) and isinstance(c.fact, QueueEnteredFact):
             assert c.fact.entry_id not in entered, "entered twice"
             entered.append(c.fact.entry_id)
-        elif isinstance(c, LeaveQueue | ToCallback):
+        elif isinstance(c, LeaveQueue | ToCallback | HandOver):
             assert c.entry_id in entered, f"{c} for an entry never entered"
             left[c.entry_id] += 1
     assert left == Counter(entered), (entered, left)
+
+
+_LISTED_PHASES = (Phase.WAITING, Phase.OFFERING, Phase.WHISPER)
+
+
+@RUNS
+@given(runs())
+def test_the_channel_always_tells_the_callers_place(s: Script) -> None:
+    written = None  # what the channel says: the place, and whether the safeguard runs
+    guarded = False
+    for h in s.history:
+        for c in h.commands:
+            if isinstance(c, MarkPlace):
+                written, guarded = c.place, c.safeguard
+        after = h.after
+        if after.handed_over and after.leg is not None:
+            # A talk handed over: the channel says the talk, with no safeguard.
+            assert written is not None, "a talk handed over without its place"
+            assert written.talking
+            assert (written.talk_leg, guarded) == (after.leg.leg_id, False)
+            continue
+        if after.handed_over:
+            (handed,) = [c.entry_id for c in h.commands if isinstance(c, HandOver)]
+            assert written is not None, "handed over without a place for the next engine"
+            assert (written.entry_id, guarded) == (handed, True)
+            continue
+        if after.phase in (Phase.ENDING, Phase.ENDED):
+            continue  # being hung up: nothing more is written
+        entry = after.entry
+        if entry is not None and after.listed and after.phase in _LISTED_PHASES:
+            assert written is not None, f"{after.phase}: no place written"
+            assert (written.entry_id, written.queue, written.kind) == (
+                entry.entry_id,
+                entry.queue.name,
+                entry.kind,
+            )
+            assert written.relax_step == (1 if after.overflowed else 0)
+            assert written.first_wall == entry.enqueued_wall
+            assert not written.talking
+        elif after.phase is Phase.CONNECTED and after.leg is not None:
+            # A talk: the entry it came from, the agent's leg and when the agent answered,
+            # for the next engine to carry the talk on.
+            talk = after.talking
+            assert talk is not None
+            assert written is not None, "a talk without its place"
+            assert (written.entry_id, written.queue) == (talk.entry_id, talk.queue.name)
+            assert (written.talk_agent, written.talk_leg) == (after.leg.agent_id, after.leg.leg_id)
+            assert written.talk_wall == after.talk_wall
+            assert written.first_wall == talk.enqueued_wall
+        else:
+            assert written is None, f"{after.phase}: {written} written, no entry listed"
+        if after.phase is Phase.CONNECTED:
+            assert not guarded, "a talk could be cut by the safeguard"
+        elif after.phase is not Phase.JOINING:
+            assert guarded, f"{after.phase}: nobody would release the caller"
 
 
 @RUNS
@@ -348,6 +433,9 @@ def test_no_orphans_and_replies_end_their_batch(s: Script) -> None:
                 assert c.timer_id in started
                 assert c.timer_id not in done, "cancelled twice, or after it fired"
                 done.add(c.timer_id)
+    if s.state.handed_over and s.state.leg is not None:
+        # A talk handed over at a graceful stop: its leg talks on, for the next engine.
+        finished.add(s.state.leg.leg_id)
     assert dialled <= finished, f"legs left ringing or talking: {dialled - finished}"
     assert s.state.timers == ()
     assert started <= done, f"timers left running: {started - done}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from engine.errors import CallGone, TelephonyError, TelephonyUnavailable
+from sambung.engine.errors import CallGone, TelephonyError, TelephonyUnavailable
 
 RATE = 8000
 

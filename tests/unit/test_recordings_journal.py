@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from recordings.journal import Job, Journal, job_from_json, job_to_json
-from recordings.storage import BadKey, LocalDirectoryStore
+from sambung.recordings.journal import Job, Journal, job_from_json, job_to_json
+from sambung.recordings.storage import BadKey, LocalDirectoryStore
 
 AT = datetime(2026, 8, 6, 9, 30, tzinfo=UTC)
 

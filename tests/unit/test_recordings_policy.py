@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recordings.errors import RangeNotSatisfiable
-from recordings.model import (
+from sambung.recordings.errors import RangeNotSatisfiable
+from sambung.recordings.model import (
     Action,
     ByteRange,
     PausedSpan,
@@ -21,7 +21,7 @@ from recordings.model import (
     Rules,
     ScopeRules,
 )
-from recordings.policy import (
+from sambung.recordings.policy import (
     NotWav,
     close_spans,
     expired,

@@ -1,4 +1,4 @@
-"""Tables for skill routing (``acd/routing.py``): strategies, relaxation, pins, exclusions,
+"""Tables for skill routing (``sambung/acd/routing.py``): strategies, relaxation, pins, exclusions,
 aging, multi-queue agents, when to route again, and what the module refuses.
 
 Agents and calls are written compactly: ``A("siti", idle=5)`` is a ready agent of queue ``q``,
@@ -13,7 +13,7 @@ from typing import cast
 
 import pytest
 
-from acd.routing import (
+from sambung.acd.routing import (
     Match,
     QueuePolicy,
     ReadyAgent,

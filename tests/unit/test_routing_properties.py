@@ -1,4 +1,4 @@
-"""Hypothesis: routing fairness and soundness over random moments (``acd/routing.py``).
+"""Hypothesis: routing fairness and soundness over random moments (``sambung/acd/routing.py``).
 
 Small universes (three queues, three skills, eight agent names, levels and times drawn from
 few values) so that ties, pins to absent agents, exclusions and shared agents come up often.
@@ -17,7 +17,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acd.routing import (
+from bench.routing import naive_route
+from sambung.acd.routing import (
     Match,
     QueuePolicy,
     ReadyAgent,
@@ -32,7 +33,6 @@ from acd.routing import (
     order,
     route,
 )
-from bench.routing import naive_route
 
 QUEUES = ("a", "b", "c")
 SKILLS = ("x", "y", "z")

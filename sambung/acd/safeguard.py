@@ -1,0 +1,126 @@
+"""The caller's place on its channel, and Asterisk's safeguard for a caller nobody drives.
+
+While the engine owns a waiting caller, the caller's channel carries its place in the queues
+(``acd/place.py``), so that another engine can take the call over after a crash or a restart,
+and an absolute timeout (``TIMEOUT(absolute)``): if no engine refreshes it within the bound
+(``[acd] adopt_within_seconds``), Asterisk releases the caller by itself with the engine-down
+message and cause 34, as it does for a new call while no engine is connected
+(``asterisk/conf/extensions.conf``, extension ``T``). So a caller is never left in the music
+for ever when no engine comes back.
+
+One task refreshes every guarded call's timeout every third of the bound, so a new engine has
+at least two thirds of it to take a call over after a crash (the whole bound after a graceful
+hand-over, which refreshes one last time). A call's own writes (its place, the timeout on or
+off) and the refresh never cross: each call has a lock, so a talk that just cleared its timeout
+is never given one back by a refresh in flight. Each write goes only where something changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from sambung.engine.errors import CallGone, TelephonyError
+from sambung.engine.metrics import Metrics
+from sambung.engine.ports import QueueTelephony
+
+log = structlog.get_logger(__name__)
+
+_BATCH = 10  # refreshes in flight at once during a sweep
+
+
+@dataclass(slots=True)
+class _Marked:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    place: str = ""  # as last written on the channel
+    guarded: bool = False  # the timeout runs
+
+
+class Safeguard:
+    def __init__(self, tel: QueueTelephony, bound_seconds: float, metrics: Metrics) -> None:
+        self.tel = tel
+        self.bound = bound_seconds
+        self.every = bound_seconds / 3
+        self._m = metrics
+        self._calls: dict[str, _Marked] = {}
+
+    @property
+    def guarded(self) -> int:
+        """Calls whose timeout is kept running."""
+        return sum(1 for m in self._calls.values() if m.guarded)
+
+    async def mark(self, call_id: str, place: str, guard: bool) -> None:
+        """Write ``place`` ("" for none) on the call's channel and turn its timeout on or off,
+        where that changes. The timeout goes first: a talk is never cut by it, and a caller
+        never waits with a place but without one."""
+        m = self._calls.setdefault(call_id, _Marked())
+        async with m.lock:
+            try:
+                if guard != m.guarded:
+                    await self.tel.set_safeguard(call_id, self.bound if guard else 0)
+                    m.guarded = guard
+                if place != m.place:
+                    await self.tel.mark_place(call_id, place)
+                    m.place = place
+            except CallGone:
+                return  # the caller is gone; its end is on its way
+            except TelephonyError as err:
+                # Not written: after a crash this caller would be hung up, as before. The next
+                # change tries again (what was not written is still "changed").
+                log.warning("acd.place_not_marked", error=str(err))
+
+    async def hand_over(self, call_id: str) -> None:
+        """The call is left to the next engine: its timeout gets the whole bound once more,
+        then this engine forgets it."""
+        m = self._calls.pop(call_id, None)
+        if m is None or not m.guarded:
+            return
+        async with m.lock:
+            try:
+                await self.tel.set_safeguard(call_id, self.bound)
+            except CallGone:
+                return
+            except TelephonyError as err:
+                log.warning("acd.safeguard_not_refreshed", error=str(err))
+
+    def forget(self, call_id: str) -> None:
+        """The call's task ended: nothing to refresh any more."""
+        self._calls.pop(call_id, None)
+
+    async def sweep(self) -> int:
+        """Refresh every guarded call's timeout once; returns how many were refreshed."""
+        started = time.perf_counter()
+        ids = [cid for cid, m in self._calls.items() if m.guarded]
+        done = 0
+        for i in range(0, len(ids), _BATCH):
+            results = await asyncio.gather(*(self._refresh(cid) for cid in ids[i : i + _BATCH]))
+            done += sum(results)
+        self._m.safeguard_sweep.observe(time.perf_counter() - started)
+        if done < len(ids):
+            log.info("acd.safeguard_sweep", calls=len(ids), refreshed=done)
+        return done
+
+    async def _refresh(self, call_id: str) -> bool:
+        m = self._calls.get(call_id)
+        if m is None:
+            return False
+        async with m.lock:
+            if self._calls.get(call_id) is not m or not m.guarded:
+                return False  # ended, handed over or talking meanwhile
+            try:
+                await self.tel.set_safeguard(call_id, self.bound)
+            except CallGone:
+                return False
+            except TelephonyError as err:
+                log.warning("acd.safeguard_not_refreshed", call_id=call_id, error=str(err))
+                return False
+        return True
+
+    async def run(self) -> None:
+        """Until cancelled: a sweep every third of the bound."""
+        while True:
+            await asyncio.sleep(self.every)
+            await self.sweep()

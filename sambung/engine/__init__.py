@@ -1,0 +1,1 @@
+"""Sambung's shell: settings, logging, metrics, database, HTTP API, call dispatch."""

@@ -1,0 +1,158 @@
+"""A predictive campaign whose engine is SIGKILLed with lines ringing, on the real Asterisk with
+the SIPp customers trunk: no debtor ever has two of our lines at once, the attempts the dead
+engine left are closed as ``lost``, and the next engine's rolling window counts what really
+happened.
+
+The engine is a process of its own (tests/integration/engine_proc.py) so that it can be killed
+by its PID; a sampler asks Asterisk for its channels every 100 ms throughout and maps each to
+the number its attempt dialled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sambung.dialer import outcomes
+from tests.integration.adoption_rig import Engine, free_port
+from tests.integration.customers import CustomerTrunk
+from tests.integration.harness import ari_get, engine_database
+from tests.integration.sandbox import FaultScope
+from tests.integration.test_acd import Api
+from tests.integration.test_dialer import CAMPAIGN, csv_for, import_list, numbers, sections, staff
+
+pytestmark = pytest.mark.timeout(240)
+
+RING = 20  # seconds: numbers ending in 5 never answer, so their lines ring this long
+
+
+async def test_given_lines_ringing_when_the_engine_is_killed_then_no_debtor_has_two_at_once(
+    tmp_path: Path, fault_scope: FaultScope
+) -> None:
+    # Numbers that ring out (5) and people (0): lines ringing and live answers at the kill.
+    nums = [n for n in numbers(40) if n[-1] in "05"][:8]
+    port = free_port()
+    async with (
+        engine_database() as (url, pool),
+        CustomerTrunk(tmp_path / "trunk", calls=40),
+        aiohttp.ClientSession() as http,
+    ):
+        spec: dict[str, Any] = {
+            "database_url": url,
+            **sections(ring_seconds=RING, max_lines=6),
+            "http": {"port": port},
+            "engine": {"instance_id": "dialer-crash", "spool_dir": str(tmp_path / "spool")},
+        }
+        spec_file = tmp_path / "engine.json"
+        spec_file.write_text(json.dumps(spec))
+        argv = [sys.executable, "-m", "tests.integration.engine_proc", str(spec_file)]
+        first = Engine(spec_file, port, tmp_path / "first.log", argv=argv)
+        second = Engine(spec_file, port, tmp_path / "second.log", argv=argv)
+        api = Api(SimpleNamespace(engine=SimpleNamespace(http_port=port)), http)  # type: ignore[arg-type]
+
+        phone_of: dict[str, str] = {}  # attempt id (its channel id) -> the number dialled
+        worst: Counter[str] = Counter()
+        sampling = True
+
+        async def sample() -> None:
+            while sampling:
+                for r in await pool.fetch("SELECT attempt_id, phone FROM dial_attempts"):
+                    phone_of[r["attempt_id"]] = r["phone"]
+                with contextlib.suppress(OSError):
+                    live = Counter(
+                        phone_of[c["id"]]
+                        for c in await asyncio.to_thread(ari_get, "/channels")
+                        if c["id"] in phone_of
+                    )
+                    for phone, n in live.items():
+                        worst[phone] = max(worst[phone], n)
+                await asyncio.sleep(0.1)
+
+        sampler = asyncio.create_task(sample())
+        phones: dict[str, Any] = {}
+        try:
+            fault_scope.track(await first.start(timeout=60))
+            phones = await staff(api, tmp_path, talk=30)
+            await import_list(api, csv_for(nums))
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/start")
+
+            async def ringing() -> bool:
+                open_ = await pool.fetch(
+                    "SELECT attempt_id FROM dial_attempts WHERE ended_at IS NULL"
+                )
+                chans = {c["id"] for c in await asyncio.to_thread(ari_get, "/channels")}
+                return len([r for r in open_ if r["attempt_id"] in chans]) >= 2
+
+            deadline = time.monotonic() + 60
+            while not await ringing():
+                assert time.monotonic() < deadline, first.tail()
+                await asyncio.sleep(0.2)
+            in_flight = {
+                r["attempt_id"]
+                for r in await pool.fetch(
+                    "SELECT attempt_id FROM dial_attempts WHERE ended_at IS NULL"
+                )
+            }
+            await first.kill()
+            killed = time.time()
+
+            fault_scope.track(await second.start(timeout=60))
+            # The dead engine's attempts are closed as lost, and their records wait out the
+            # hold (the longest ring and a minute) before anyone dials them again.
+            rows = await pool.fetch(
+                """SELECT a.attempt_id, a.outcome, a.live_at, a.connected_at, r.next_at
+                   FROM dial_attempts a JOIN dial_records r USING (record_id)
+                   WHERE a.attempt_id = ANY($1)""",
+                sorted(in_flight),
+            )
+            assert {r["outcome"] for r in rows} == {"lost"}, [dict(r) for r in rows]
+            for r in rows:
+                assert r["next_at"].timestamp() >= killed + RING + 55, dict(r)
+            # The old lines ring out (or are hung up) while the new engine dials others; then
+            # the campaign is paused and every line left to end.
+            await asyncio.sleep(RING + 3)
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/pause")
+            deadline = time.monotonic() + RING + 15
+            while await pool.fetchval("SELECT count(*) FROM dial_attempts WHERE ended_at IS NULL"):
+                assert time.monotonic() < deadline, second.tail()
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # the last end reaches the campaign's window
+            view = await api.ok("GET", f"/api/v1/campaigns/{CAMPAIGN}")
+        finally:
+            sampling = False
+            await sampler
+            for p in phones.values():
+                await p.__aexit__(None, None, None)
+            with contextlib.suppress(Exception):
+                await second.terminate(30)
+
+        # Nobody ever had two of our lines at once, before, across or after the kill.
+        assert worst, "the sampler saw no line at all"
+        assert max(worst.values()) == 1, worst
+        # The new engine's window counts every attempt ended so far, and as an abandon each
+        # live answer no agent took, those the dead engine lost included.
+        ended = await pool.fetch(
+            "SELECT outcome, live_at, connected_at FROM dial_attempts WHERE ended_at IS NOT NULL"
+        )
+        window = view["window"]
+        assert window["attempts"] == len(ended), (window, [dict(r) for r in ended])
+        counted_live = ("connected", "abandoned")
+        live = [r for r in ended if r["live_at"] is not None or r["outcome"] in counted_live]
+        assert window["live_answers"] == len(live), window
+        abandons = sum(
+            outcomes.abandoned_in_window(
+                r["outcome"], r["live_at"] is not None, r["connected_at"] is not None
+            )
+            for r in ended
+        )
+        assert window["abandoned"] == abandons, window

@@ -1,0 +1,108 @@
+"""sambung/acd/safeguard.py: the place and the timeout written on a caller's channel, kept fresh."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sambung.acd.safeguard import Safeguard
+from sambung.engine.errors import CallGone, TelephonyUnavailable
+from sambung.engine.metrics import build_metrics
+
+
+@dataclass
+class Tel:
+    writes: list[tuple[str, str, object]] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # set_safeguard waits on it when given
+    gone: set[str] = field(default_factory=set)
+    down: bool = False
+
+    async def _check(self, call_id: str) -> None:
+        if self.down:
+            raise TelephonyUnavailable("Asterisk is away")
+        if call_id in self.gone:
+            raise CallGone(call_id)
+
+    async def mark_place(self, call_id: str, place: str) -> None:
+        await self._check(call_id)
+        self.writes.append(("place", call_id, place))
+
+    async def set_safeguard(self, call_id: str, seconds: float) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        await self._check(call_id)
+        self.writes.append(("timeout", call_id, seconds))
+
+
+def guard(tel: Tel, bound: float = 120.0) -> Safeguard:
+    return Safeguard(tel, bound, build_metrics())  # type: ignore[arg-type]
+
+
+async def test_the_timeout_goes_first_and_only_changes_are_written() -> None:
+    tel = Tel()
+    g = guard(tel)
+    await g.mark("c1", "1;e=c1-q1", True)
+    await g.mark("c1", "1;e=c1-q1", True)  # nothing changed
+    await g.mark("c1", "1;e=c1-q1;r=1", True)  # relaxed: the place only
+    await g.mark("c1", "", False)  # talking: the timeout off first, then the place
+    assert tel.writes == [
+        ("timeout", "c1", 120.0),
+        ("place", "c1", "1;e=c1-q1"),
+        ("place", "c1", "1;e=c1-q1;r=1"),
+        ("timeout", "c1", 0),
+        ("place", "c1", ""),
+    ]
+    assert g.guarded == 0
+
+
+async def test_a_sweep_refreshes_every_guarded_call_and_no_other() -> None:
+    tel = Tel()
+    g = guard(tel, 9.0)
+    assert g.every == 3.0
+    await g.mark("c1", "p1", True)
+    await g.mark("c2", "p2", True)
+    await g.mark("c3", "", False)  # talking
+    tel.writes.clear()
+    assert await g.sweep() == 2
+    assert sorted(tel.writes) == [("timeout", "c1", 9.0), ("timeout", "c2", 9.0)]
+    g.forget("c1")
+    tel.writes.clear()
+    assert await g.sweep() == 1
+    assert tel.writes == [("timeout", "c2", 9.0)]
+
+
+async def test_a_refresh_in_flight_never_gives_a_talk_its_timeout_back() -> None:
+    tel = Tel()
+    g = guard(tel)
+    await g.mark("c1", "p1", True)
+    tel.gate = asyncio.Event()
+    sweep = asyncio.create_task(g.sweep())
+    await asyncio.sleep(0)  # the refresh holds the call's lock, waiting on Asterisk
+    connect = asyncio.create_task(g.mark("c1", "", False))  # the caller is put through
+    await asyncio.sleep(0)
+    tel.gate.set()
+    await asyncio.gather(sweep, connect)
+    timeouts = [w[2] for w in tel.writes if w[0] == "timeout"]
+    assert timeouts[-1] == 0  # cleared last, whatever the order they were asked in
+
+
+async def test_handing_over_gives_the_whole_bound_once_more_then_forgets() -> None:
+    tel = Tel()
+    g = guard(tel)
+    await g.mark("c1", "p1", True)
+    tel.writes.clear()
+    await g.hand_over("c1")
+    assert tel.writes == [("timeout", "c1", 120.0)]
+    assert await g.sweep() == 0
+
+
+async def test_a_gone_call_or_an_unreachable_asterisk_is_no_error() -> None:
+    tel = Tel(gone={"c9"})
+    g = guard(tel)
+    await g.mark("c9", "p9", True)  # the caller hung up meanwhile
+    tel.down = True
+    await g.mark("c1", "p1", True)  # not written: tried again at the next change
+    tel.down = False
+    await g.mark("c1", "p1", True)
+    assert ("place", "c1", "p1") in tel.writes
+    assert ("timeout", "c1", 120.0) in tel.writes
