@@ -85,6 +85,8 @@ class AttemptPlan:
     pinned_agent: str | None = None
     # Set by the service when it hangs up a ringing line itself (stop, paid, shutdown).
     cancelled: bool = False
+    # Set by the call task when it fails: what the line ended with all the same.
+    stopped_with: AttemptResult | None = None
 
 
 @dataclass(slots=True)
@@ -186,8 +188,12 @@ class _Attempt:
         except (Exception, asyncio.CancelledError):
             # Whatever stops the task, the line is hung up (or left to the queue that has it)
             # and its end is written; then the error goes on.
-            await self._feed(lm.Stopped(self._now()))
+            await self._feed(lm.Stopped(self._now(), self.p.cancelled))
+            self.p.stopped_with = self._result()
             raise
+        return self._result()
+
+    def _result(self) -> AttemptResult:
         res = self.result
         assert res is not None  # ENDED is reached only by the step that says Finished
         return AttemptResult(

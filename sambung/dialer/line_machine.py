@@ -51,9 +51,11 @@ The end
     the attempt's end fact, the calls row's end (unless the queue closed it), the attempt
     counter, a log line and ``Finished`` with the result. ``Stopped`` (the call task is ending
     on an error or a cancellation) ends it with what is known: an attempt never answered is
-    ``cancelled``. A reminder whose words cannot be said (``say_media`` refuses the amount, or
-    the key: the settings allow an empty one) ends like ``Stopped`` and then ``Fault``: the
-    call task raises, as with any bug.
+    ``cancelled`` when the service hung it up itself, and otherwise ``lost`` and hung up by
+    its id (it may still ring, and a cancelled record may be dialled again at once). A
+    reminder whose words cannot be said (``say_media`` refuses the amount, or the key: the
+    settings allow an empty one) ends like ``Stopped`` and then ``Fault``: the call task
+    raises, as with any bug.
     After ENDED nothing changes.
 """
 
@@ -255,9 +257,11 @@ class TimedOut:
 
 @dataclass(frozen=True, slots=True)
 class Stopped:
-    """The call task is ending on an error or a cancellation."""
+    """The call task is ending on an error or a cancellation. ``cancelled``: the service had
+    already hung the line up itself (stop, paid, shutdown)."""
 
     now: Now
+    cancelled: bool = False
 
 
 LineEvent = (
@@ -495,7 +499,7 @@ def step(state: LineState, event: LineEvent) -> tuple[LineState, list[Command]]:
     if state.phase is Phase.ENDED:
         return state, []  # late events (a prompt's end after the hang-up...) change nothing
     if isinstance(event, Stopped):
-        return _stopped(state, event.now)
+        return _stopped(state, event.now, cancelled=event.cancelled)
     match state.phase:
         case Phase.ORIGINATING:
             return _originating(state, event)
@@ -768,10 +772,20 @@ def _queued(s: LineState, ev: LineEvent) -> tuple[LineState, list[Command]]:
     return s, []
 
 
-def _stopped(s: LineState, now: Now) -> tuple[LineState, list[Command]]:
+def _stopped(s: LineState, now: Now, *, cancelled: bool = False) -> tuple[LineState, list[Command]]:
+    done: list[Command] = []
     if s.outcome == outcomes.FAILED and s.answered_at is None:
-        s = replace(s, outcome=CANCELLED)
-    return _end(s, now, [])
+        if cancelled:
+            s = replace(s, outcome=CANCELLED)
+        else:
+            # The task failed while the line may still ring: nobody else owns it, so it is
+            # hung up by its id, and the attempt is lost (its retry rule holds the record
+            # back) rather than cancelled, whose rule may redial at once while the old line
+            # is still ringing: one debtor would have two of our lines.
+            s = replace(s, outcome=outcomes.LOST, end_reason="task_stopped")
+            if s.ended is None and s.phase in (Phase.ORIGINATING, Phase.RINGING):
+                done.append(Hangup("no_answer"))
+    return _end(s, now, done)
 
 
 def _ending(e: LineEnded) -> Ending:

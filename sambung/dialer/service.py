@@ -353,7 +353,10 @@ class DialerService:
                 run.add_event(at, "live")
                 if outcomes.abandoned_in_window(r["outcome"], True, r["connected_at"] is not None):
                     run.add_event(at, "abandoned")
-            if run.learning is not None and r["outcome"] != "cancelled":
+            says_nothing = r["outcome"] == "cancelled" or (
+                r["outcome"] == "lost" and r["live_at"] is None
+            )
+            if run.learning is not None and not says_nothing:
                 # The answer curve and the rates by stratum survive a restart too.
                 live_at = r["live_at"]
                 seconds = ((live_at or r["ended_at"]) - r["created_at"]).total_seconds()
@@ -739,11 +742,14 @@ class DialerService:
             try:
                 result = await runner.run(plan, inbox, on_live=live, on_connected=connected)
             finally:
+                # A task that failed still says how its line ended (lost, not cancelled,
+                # unless the service hung it up): its record waits out the retry rule.
+                result = result or plan.stopped_with
                 run.lines.pop(plan.attempt_id, None)
                 if result is not None and result.live_at is not None:
                     # Live without telling the service (a hang-up while AMD listened).
                     self._learn(run, line, result.live_at, live=True)
-                elif result is not None and result.outcome != "cancelled":
+                elif result is not None and result.outcome not in ("cancelled", "lost"):
                     self._learn(run, line, _loop_time(), live=False)
                 self._attempt_done(run, plan, result)
                 self.kick()
@@ -755,7 +761,8 @@ class DialerService:
     @staticmethod
     def _learn(run: CampaignRun, line: Line, at: float, *, live: bool) -> None:
         """Give the pacer's history a line's live answer, or its end without one, once.
-        A line the service cancelled (stop, paid) says nothing about answering."""
+        A line the service cancelled (stop, paid), or one lost before it was known to be a
+        person, says nothing about answering."""
         if line.learned or run.learning is None:
             return
         line.learned = True
@@ -764,7 +771,10 @@ class DialerService:
     def _attempt_done(
         self, run: CampaignRun, plan: AttemptPlan, result: AttemptResult | None
     ) -> None:
-        outcome = result.outcome if result is not None else "cancelled"
+        if result is not None:
+            outcome = result.outcome
+        else:
+            outcome = "cancelled" if plan.cancelled else "lost"
         now = _loop_time()
         run.add_event(now, "ended")
         if result is not None and (

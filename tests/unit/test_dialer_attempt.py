@@ -277,3 +277,32 @@ async def test_given_a_reminder_key_that_cannot_be_said_then_the_task_fails_afte
     assert w.told == [f"live:{AID}"]
     assert w.tel.calls[-1] == ("hangup", AID, "normal")
     assert w.attempts("failed") == 1.0
+
+
+class FailingInbox(Inbox):
+    """An inbox whose wait fails: the call task dies while its line rings."""
+
+    async def next_any(self, timeout: float | None = None) -> object | None:
+        raise RuntimeError("the task failed")
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+async def test_given_the_task_failing_while_the_line_rings_then_its_end_is_kept(
+    cancelled: bool,
+) -> None:
+    w = World()
+    p = plan(cancelled=cancelled)
+    with pytest.raises(RuntimeError):
+        await w.run(p, FailingInbox())
+    assert p.stopped_with is not None
+    if cancelled:
+        # The service hung it up itself (stop, paid): nothing more to do, redial as it likes.
+        assert p.stopped_with.outcome == "cancelled"
+        assert [c[0] for c in w.tel.calls] == ["originate"]
+    else:
+        # Nobody else owns the line: hung up by its id, and lost, so that its record waits out
+        # the lost rule instead of being dialled again beside a line that may still ring.
+        assert p.stopped_with.outcome == "lost"
+        assert w.tel.calls[-1] == ("hangup", AID, "no_answer")
+    end = [f for f in w.facts if isinstance(f, AttemptEndedFact)]
+    assert [e.outcome for e in end] == [p.stopped_with.outcome]

@@ -553,17 +553,28 @@ ROWS: list[tuple[str, dict[str, Any], list[LineEvent], list[str], str, str]] = [
         "",
     ),
     (
+        # A task that fails while its line rings hangs it up: the line has no other owner,
+        # and its record is held back as lost, never redialled at once beside it.
         "stopped_while_ringing",
         {},
         [originated(), Stopped(now(2.0))],
-        ["originate", *end("cancelled")],
-        "cancelled",
-        "",
+        ["originate", "hangup:no_answer", *end("lost")],
+        "lost",
+        "task_stopped",
     ),
     (
         "stopped_before_the_originate_returned",
         {},
         [Stopped(now(0.05))],
+        ["originate", "hangup:no_answer", *end("lost")],
+        "lost",
+        "task_stopped",
+    ),
+    (
+        # The service hung the line up itself (stop, paid, shutdown) before the task ended.
+        "stopped_after_the_service_cancelled",
+        {},
+        [originated(), Stopped(now(2.0), cancelled=True)],
         ["originate", *end("cancelled")],
         "cancelled",
         "",
