@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,13 @@ from sambung.acd.features import FeatureCodes
 from sambung.acd.http import add_routes
 from sambung.acd.hub import AgentHub
 from sambung.acd.model import AcdConfig
-from sambung.acd.place import ADOPTABLE_KINDS, PlaceTag, PlaceUnreadable, parse_place
+from sambung.acd.place import (
+    ADOPTABLE_KINDS,
+    OWNED_KINDS,
+    PlaceTag,
+    PlaceUnreadable,
+    parse_place,
+)
 from sambung.acd.presence import Presence
 from sambung.acd.queue_machine import bridge_for_call
 from sambung.acd.service import (
@@ -50,6 +56,12 @@ from sambung.engine.metrics import Metrics
 from sambung.engine.shell import Shell
 
 log = structlog.get_logger(__name__)
+
+CallWork = Callable[[CallInbox], Coroutine[Any, Any, None]]
+# A feature that owns the entries of one kind (the dialer's live answers): given the call, its
+# readmitted entry, its place and the ACD's own way to carry it on, the task that carries it
+# on, or None when the feature does not take it.
+Adopter = Callable[[str, Entry, PlaceTag, CallWork], CallWork | None]
 
 # A call taken over waits this long at most for PostgreSQL to say who the caller is (the IVR's
 # inputs and lookups); then it goes on with what its channel says (number, name, DID).
@@ -91,6 +103,7 @@ class Acd:
         self.index = CallIndex(self.service.agents)
         self.hub.subscribe(CallShown, self.index.hear)
         self._queued: set[str] = set()
+        self._lines: set[str] = set()  # the dialer's live answers in queues (see _held_set)
         self._shell: Shell | None = None
         # Before any other feature listens to the agents (the dialer does): a state change is
         # recorded and on the agent's screen before anything it sets off.
@@ -99,6 +112,8 @@ class Acd:
         self._callbacks: CallbackRunner | None = None
         self._features: FeatureCodes | None = None
         self.desk = DispositionDesk(self.service, self.index, self._record, self.in_queue)
+        # By entry kind: who carries on a call of that kind an earlier engine left.
+        self.adopters: dict[str, Adopter] = {}
 
     # ---- wiring ---------------------------------------------------------------------------
 
@@ -243,12 +258,35 @@ class Acd:
         return queue in self.service.queues
 
     async def queue_call(self, info: QueueCallInfo, inbox: CallInbox) -> None:
+        await self.run(info, inbox)
+
+    async def run(self, info: QueueCallInfo, inbox: CallInbox) -> str:
+        """Run a call in queues to its end (``QueueRunner.run``), kept among the calls a
+        graceful stop hands over."""
         assert self.queues is not None
-        self._queued.add(info.call_id)
+        held = self._held_set(info)
+        held.add(info.call_id)
         try:
-            await self.queues.run(info, inbox)
+            return await self.queues.run(info, inbox)
         finally:
-            self._queued.discard(info.call_id)
+            held.discard(info.call_id)
+
+    async def resume(
+        self, info: QueueCallInfo, entry: Entry, tag: PlaceTag, inbox: CallInbox
+    ) -> str:
+        """Carry on a call taken over (``QueueRunner.resume``), kept like ``run``'s."""
+        assert self.queues is not None
+        held = self._held_set(info)
+        held.add(info.call_id)
+        try:
+            return await self.queues.resume(info, entry, tag, inbox)
+        finally:
+            held.discard(info.call_id)
+
+    def _held_set(self, info: QueueCallInfo) -> set[str]:
+        # A dialer's live answer is handed over with the rest, but it is not among the calls
+        # the API may transfer: its attempt ends with its campaign's queue.
+        return self._lines if info.kind in OWNED_KINDS else self._queued
 
     # ---- engines handing calls over -----------------------------------------------------
 
@@ -261,7 +299,8 @@ class Acd:
         assert self.queues is not None
         assert self._shell is not None
         dispatcher = self._shell.dispatcher
-        inboxes = [i for cid in self._queued if (i := dispatcher.inbox_of(cid)) is not None]
+        calls = self._queued | self._lines
+        inboxes = [i for cid in calls if (i := dispatcher.inbox_of(cid)) is not None]
         self.queues.hand_over(inboxes)
         return len(inboxes)
 
@@ -314,7 +353,15 @@ class Acd:
             ) -> None:
                 await self._carry_on(h, t, e, inbox)
 
-            if not dispatcher.adopt(offer, work):
+            task: CallWork = work
+            adopter = self.adopters.get(tag.kind)
+            if adopter is not None:
+                owned = adopter(h.call_id, entry, tag, work)
+                if owned is None:
+                    log.warning("acd.not_taken_over", call_id=h.call_id, why="not its owner's")
+                    continue
+                task = owned
+            if not dispatcher.adopt(offer, task):
                 continue
             entry.inbox = dispatcher.inbox_of(h.call_id)
             if tag.talking:
@@ -322,7 +369,7 @@ class Acd:
                 legs.add(h.leg_id or "")
             else:
                 self.service.readmit(entry)
-            self._queued.add(h.call_id)
+            (self._lines if tag.kind in OWNED_KINDS else self._queued).add(h.call_id)
             self.metrics.calls_adopted.labels(kind="talk" if tag.talking else tag.kind).inc()
             taken[h.call_id] = tag.entry_id
         if first_connect:
@@ -352,6 +399,8 @@ class Acd:
             return "queue not served here"
         if tag.kind not in ADOPTABLE_KINDS:
             return f"kind {tag.kind}"
+        if tag.kind in OWNED_KINDS and tag.kind not in self.adopters:
+            return f"kind {tag.kind}: no feature here carries it on"
         if tag.talking:
             agent = self.service.agents.find(tag.talk_agent or "")
             if h.bridge_id != bridge_for_call(h.call_id) or h.leg_id != tag.talk_leg:

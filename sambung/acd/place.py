@@ -33,9 +33,11 @@ from urllib.parse import quote, unquote
 
 VERSION: Final = "1"
 # The kinds of entry another engine may carry on: callers who called in (directly, after a
-# transfer or an overflow). A dialer's live answer belongs to an attempt the dialer must close,
-# and a callback has no caller on the line: those are left to their own features.
-ADOPTABLE_KINDS: Final = frozenset({"caller", "transfer", "overflow"})
+# transfer or an overflow), and a dialer's live answer, whose attempt the dialer carries on and
+# closes (an entry of an ``OWNED_KINDS`` kind is taken over only through its feature). A
+# callback has no caller on the line: it is left to its own feature.
+ADOPTABLE_KINDS: Final = frozenset({"caller", "transfer", "overflow", "dialer"})
+OWNED_KINDS: Final = frozenset({"dialer"})
 
 
 class PlaceUnreadable(ValueError):

@@ -638,7 +638,7 @@ class CallEventTranslator:
             and cid not in self._legs
             and cid not in self._outbound
             and c.state == "Up"
-            and self._inbound_did(c) is not None
+            and (self._inbound_did(c) is not None or self._dialer_line(c))
         ]
         # A caller in a queue's holding bridge or a talk's mixing bridge may have a place, read
         # from its channel; a caller in no bridge at all may be in an IVR flow, which its
@@ -659,11 +659,12 @@ class CallEventTranslator:
 
         places = await asyncio.gather(*(place_of(c) for c in candidates))
         found = [(c, p) for c, p in zip(candidates, places, strict=True) if p]
-        found += [(c, "") for c in unowned if c.id not in bridged]
+        # A debtor's line in no bridge (a machine message, a reminder) is nobody's to resume.
+        found += [(c, "") for c in unowned if c.id not in bridged and not self._dialer_line(c)]
         held: list[HeldCall] = []
         for channel, place in found:
-            did = self._inbound_did(channel)
-            assert did is not None
+            # A debtor's line (the dialer's, once its answer is live) has no DID.
+            did = self._inbound_did(channel) or ""
             self._calls[channel.id] = _Call(channel.id, answered=True)
             held.append(
                 HeldCall(
@@ -682,6 +683,11 @@ class CallEventTranslator:
 
     def on_disconnected(self, reason: str) -> None:
         self._sink(TelephonyLost(reason=reason))
+
+    def _dialer_line(self, channel: Channel) -> bool:
+        """A debtor's line of ours: in Stasis from the dialer's originate, or back from AMD."""
+        parts = channel.dialplan.app_data.split(",")
+        return len(parts) >= 2 and parts[0] == self.app and parts[1] in (DIALER, AMD)
 
     def _inbound_did(self, channel: Channel) -> str | None:
         """The DID from ``Stasis(<app>,inbound,<did>)`` dialplan data, if that is the app."""

@@ -24,7 +24,9 @@ from typing import Protocol
 
 import structlog
 
-from sambung.acd.call import QueueCallInfo, QueueRunner
+from sambung.acd.call import QueueCallInfo
+from sambung.acd.place import PlaceTag
+from sambung.acd.service import Entry
 from sambung.dialer import line_machine as lm
 from sambung.engine.calls import CallInbox
 from sambung.engine.errors import CallGone, OriginateUncertain, TelephonyError
@@ -103,11 +105,33 @@ class AttemptResult:
     notes: list[str] = field(default_factory=list)
 
 
+class QueueCalls(Protocol):
+    """Where a live answer waits for an agent: the ACD's queues (``QueueRunner``, or the ACD
+    feature, which also keeps the call among those a graceful stop hands over)."""
+
+    async def run(self, info: QueueCallInfo, inbox: CallInbox) -> str: ...
+
+    async def resume(
+        self, info: QueueCallInfo, entry: Entry, tag: PlaceTag, inbox: CallInbox
+    ) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TakenOver:
+    """A live answer an earlier engine left in the campaign's queue: the ACD's entry at the
+    place read from its channel, and when the debtor was known to be a person."""
+
+    entry: Entry
+    tag: PlaceTag
+    live_wall: datetime
+    connected_wall: datetime | None
+
+
 class AttemptRunner:
     def __init__(
         self,
         telephony: DialerTelephony,
-        queues: QueueRunner,
+        queues: QueueCalls,
         record: Callable[[Fact], None],
         metrics: Metrics,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -126,6 +150,16 @@ class AttemptRunner:
         on_connected: Callable[[AttemptPlan], None] | None = None,
     ) -> AttemptResult:
         return await _Attempt(self, plan, inbox, on_live, on_connected).run()
+
+    async def resume(
+        self,
+        plan: AttemptPlan,
+        inbox: CallInbox,
+        taken: TakenOver,
+        on_connected: Callable[[AttemptPlan], None] | None = None,
+    ) -> AttemptResult:
+        """Carry on a live answer an earlier engine left waiting or talking (``taken``)."""
+        return await _Attempt(self, plan, inbox, None, on_connected, taken).run()
 
 
 def line_spec(plan: AttemptPlan) -> lm.LineSpec:
@@ -161,6 +195,7 @@ class _Attempt:
         inbox: CallInbox,
         on_live: Callable[[AttemptPlan], None] | None,
         on_connected: Callable[[AttemptPlan], None] | None = None,
+        taken: TakenOver | None = None,
     ) -> None:
         self.r = r
         self.p = plan
@@ -168,7 +203,17 @@ class _Attempt:
         self.on_live = on_live
         self.on_connected = on_connected
         self.loop = asyncio.get_running_loop()
-        self.state, self.first = lm.start(line_spec(plan))
+        self.taken = taken
+        if taken is None:
+            self.state, self.first = lm.start(line_spec(plan))
+        else:
+            self.state, self.first = lm.resume(
+                line_spec(plan),
+                now=self._now(),
+                live_wall=taken.live_wall,
+                agent_id=taken.tag.talk_agent,
+                connected_wall=taken.tag.talk_wall or taken.connected_wall,
+            )
         self.result: lm.LineResult | None = None
 
     def _now(self) -> lm.Now:
@@ -304,7 +349,12 @@ class _Attempt:
                     pinned_agent=cmd.pinned_agent,
                     on_connected=self._connected,
                 )
-                reason = await self.r.queues.run(info, self.inbox)
+                if cmd.resumed:
+                    taken = self.taken
+                    assert taken is not None  # only a line taken over resumes
+                    reason = await self.r.queues.resume(info, taken.entry, taken.tag, self.inbox)
+                else:
+                    reason = await self.r.queues.run(info, self.inbox)
                 return lm.QueueDone(reason, self._now())
             case lm.Fault(detail=detail):
                 raise ValueError(detail)

@@ -29,8 +29,8 @@ from sambung.engine.shell import Shell
 if TYPE_CHECKING:
     # Types only: the ACD package imports the dialer's facts and SQL, so importing it here at
     # run time would be circular.
-    from sambung.acd.call import QueueRunner
     from sambung.acd.feature import Acd
+    from sambung.dialer.call import QueueCalls
 
 log = structlog.get_logger(__name__)
 
@@ -83,10 +83,12 @@ class Dialer:
         self._campaign_queues = {queue_of(n): n for n in self.service.campaigns}
         self._imports: dict[int, ImportProgress] = {}
         self._promises_today: tuple[float, dict[str, dict[str, Any]]] = (-1e9, {})
-        # The dialer's own calls are dispositioned against their campaign's schema.
+        # The dialer's own calls are dispositioned against their campaign's schema, and its
+        # live answers an earlier engine left in a campaign's queue are its to carry on.
         acd.desk.claimants.append(self.service.disposition)
+        acd.adopters["dialer"] = self.service.adopt
 
-    async def start(self, shell: Shell, queues: QueueRunner) -> None:
+    async def start(self, shell: Shell, queues: QueueCalls) -> None:
         self._shell = shell
         await self.service.start(
             shell.pool,
@@ -95,6 +97,10 @@ class Dialer:
             shell.record,
             shell.asterisk_id,
         )
+
+    def taken_over(self, kept: set[str]) -> None:
+        """The first connect's takeover is done: close the live answers nobody carried on."""
+        self.service.taken_over(kept)
 
     def add_routes(self, app: web.Application) -> None:
         add_routes(app, self)

@@ -86,6 +86,9 @@ PROMPT_BACKSTOP_SECONDS: Final = 60.0
 
 ABANDONED: Final = "abandoned"
 CANCELLED: Final = "cancelled"
+# Not an outcome: a graceful stop left the live answer, waiting or talking, to the next engine,
+# which ends the attempt. Nothing of it is written here.
+HANDED_OVER: Final = "handed_over"
 # The ACD's end reasons for a call the engine concluded was gone (engine/calls.py).
 LOST_REASONS: Final = frozenset({"asterisk_restart", "lost_while_disconnected"})
 CONNECTED: Final = "connected"
@@ -340,6 +343,9 @@ class HandToQueue:
     language: str
     attributes: tuple[tuple[str, str], ...]
     pinned_agent: str | None
+    # The line was taken over from an earlier engine: the queue carries the call on at the
+    # place written on its channel, waiting or talking, instead of queueing it afresh.
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -725,6 +731,42 @@ def _reminder_heard(s: LineState, now: Now) -> tuple[LineState, list[Command]]:
     return _end(replace(s, end_reason="reminder_played"), now, [])
 
 
+def resume(
+    spec: LineSpec,
+    *,
+    now: Now,
+    live_wall: datetime,
+    agent_id: str | None,
+    connected_wall: datetime | None,
+) -> tuple[LineState, list[Command]]:
+    """A live answer an earlier engine left in the campaign's queue, waiting for an agent or
+    (``agent_id``) talking to one: the queue carries it on, and the attempt ends here as if it
+    had never changed engines. Its answer, live and connect facts were written by the engine
+    that had it; its times are set back from the wall clock so that the connect delay and the
+    abandon count are the attempt's own."""
+    back = now.wall - live_wall
+    live_at = now.loop - back.total_seconds()
+    connected_at = None
+    if agent_id is not None:
+        since = now.wall - (connected_wall or now.wall)
+        connected_at = now.loop - since.total_seconds()
+    s = LineState(
+        spec,
+        phase=Phase.QUEUED,
+        answered_at=live_at,
+        live_at=live_at,
+        live_wall=live_wall,
+        connected_at=connected_at,
+        agent_id=agent_id,
+        notes=("resumed",),
+    )
+    log = Log("dialer.line_resumed", (("talking", agent_id is not None),))
+    state, commands = _to_agent(s, [log])
+    hand = commands[-1]
+    assert isinstance(hand, HandToQueue)
+    return state, [*commands[:-1], replace(hand, resumed=True)]
+
+
 def _to_agent(s: LineState, done: list[Command]) -> tuple[LineState, list[Command]]:
     spec = s.spec
     hand = HandToQueue(
@@ -749,6 +791,10 @@ def _queued(s: LineState, ev: LineEvent) -> tuple[LineState, list[Command]]:
                 Log("dialer.connected", (("agent", agent), ("delay", round(delay, 3)))),
                 NotifyConnected(),
             ]
+        case QueueDone(end_reason="handed_over"):
+            # A graceful stop: the next engine carries the call on and ends the attempt.
+            s = replace(s, phase=Phase.ENDED, deadline=None, handed_over=True, outcome=HANDED_OVER)
+            return s, [Log("dialer.line_handed_over"), Finished(result_of(s))]
         case QueueDone(end_reason=reason, now=now):
             # The queue's run closed the calls row; the attempt's outcome is ours to say.
             s = replace(s, end_reason=reason, handed_over=True)

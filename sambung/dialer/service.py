@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -40,10 +40,12 @@ import structlog
 from sambung.acd import dispositions
 from sambung.acd.agents import Agent, AgentState, StateChange
 from sambung.acd.model import OverflowConfig, QueueConfig
-from sambung.acd.service import AcdService
+from sambung.acd.place import PlaceTag
+from sambung.acd.service import AcdService, Entry
 from sambung.dialer import compliance, outcomes, pacer_state, pacing, store
-from sambung.dialer.call import AttemptPlan, AttemptResult, AttemptRunner
+from sambung.dialer.call import AttemptPlan, AttemptResult, AttemptRunner, TakenOver
 from sambung.dialer.facts import DialerDispositionFact, RecordScheduledFact
+from sambung.dialer.line_machine import HANDED_OVER
 from sambung.dialer.model import CampaignConfig, DialerConfig
 from sambung.dialer.phones import WIB, WIT, WITA
 from sambung.engine.calendars import HolidayCalendar
@@ -124,6 +126,8 @@ def retry_rules_of(c: CampaignConfig) -> compliance.RetryRules:
 HOUR = 3600.0  # the pacer's hourly guard looks back this far
 # See DialerService._recovery_hold_seconds.
 RECOVERY_HOLD_MARGIN_SECONDS = 60.0
+# How long a line taken over keeps asking PostgreSQL for its attempt (it may be coming back).
+TAKEOVER_READ_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -733,30 +737,136 @@ class DialerService:
             self._learn(run, line, _loop_time(), live=True)
             self.kick()
 
-        def connected(p: AttemptPlan) -> None:
-            line.connected = True
-            self.kick()
-
         async def work(inbox: CallInbox) -> None:
-            result: AttemptResult | None = None
-            try:
-                result = await runner.run(plan, inbox, on_live=live, on_connected=connected)
-            finally:
-                # A task that failed still says how its line ended (lost, not cancelled,
-                # unless the service hung it up): its record waits out the retry rule.
-                result = result or plan.stopped_with
-                run.lines.pop(plan.attempt_id, None)
-                if result is not None and result.live_at is not None:
-                    # Live without telling the service (a hang-up while AMD listened).
-                    self._learn(run, line, result.live_at, live=True)
-                elif result is not None and result.outcome not in ("cancelled", "lost"):
-                    self._learn(run, line, _loop_time(), live=False)
-                self._attempt_done(run, plan, result)
-                self.kick()
+            await self._line(
+                run,
+                line,
+                runner.run(plan, inbox, on_live=live, on_connected=self._connected(line)),
+            )
 
         if not self.dispatcher.start_owned(plan.attempt_id, work, direction="dialer"):
             run.lines.pop(plan.attempt_id, None)
             self._attempt_done(run, plan, AttemptResult(outcome="cancelled"))
+
+    def _connected(self, line: Line) -> Callable[[AttemptPlan], None]:
+        def connected(p: AttemptPlan) -> None:
+            line.connected = True
+            self.kick()
+
+        return connected
+
+    async def _line(
+        self, run: CampaignRun, line: Line, running: Coroutine[Any, Any, AttemptResult]
+    ) -> None:
+        """A line's task from the runner's start to the record's next step."""
+        plan = line.plan
+        result: AttemptResult | None = None
+        try:
+            result = await running
+        finally:
+            # A task that failed still says how its line ended (lost, not cancelled,
+            # unless the service hung it up): its record waits out the retry rule.
+            result = result or plan.stopped_with
+            run.lines.pop(plan.attempt_id, None)
+            if result is not None and result.live_at is not None:
+                # Live without telling the service (a hang-up while AMD listened).
+                self._learn(run, line, result.live_at, live=True)
+            elif result is not None and result.outcome not in ("cancelled", "lost"):
+                self._learn(run, line, _loop_time(), live=False)
+            self._attempt_done(run, plan, result)
+            self.kick()
+
+    # ---- engines handing live answers over -------------------------------------------
+
+    def adopt(
+        self,
+        call_id: str,
+        entry: Entry,
+        tag: PlaceTag,
+        fallback: Callable[[CallInbox], Coroutine[Any, Any, None]],
+    ) -> Callable[[CallInbox], Coroutine[Any, Any, None]] | None:
+        """The task for a live answer an earlier engine left in a campaign's queue (the ACD
+        read its place), or None when no campaign here has that queue. The task reads the
+        attempt and its record, then the line goes on as if it had never changed engines:
+        counted among the campaign's lines, ended as connected or abandoned, its record
+        scheduled. An attempt it cannot read (PostgreSQL away for the whole wait, or already
+        closed) is served by ``fallback``, the ACD's own carrying on: the debtor still reaches
+        an agent; an attempt still open then is closed as lost by a later start's sweep."""
+        name = next((n for n in self.campaigns if queue_of(n) == tag.queue), None)
+        if name is None:
+            return None
+        run = self.campaigns[name]
+
+        async def work(inbox: CallInbox) -> None:
+            row = await self._attempt_to_resume(call_id)
+            runner = self.runner
+            if row is None or runner is None:
+                log.warning("dialer.line_not_resumed", call_id=call_id, campaign=name)
+                await fallback(inbox)
+                return
+            rec = store.due_of(row)
+            plan = replace(
+                self._plan(run, replace(rec, attempts=max(0, rec.attempts - 1))),
+                attempt_id=call_id,
+                phone=row["attempt_phone"],
+                mode=row["attempt_mode"],
+            )
+            line = Line(plan, _loop_time(), live=True, connected=row["connected_at"] is not None)
+            line.learned = True  # its answer was learned by the engine that dialled it
+            run.lines[call_id] = line
+            resumed = TakenOver(entry, tag, row["live_at"], row["connected_at"])
+            log.info("dialer.line_taken_over", call_id=call_id, campaign=name)
+            await self._line(
+                run, line, runner.resume(plan, inbox, resumed, on_connected=self._connected(line))
+            )
+
+        return work
+
+    async def _attempt_to_resume(self, call_id: str) -> asyncpg.Record | None:
+        """The open live attempt, retried for a while: the takeover may come while
+        PostgreSQL is still coming back."""
+        deadline = _loop_time() + TAKEOVER_READ_SECONDS
+        while self.pool is not None:
+            try:
+                async with self.pool.acquire() as conn:
+                    return await store.attempt_to_resume(conn, call_id)
+            except DB_ERRORS as err:
+                if _loop_time() >= deadline:
+                    log.warning("dialer.takeover_read_failed", error=type(err).__name__)
+                    return None
+            await asyncio.sleep(0.5)
+        return None
+
+    def taken_over(self, kept: set[str]) -> None:
+        """At the first connect, after the takeover: the live answers an earlier run left
+        open that this engine did not carry on (not in ``kept``) are closed as lost and
+        counted in the rolling window (an abandon unless an agent had them)."""
+        self.tasks.start(self._close_unadopted(kept), name="dialer-close-unadopted")
+
+    async def _close_unadopted(self, kept: set[str]) -> None:
+        if self.pool is None:
+            return
+        keep = sorted(kept | {aid for run in self.campaigns.values() for aid in run.lines})
+        try:
+            async with self.pool.acquire() as conn:
+                rows = await store.close_unadopted(
+                    conn, self._sweep, self._recovery_hold_seconds(), keep
+                )
+        except DB_ERRORS as err:
+            log.warning("dialer.close_unadopted_failed", error=str(err))
+            return
+        now = _loop_time()
+        for r in rows:
+            run = self.campaigns.get(r["campaign"])
+            if run is None:
+                continue
+            run.add_event(now, "ended")
+            run.add_event(now, "live")
+            if outcomes.abandoned_in_window(r["outcome"], True, r["connected_at"] is not None):
+                run.add_event(now, "abandoned")
+        if rows:
+            log.info("dialer.live_answers_lost", closed=len(rows))
+            self.kick()
 
     @staticmethod
     def _learn(run: CampaignRun, line: Line, at: float, *, live: bool) -> None:
@@ -771,6 +881,8 @@ class DialerService:
     def _attempt_done(
         self, run: CampaignRun, plan: AttemptPlan, result: AttemptResult | None
     ) -> None:
+        if result is not None and result.outcome == HANDED_OVER:
+            return  # the next engine carries the line on and ends the attempt
         if result is not None:
             outcome = result.outcome
         else:

@@ -265,21 +265,41 @@ async def stop_record(conn: Conn, record_id: int, reason: str) -> None:
 async def recover_open_attempts(
     conn: Conn, engine_instance: str | None, hold_seconds: float
 ) -> int:
-    """Attempts an earlier run left open (of ``engine_instance``, or of every engine when
-    None): closed as ``lost``, their records scheduled again ``hold_seconds`` from now.
+    """Attempts an earlier run left open before they were known to be a person (ringing, in
+    AMD; of ``engine_instance``, or of every engine when None): closed as ``lost``, their
+    records scheduled again ``hold_seconds`` from now.
 
-    The engine lost them, not the debtor: a live answer among them that no agent took counts
-    as an abandon in the rolling window (``outcomes.abandoned_in_window``). Their channels died
-    with that run or are hung up by the orphan sweep, which may take until the new engine has
-    connected: hence the hold, so that no debtor gets two lines at once. The attempt still
-    counts towards the record's caps.
+    Their channels died with that run or are hung up by the new engine's sweep, which may take
+    until it has connected: hence the hold, so that no debtor gets two lines at once. The
+    attempt still counts towards the record's caps. Live answers are left open: the new
+    engine may carry them on from the campaign's queue (``close_unadopted`` closes the rest).
     """
+    return len(await _close_lost(conn, engine_instance, hold_seconds, live=False, keep=[]))
+
+
+async def close_unadopted(
+    conn: Conn, engine_instance: str | None, hold_seconds: float, keep: list[str]
+) -> list[asyncpg.Record]:
+    """The live answers an earlier run left open that this engine did not take over (not in
+    ``keep``): closed as ``lost``, as ``recover_open_attempts`` closes the others. The engine
+    lost them, not the debtor: one that no agent took counts as an abandon in the rolling
+    window (``outcomes.abandoned_in_window``). Returns them, for that window."""
+    return await _close_lost(conn, engine_instance, hold_seconds, live=True, keep=keep)
+
+
+async def _close_lost(
+    conn: Conn, engine_instance: str | None, hold_seconds: float, *, live: bool, keep: list[str]
+) -> list[asyncpg.Record]:
     async with conn.transaction():
         rows = await conn.fetch(
             """UPDATE dial_attempts SET ended_at = now(), outcome = COALESCE(outcome, 'lost')
                WHERE ($1::text IS NULL OR engine_instance = $1) AND ended_at IS NULL
-               RETURNING record_id, attempt_id""",
+                 AND (live_at IS NOT NULL) = $2 AND attempt_id <> ALL($3::text[])
+               RETURNING record_id, attempt_id, campaign, outcome, live_at, connected_at,
+                         ended_at""",
             engine_instance,
+            live,
+            keep,
         )
         if rows:
             await conn.execute(
@@ -294,7 +314,23 @@ async def recover_open_attempts(
                    WHERE call_id = ANY($1) AND ended_at IS NULL""",
                 [r["attempt_id"] for r in rows],
             )
-    return len(rows)
+    return list(rows)
+
+
+async def attempt_to_resume(conn: Conn, attempt_id: str) -> asyncpg.Record | None:
+    """An open live answer and its record, for the engine taking it over."""
+    return await conn.fetchrow(
+        """SELECT r.*, a.phone AS attempt_phone, a.mode AS attempt_mode, a.live_at,
+                  a.connected_at, a.agent_id
+           FROM dial_attempts a JOIN dial_records r USING (record_id)
+           WHERE a.attempt_id = $1 AND a.ended_at IS NULL AND a.live_at IS NOT NULL""",
+        attempt_id,
+    )
+
+
+def due_of(row: asyncpg.Record) -> DueRecord:
+    """A record as ``due_records`` gives it, from a row with its columns."""
+    return _due(row)
 
 
 async def window_events(conn: Conn, campaign: str, since: datetime) -> list[asyncpg.Record]:

@@ -293,7 +293,7 @@ class Engine:
             )
             await self.acd.start(shell, recordings.service)
             assert self.acd.queues is not None
-            await self.dialer.start(shell, self.acd.queues)
+            await self.dialer.start(shell, self.acd)
             ivr.start(shell, self.acd.takes_queue)
             self.auth = auth = AuthService(
                 pool,
@@ -442,10 +442,13 @@ class Engine:
 
     def _take_over(self, held: Sequence[HeldCall], first_connect: bool) -> set[str]:
         """Callers an earlier engine left: in queues and talks to the ACD (which also closes,
-        at the first connect, the entries nobody took over), in no bridge to the IVR (a caller
-        in a flow is there)."""
+        at the first connect, the entries nobody took over, and gives debtors' live answers to
+        the dialer), in no bridge to the IVR (a caller in a flow is there)."""
         assert self._router is not None
         taken = self.acd.take_over([h for h in held if h.in_bridge], first_connect)
+        if first_connect:
+            # The dialer's live answers the earlier run left and nobody took over are lost.
+            self.dialer.taken_over(taken)
         unbridged = [h for h in held if not h.in_bridge]
         return taken | self.ivr.take_over(unbridged, self._router.to_queue)
 

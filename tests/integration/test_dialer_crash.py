@@ -23,13 +23,21 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sambung.acd.place import parse_place
 from sambung.dialer import outcomes
-from tests.integration.adoption_rig import Engine, free_port
+from tests.integration.adoption_rig import Engine, free_port, place_on
 from tests.integration.customers import CustomerTrunk
 from tests.integration.harness import ari_get, engine_database
 from tests.integration.sandbox import FaultScope
 from tests.integration.test_acd import Api
-from tests.integration.test_dialer import CAMPAIGN, csv_for, import_list, numbers, sections, staff
+from tests.integration.test_dialer import (
+    CAMPAIGN,
+    csv_for,
+    import_list,
+    numbers,
+    sections,
+    staff,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -172,3 +180,117 @@ async def test_given_lines_ringing_when_the_engine_is_killed_then_no_debtor_has_
             for r in ended
         )
         assert window["abandoned"] == abandons, window
+
+
+@pytest.mark.parametrize("how", ["kill", "term"])
+async def test_given_a_debtor_talking_when_the_engine_goes_then_the_talk_goes_on(
+    tmp_path: Path, fault_scope: FaultScope, how: str
+) -> None:
+    """A debtor answers and talks to an agent's SIPp desk phone; the engine is SIGKILLed (a
+    crash) or SIGTERMed (a deploy: the line is handed over). The next engine carries the line
+    on: the agent stays on the call, the attempt ends once as connected with its own connect
+    delay when the phone hangs up, the record is done, the window counts one live answer and
+    no abandon, and the agent's disposition is the campaign's."""
+    talk_for = 14.0
+    port = free_port()
+    async with (
+        engine_database() as (url, pool),
+        CustomerTrunk(tmp_path / "trunk", calls=4),
+        aiohttp.ClientSession() as http,
+    ):
+        spec: dict[str, Any] = {
+            "database_url": url,
+            **sections(ring_seconds=RING, max_lines=2),
+            "http": {"port": port},
+            "engine": {"instance_id": "dialer-talk", "spool_dir": str(tmp_path / "spool")},
+        }
+        spec_file = tmp_path / "engine.json"
+        spec_file.write_text(json.dumps(spec))
+        argv = [sys.executable, "-m", "tests.integration.engine_proc", str(spec_file)]
+        first = Engine(spec_file, port, tmp_path / "first.log", argv=argv)
+        second = Engine(spec_file, port, tmp_path / "second.log", argv=argv)
+        api = Api(SimpleNamespace(engine=SimpleNamespace(http_port=port)), http)  # type: ignore[arg-type]
+        phones: dict[str, Any] = {}
+        try:
+            fault_scope.track(await first.start(timeout=60))
+            phones = await staff(api, tmp_path, talk=talk_for)
+            await import_list(api, csv_for(numbers(1)))  # one person: the number ends in 0
+            await api.ok("POST", f"/api/v1/campaigns/{CAMPAIGN}/start")
+
+            async def talking() -> Any:
+                row = await pool.fetchrow(
+                    "SELECT * FROM dial_attempts WHERE connected_at IS NOT NULL"
+                )
+                if row is None:
+                    return None
+                tag = await asyncio.to_thread(place_on, row["attempt_id"])
+                parsed = parse_place(tag) if tag else None
+                return row if parsed is not None and parsed.talking else None
+
+            deadline = time.monotonic() + 40
+            while (attempt := await talking()) is None:
+                assert time.monotonic() < deadline, first.tail()
+                await asyncio.sleep(0.2)
+            aid, agent = attempt["attempt_id"], attempt["agent_id"]
+            if how == "kill":
+                await first.kill()
+            else:
+                assert await first.terminate(30) == 0, first.tail()
+                assert "dialer.line_handed_over" in first.tail(40000), first.tail()
+            fault_scope.track(await second.start(timeout=60))
+
+            async def on_call() -> bool:
+                view = await api.ok("GET", f"/api/v1/agents/{agent}")
+                return bool(view["state"] == "on_call" and view.get("call_id") in (aid, None))
+
+            deadline = time.monotonic() + 15
+            while not await on_call():
+                assert time.monotonic() < deadline, second.tail()
+                await asyncio.sleep(0.2)
+            # The phone hangs up by itself; the attempt ends with the talk.
+            deadline = time.monotonic() + talk_for + 20
+            while await pool.fetchval(
+                "SELECT ended_at IS NULL FROM dial_attempts WHERE attempt_id = $1", aid
+            ):
+                assert time.monotonic() < deadline, second.tail()
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # the end reaches the campaign's window
+            view = await api.ok("GET", f"/api/v1/campaigns/{CAMPAIGN}")
+            await api.ok(
+                "POST",
+                f"/api/v1/calls/{aid}/disposition",
+                {"agent_id": agent, "code": "hardship"},
+            )
+            log_text = second.tail(60000)
+        finally:
+            for p in phones.values():
+                await p.__aexit__(None, None, None)
+            with contextlib.suppress(Exception):
+                await second.terminate(30)
+
+        assert "dialer.line_taken_over" in log_text, log_text[-4000:]
+        rows = await pool.fetch("SELECT * FROM dial_attempts")
+        assert len(rows) == 1, [dict(r) for r in rows]  # never dialled again
+        (row,) = rows
+        assert row["outcome"] == "connected", dict(row)
+        assert row["agent_id"] == agent
+        assert row["connect_seconds"] is not None
+        assert row["connect_seconds"] < 3.0, dict(row)
+        # Connected: the disposition decides, and "hardship" closes the record.
+        deadline = time.monotonic() + 10
+        while await pool.fetchval("SELECT state FROM dial_records") != "done":
+            assert time.monotonic() < deadline, log_text[-4000:]
+            await asyncio.sleep(0.2)
+        window = view["window"]
+        assert (window["attempts"], window["live_answers"], window["abandoned"]) == (1, 1, 0)
+        leg = await pool.fetchrow(
+            "SELECT talk_seconds FROM call_legs WHERE call_id = $1 AND answered_at IS NOT NULL",
+            aid,
+        )
+        assert leg is not None
+        # The whole talk, from the agent's answer before the restart to the hang-up.
+        assert talk_for - 2 < leg["talk_seconds"] < talk_for + 4, dict(leg)
+        d = await pool.fetchrow("SELECT * FROM dispositions WHERE call_id = $1", aid)
+        assert d is not None
+        assert d["code"] == "hardship"
+        assert d["campaign"] == CAMPAIGN  # the campaign's disposition, not the queue's

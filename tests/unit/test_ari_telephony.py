@@ -507,6 +507,47 @@ async def test_given_callers_left_waiting_with_a_place_then_they_are_held_for_th
     assert [e.call_id for e in sink if isinstance(e, DigitPressed)] == ["tagged"]
 
 
+async def test_given_debtors_lines_left_in_queues_then_those_in_a_bridge_are_held() -> None:
+    # A debtor's line back from AMD (or from a campaign without AMD) talking to an agent or
+    # waiting in the campaign's queue is held like a caller's; one in no bridge (a machine
+    # message, a reminder) is nobody's to resume, and the engine hangs it up as an orphan.
+    sink = Sink()
+    read: list[str] = []
+
+    async def read_place(channel_id: str) -> str:
+        read.append(channel_id)
+        return f"1;e={channel_id}-q1;k=dialer"
+
+    t = CallEventTranslator("sambung", sink, destroyed_grace=GRACE, read_place=read_place)
+    connect = info(
+        [
+            channel_json("dlr-talk", state="Up", app_args="sambung,amd,HUMAN,HUMAN-800-800"),
+            channel_json("dlr-wait", state="Up", app_args="sambung,dialer,kolek"),
+            channel_json("dlr-reminder", state="Up", app_args="sambung,dialer,kolek"),
+            channel_json("other-app", state="Up", app_args="elsewhere,dialer,kolek"),
+        ],
+        first=True,
+    )
+    connect = replace(
+        connect,
+        bridges=[
+            bridge("sambung-call-dlr-talk", "mixing", "dlr-talk", "leg-1"),
+            bridge("sambung-queue-dialer-kolek", "holding", "dlr-wait", "other-app"),
+        ],
+    )
+    await t.on_connected(connect)
+    connected = sink[0]
+    assert isinstance(connected, TelephonyConnected)
+    assert sorted(read) == ["dlr-talk", "dlr-wait"]
+    talk, wait = sorted(connected.held, key=lambda h: h.call_id)
+    assert (talk.call_id, talk.did, talk.leg_id, talk.in_bridge) == ("dlr-talk", "", "leg-1", True)
+    assert (wait.call_id, wait.did, wait.bridge_id) == (
+        "dlr-wait",
+        "",
+        "sambung-queue-dialer-kolek",
+    )
+
+
 async def test_given_asterisk_restarted_then_every_call_is_forgotten() -> None:
     sink = Sink()
     t = translator(sink)

@@ -17,6 +17,7 @@ from sambung.dialer import outcomes
 from sambung.dialer.facts import AttemptAmdFact, AttemptConnectedFact, AttemptEndedFact
 from sambung.dialer.line_machine import (
     AMD_BACKSTOP_SECONDS,
+    HANDED_OVER,
     PROMPT_BACKSTOP_SECONDS,
     RING_BACKSTOP_SECONDS,
     AgentConnected,
@@ -57,6 +58,7 @@ from sambung.dialer.line_machine import (
     Stopped,
     StopPrompt,
     TimedOut,
+    resume,
     start,
     step,
 )
@@ -753,3 +755,81 @@ def test_what_counts_as_an_abandon_under_the_cap(
     outcome: str, live: bool, connected: bool, abandon: bool
 ) -> None:
     assert outcomes.abandoned_in_window(outcome, live, connected) is abandon
+
+
+# ---- a live answer taken over from an earlier engine ------------------------------------------
+
+
+def resumed(
+    events: list[LineEvent],
+    *,
+    live_ago: float = 30.0,
+    agent: str | None = None,
+    talk_ago: float = 10.0,
+    at: float = 100.0,
+) -> tuple[LineState, list[Command]]:
+    """A line resumed at loop time ``at``: live ``live_ago`` seconds before (wall clock), and
+    talking to ``agent`` since ``talk_ago`` seconds before, if given."""
+    t = now(at)
+    state, cmds = resume(
+        SPEC,
+        now=t,
+        live_wall=t.wall - timedelta(seconds=live_ago),
+        agent_id=agent,
+        connected_wall=None if agent is None else t.wall - timedelta(seconds=talk_ago),
+    )
+    out = list(cmds)
+    for ev in events:
+        state, more = step(state, ev)
+        out += more
+    return state, out
+
+
+def test_given_a_waiting_live_answer_taken_over_then_the_queue_resumes_it() -> None:
+    state, cmds = resumed([])
+    assert state.phase is Phase.QUEUED
+    (hand,) = [c for c in cmds if isinstance(c, HandToQueue)]
+    assert hand.resumed
+    assert hand.queue == SPEC.queue
+    # Its answer and live facts were the earlier engine's: none is written again.
+    assert trace(cmds) == ["queue"]
+    assert state.live_at == 70.0
+    assert state.answered_at == 70.0
+
+
+def test_given_a_resumed_answer_connected_then_its_delay_counts_from_the_original_live() -> None:
+    state, cmds = resumed([connected(105.0), QueueDone("completed", now(200.0))])
+    assert state.outcome == "connected"
+    assert fact(cmds, AttemptConnectedFact).connect_seconds == 35.0
+    assert fact(cmds, AttemptEndedFact).connect_seconds == 35.0
+    # The queue closed the calls row.
+    assert not [c for c in cmds if isinstance(c, Record) and isinstance(c.fact, CallEndedFact)]
+
+
+def test_given_a_talk_taken_over_then_it_ends_connected_without_a_second_connect() -> None:
+    state, cmds = resumed([QueueDone("completed", now(300.0))], agent="siti", talk_ago=10.0)
+    assert state.outcome == "connected"
+    assert state.agent_id == "siti"
+    assert not [c for c in cmds if isinstance(c, NotifyConnected)]
+    assert fact(cmds, AttemptEndedFact).connect_seconds == 20.0  # live 30 s ago, talk 10 s ago
+
+
+def test_given_a_resumed_answer_whose_debtor_leaves_then_it_is_an_abandon() -> None:
+    state, cmds = resumed([QueueDone("caller_hung_up", now(110.0))])
+    assert state.outcome == "abandoned"
+    assert fact(cmds, AttemptEndedFact).connect_seconds == 40.0
+
+
+@pytest.mark.parametrize("talking", [False, True])
+def test_given_a_graceful_stop_then_the_live_answer_is_handed_over_and_nothing_written(
+    talking: bool,
+) -> None:
+    events = [*LIVE, *([connected(5.0)] if talking else []), QueueDone("handed_over", now(9.0))]
+    state, _, steps = run(events)
+    last = steps[-1]  # what the hand-over itself does
+    assert state.phase is Phase.ENDED
+    assert state.outcome == HANDED_OVER
+    # No end fact, no calls row, no count, no hang-up: the next engine carries the line on.
+    assert trace(last) == ["finished"]
+    (done,) = [c for c in last if isinstance(c, Finished)]
+    assert done.result.outcome == HANDED_OVER

@@ -294,12 +294,21 @@ def test_a_talk_whose_place_is_not_written_yet_is_handed_over_once_it_is() -> No
     assert marks_written[0].place.talking
 
 
-@pytest.mark.parametrize("kind", ["dialer", "callback"])
-def test_a_dialers_line_or_a_callback_is_not_handed_over(kind: str) -> None:
-    s = waiting(SUPPORT, kind=kind)
+def test_a_callback_is_not_handed_over() -> None:
+    # Nobody is on the line: the callback is the ACD's own to make (pending_callbacks).
+    s = waiting(SUPPORT, kind="callback")
     s.send(HandOverAsked(s.at()))
     assert s.state.phase is Phase.WAITING
     assert not s.state.handed_over
+
+
+def test_a_dialers_live_answer_is_handed_over_like_a_caller() -> None:
+    # The debtor waits in the campaign's queue; the next engine's dialer carries the line on.
+    s = waiting(SUPPORT, kind="dialer")
+    s.send(HandOverAsked(s.at()))
+    assert s.state.handed_over
+    assert isinstance(s.state.marked, PlaceTag)
+    assert s.state.marked.kind == "dialer"
 
 
 def test_a_resumed_call_can_be_handed_over_again() -> None:
