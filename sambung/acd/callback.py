@@ -29,6 +29,7 @@ from sambung.acd.call import RING_BACKSTOP_SECONDS, bridge_for_call, offer_outco
 from sambung.acd.events import AgentConnected, AgentOffered, CallEnded, OfferEnded
 from sambung.acd.facts import LegAnsweredFact, LegEndedFact, LegStartedFact, QueueLeftFact
 from sambung.acd.hub import AgentHub
+from sambung.acd.model import QueueConfig
 from sambung.acd.service import CALLBACK_RETRY_SECONDS, AcdService, Entry, Offer
 from sambung.engine.calls import CallInbox
 from sambung.engine.errors import EndpointUnavailable, TelephonyError
@@ -40,6 +41,8 @@ from sambung.engine.ports import QueueTelephony
 log = structlog.get_logger(__name__)
 
 CUSTOMER_RING_SECONDS = 30
+# The reason an attempt whose talk a graceful stop left to the next engine returns.
+HANDED_OVER = "handed_over"
 
 
 class CallbackRunner:
@@ -54,7 +57,10 @@ class CallbackRunner:
         asterisk_id: Callable[[], str],
         trunk: str,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        handing_over: Callable[[], bool] = lambda: False,
     ) -> None:
+        # The engine is stopping and leaves talks to the next one (QueueRunner.handing_over).
+        self.handing_over = handing_over
         self.acd = acd
         self.tel = telephony
         self.record = record
@@ -91,7 +97,38 @@ class CallbackRunner:
         try:
             reason = await self._attempt(attempt_id, entry, offer, inbox, number)
         finally:
-            self.record(CallEndedFact(attempt_id, datetime.now(UTC), reason, None, None, None))
+            if reason != HANDED_OVER:
+                self.record(CallEndedFact(attempt_id, datetime.now(UTC), reason, None, None, None))
+
+    async def resume_talk(
+        self,
+        cid: str,
+        agent_id: str,
+        agent_leg: str,
+        customer_leg: str,
+        talk_since: datetime,
+        queue: str | None,
+        inbox: CallInbox,
+    ) -> None:
+        """Carry on a callback's talk an earlier engine left (the ACD took its legs over and
+        put the agent back on the call): until one side hangs up, then as ``_attempt`` ends
+        one, the talk time counted from ``talk_since`` (the agent's answer)."""
+        back = (self.wall() - talk_since).total_seconds()
+        agent_answered = asyncio.get_running_loop().time() - max(0.0, back)
+        log.info("acd.callback_talk_taken_over", call_id=cid, agent=agent_id)
+        ended = await self._until_one_leaves(inbox, agent_leg, customer_leg)
+        if ended is None:
+            log.info("acd.callback_talk_handed_over", call_id=cid, agent=agent_id)
+            return
+        other = customer_leg if ended == agent_leg else agent_leg
+        with contextlib.suppress(TelephonyError):
+            await self.tel.hangup_leg(other, "normal")
+        self.record(
+            LegEndedFact(customer_leg, datetime.now(UTC), "answered", None, None, None, None)
+        )
+        q = self.acd.queues.get(queue or "")
+        await self._talk_over(cid, agent_id, cid, agent_leg, customer_leg, q, agent_answered)
+        self.record(CallEndedFact(cid, datetime.now(UTC), "callback_completed", None, None, None))
 
     async def _may_dial(self, entry: Entry) -> str | None:
         """The E.164 number to dial when the rules allow it now; else None, with the entry
@@ -175,6 +212,7 @@ class CallbackRunner:
         # The trunk takes E.164 digits without the +, as the dialer's campaigns dial.
         dial = f"{number.removeprefix('+')}@{self.trunk}"
         result = "callback_failed"
+        handed_over = False
         try:
             await tel.create_mixing_bridge(bridge)
             await tel.join_bridge(bridge, [agent_leg])
@@ -206,6 +244,12 @@ class CallbackRunner:
                 self._close_entry(entry, offer, "callback_connected", "agent rung first")
                 log.info("acd.callback_connected", entry=entry.entry_id, agent=offer.agent_id)
                 ended = await self._until_one_leaves(inbox, agent_leg, customer_leg)
+                if ended is None:
+                    # A graceful stop: the talk goes on in Asterisk for the next engine, which
+                    # finds it from the bridge and the legs alone. Nothing is closed here.
+                    log.info("acd.callback_talk_handed_over", call_id=cid, agent=offer.agent_id)
+                    handed_over = True
+                    return HANDED_OVER
                 other = customer_leg if ended == agent_leg else agent_leg
                 with contextlib.suppress(TelephonyError):
                     await tel.hangup_leg(other, "normal")
@@ -246,22 +290,41 @@ class CallbackRunner:
             if not acd.retry_callback_later(entry):
                 self._close_entry(entry, offer, "callback_failed", str(err))
         finally:
-            # Whatever happened (including the engine stopping), no leg outlives the attempt.
-            for leg in (customer_leg, agent_leg):
-                with contextlib.suppress(TelephonyError):
-                    await tel.hangup_leg(leg, "normal")
-            talk = loop.time() - agent_answered
-            self.record(
-                LegEndedFact(
-                    agent_leg, datetime.now(UTC), "answered", None, None, round(talk, 3), 0.0
+            # Whatever happened (the engine stopping included), no leg outlives the attempt,
+            # unless the talk was handed over to the next engine.
+            if not handed_over:
+                await self._talk_over(
+                    cid, offer.agent_id, reserved_as, agent_leg, customer_leg, q, agent_answered
                 )
-            )
-            acd.handle_done(entry.queue, talk + q.wrap_up_seconds)
-            acd.agents.call_ended(offer.agent_id, reserved_as, q.wrap_up_seconds)
-            self.hub.publish(CallEnded(offer.agent_id, cid, round(talk, 1)))
-            with contextlib.suppress(TelephonyError):
-                await tel.destroy_bridge(bridge)
         return result
+
+    async def _talk_over(
+        self,
+        cid: str,
+        agent_id: str,
+        reserved_as: str,
+        agent_leg: str,
+        customer_leg: str,
+        q: QueueConfig | None,
+        agent_answered: float,
+    ) -> None:
+        """What the end of an attempt with the agent on owes: both legs hung up, the agent's
+        leg closed with its talk time, the agent released to wrap-up, the bridge destroyed."""
+        tel = self.tel
+        for leg in (customer_leg, agent_leg):
+            with contextlib.suppress(TelephonyError):
+                await tel.hangup_leg(leg, "normal")
+        talk = asyncio.get_running_loop().time() - agent_answered
+        self.record(
+            LegEndedFact(agent_leg, datetime.now(UTC), "answered", None, None, round(talk, 3), 0.0)
+        )
+        wrap = q.wrap_up_seconds if q is not None else 0.0
+        if q is not None:
+            self.acd.handle_done(q.name, talk + wrap)
+        self.acd.agents.call_ended(agent_id, reserved_as, wrap)
+        self.hub.publish(CallEnded(agent_id, cid, round(talk, 1)))
+        with contextlib.suppress(TelephonyError):
+            await tel.destroy_bridge(bridge_for_call(cid))
 
     def _agent_failed(
         self, cid: str, entry: Entry, offer: Offer, outcome: str, ev: LegEnded | None
@@ -318,8 +381,12 @@ class CallbackRunner:
                 case _:
                     pass
 
-    async def _until_one_leaves(self, inbox: CallInbox, a: str, b: str) -> str:
+    async def _until_one_leaves(self, inbox: CallInbox, a: str, b: str) -> str | None:
+        """The leg that hung up first; None when the engine hands the talk over (a graceful
+        stop wakes the task)."""
         while True:
+            if self.handing_over():
+                return None
             item = await inbox.next_any(None)
             if isinstance(item, LegEnded) and item.leg_id in (a, b):
                 return item.leg_id

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from sambung.acd import store
+from sambung.acd.agents import AgentState
 from sambung.acd.call import QueueCallInfo, QueueRunner, TalkHooks, bridge_for_queue
 from sambung.acd.call_index import CallIndex
 from sambung.acd.callback import CallbackRunner
@@ -49,7 +50,7 @@ from sambung.asterisk.telephony import AriTelephony
 from sambung.auth.service import AuthService
 from sambung.engine.calls import CallInbox
 from sambung.engine.db import DB_ERRORS
-from sambung.engine.errors import BadRequest, NotFound
+from sambung.engine.errors import BadRequest, NotFound, TelephonyError
 from sambung.engine.events import CallOffered, DeviceChanged, HeldCall
 from sambung.engine.facts import Fact
 from sambung.engine.metrics import Metrics
@@ -104,6 +105,7 @@ class Acd:
         self.hub.subscribe(CallShown, self.index.hear)
         self._queued: set[str] = set()
         self._lines: set[str] = set()  # the dialer's live answers in queues (see _held_set)
+        self._callback_calls: set[str] = set()  # callback attempts (a talk is handed over)
         self._shell: Shell | None = None
         # Before any other feature listens to the agents (the dialer does): a state change is
         # recorded and on the agent's screen before anything it sets off.
@@ -143,6 +145,7 @@ class Acd:
             shell.instance_id,
             shell.asterisk_id,
             s.callback_trunk,
+            handing_over=lambda: self.queues is not None and self.queues.handing_over,
         )
         self._features = FeatureCodes(
             self.service.agents,
@@ -299,7 +302,7 @@ class Acd:
         assert self.queues is not None
         assert self._shell is not None
         dispatcher = self._shell.dispatcher
-        calls = self._queued | self._lines
+        calls = self._queued | self._lines | self._callback_calls
         inboxes = [i for cid in calls if (i := dispatcher.inbox_of(cid)) is not None]
         self.queues.hand_over(inboxes)
         return len(inboxes)
@@ -381,6 +384,92 @@ class Acd:
         if held:
             log.info("acd.taken_over", calls=len(taken), talks=len(legs), found=len(held))
         return set(taken) | legs
+
+    def take_over_callbacks(self, held: Sequence[HeldCall]) -> set[str]:
+        """Callbacks' talks an earlier engine left (the ARI translator found each from its
+        bridge and legs): the agent, known by the phone on the agent's leg, is on the call
+        again at once (before routing runs), the legs' events reach a task that carries the
+        talk on to its end, and the legs are not orphans. Returns the attempts and their legs.
+        A talk whose agent is not configured here, or is on another call, is left to the
+        orphan sweep."""
+        assert self._shell is not None
+        shell = self._shell
+        taken: set[str] = set()
+        for h in held:
+            assert h.leg_id is not None
+            assert h.customer_leg is not None
+            agent = self.service.agents.by_device(h.leg_name.rsplit("-", 1)[0])
+            # An agent logged out here was on no call of ours (a talk of an engine that kept
+            # its agents elsewhere); one on another call cannot be on this one.
+            if (
+                agent is None
+                or agent.state is AgentState.LOGGED_OUT
+                or agent.call_id not in (None, h.call_id)
+            ):
+                log.warning("acd.not_taken_over", call_id=h.call_id, why="callback talk's agent")
+                continue
+            agent_id = agent.profile.agent_id
+
+            async def work(inbox: CallInbox, h: HeldCall = h, agent_id: str = agent_id) -> None:
+                self._callback_calls.add(h.call_id)
+                try:
+                    await self._carry_on_callback(h, agent_id, inbox)
+                finally:
+                    self._callback_calls.discard(h.call_id)
+
+            if not shell.dispatcher.start_owned(h.call_id, work, direction="callback"):
+                continue
+            shell.telephony.adopt_leg(h.leg_id, h.call_id)
+            shell.telephony.adopt_leg(h.customer_leg, h.call_id)
+            self.service.agents.adopt_call(agent_id, h.call_id, h.at)
+            self.metrics.calls_adopted.labels(kind="talk").inc()
+            taken |= {h.call_id, h.leg_id, h.customer_leg}
+        return taken
+
+    async def _carry_on_callback(self, h: HeldCall, agent_id: str, inbox: CallInbox) -> None:
+        """The task of a callback's talk taken over: when the agent answered and from which
+        queue (PostgreSQL; a queue unknown here leaves the agent no wrap-up), then the talk."""
+        assert self._shell is not None
+        assert self._callbacks is not None
+        assert h.leg_id is not None
+        assert h.customer_leg is not None
+        tel = self._shell.telephony
+        if not h.customer_bridged:
+            # The customer answered as the last engine died: put through as it would have.
+            try:
+                await tel.join_bridge(h.bridge_id, [h.customer_leg])
+            except TelephonyError as err:
+                log.warning("acd.callback_join_failed", call_id=h.call_id, error=str(err))
+        since, queue, entry_id = h.at, None, None
+        try:
+            async with asyncio.timeout(CONTEXT_LOOKUP_SECONDS * 5):
+                async with self._shell.pool.acquire() as conn:
+                    found = await store.callback_talk(conn, h.leg_id)
+        except DB_ERRORS as err:
+            found = None
+            log.info("acd.callback_talk_context_unavailable", error=type(err).__name__)
+        if found is not None:
+            since, queue, entry_id = found[0] or since, found[1], found[2]
+        key = entry_id or ""
+        entry = self.service.entries.get(key) or self.service.held.get(key)
+        if entry is not None:
+            # Its pending row was put back at the start (the last engine died before it
+            # closed the entry): it is connected, and must not be called again.
+            waited = self.service.leave(entry, "callback_connected")
+            self._record(
+                QueueLeftFact(
+                    entry.entry_id,
+                    datetime.now(UTC),
+                    "callback_connected",
+                    waited,
+                    False,
+                    agent_id,
+                    "taken over in its talk",
+                )
+            )
+        await self._callbacks.resume_talk(
+            h.call_id, agent_id, h.leg_id, h.customer_leg, since, queue, inbox
+        )
 
     def _adopt_talk(self, h: HeldCall, tag: PlaceTag, entry: Entry) -> None:
         """The agent is on this call again (from when the talk began), and its leg's events
@@ -482,7 +571,11 @@ class Acd:
         attempt = f"{entry.call_id}-{entry.callback_attempts + 1}-{offer.leg_id[-6:]}"
 
         async def work(inbox: CallInbox) -> None:
-            await cb.run(attempt, entry, offer, inbox)
+            self._callback_calls.add(attempt)
+            try:
+                await cb.run(attempt, entry, offer, inbox)
+            finally:
+                self._callback_calls.discard(attempt)
 
         if not self._shell.dispatcher.start_owned(attempt, work, direction="callback"):
             self.service.agents.offer_failed(offer.agent_id, entry.call_id, "busy")

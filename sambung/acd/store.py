@@ -90,6 +90,21 @@ async def caller_context(
     return row["caller_number"] or "", row["caller_name"] or "", row["did"] or "", attributes
 
 
+async def callback_talk(
+    conn: Conn, agent_leg: str
+) -> tuple[datetime | None, str | None, str | None] | None:
+    """When a callback's agent answered, the callback's queue and entry, for an engine taking
+    the talk over; None when the leg has no row (yet)."""
+    row = await conn.fetchrow(
+        """SELECT l.answered_at, e.queue, l.entry_id FROM call_legs l
+           LEFT JOIN queue_entries e USING (entry_id) WHERE l.leg_id = $1""",
+        agent_leg,
+    )
+    if row is None:
+        return None
+    return row["answered_at"], row["queue"], row["entry_id"]
+
+
 async def pending_callbacks(conn: Conn) -> list[asyncpg.Record]:
     """The callbacks no engine has made or given up yet, oldest place first."""
     return list(

@@ -657,6 +657,7 @@ class CallEventTranslator:
                     log.warning("ari.place_unreadable", call_id=channel.id, error=str(err))
                     return ""
 
+        callbacks = self._callback_talks(live, bridges, skip)
         places = await asyncio.gather(*(place_of(c) for c in candidates))
         found = [(c, p) for c, p in zip(candidates, places, strict=True) if p]
         # A debtor's line in no bridge (a machine message, a reminder) is nobody's to resume.
@@ -679,7 +680,60 @@ class CallEventTranslator:
                     leg_id=legs.get(channel.id),
                 )
             )
-        return tuple(held)
+        return (*held, *callbacks)
+
+    def _callback_talks(
+        self, live: dict[str, Channel], bridges: Sequence[Bridge], skip: set[str]
+    ) -> list[HeldCall]:
+        """Callbacks' talks an earlier engine left: the attempt's mixing bridge
+        (``sambung-call-<attempt>``, the attempt being no channel) holding one leg of the
+        attempt (the agent's) and its customer's leg (``<attempt>-customer``), both answered;
+        or the agent's alone, the customer answered but not yet put in (the engine died in
+        between). Asterisk alone says all of it: the legs' Stasis arguments name their owner.
+        The engine adopts the legs if it takes the talk over; else they are orphans."""
+        out: list[HeldCall] = []
+        bridged = {ch for b in bridges for ch in b.channels}
+        for b in bridges:
+            if b.bridge_type != "mixing" or not b.id.startswith(TALK_BRIDGE_PREFIX):
+                continue
+            owner = b.id.removeprefix(TALK_BRIDGE_PREFIX)
+            customer = f"{owner}-customer"
+            others = [ch for ch in b.channels if ch != customer]
+            in_bridge = customer in b.channels
+            if owner in live or len(others) != 1 or (not in_bridge and customer in bridged):
+                continue
+            (agent,) = others
+            chans = [live.get(customer), live.get(agent)]
+            if any(
+                c is None
+                or c.id in skip
+                or c.id in self._legs
+                or c.id in self._calls
+                or c.state != "Up"
+                or c.dialplan.app_data.split(",")[1:3] != [LEG, owner]
+                for c in chans
+            ):
+                continue
+            cust, leg = chans
+            assert cust is not None
+            assert leg is not None
+            out.append(
+                HeldCall(
+                    call_id=owner,
+                    channel_name=cust.name,
+                    did="",
+                    caller_number=cust.caller.number,
+                    caller_name=cust.caller.name,
+                    at=cust.creationtime,
+                    bridge_id=b.id,
+                    place="",
+                    leg_id=agent,
+                    customer_leg=customer,
+                    leg_name=leg.name,
+                    customer_bridged=in_bridge,
+                )
+            )
+        return out
 
     def on_disconnected(self, reason: str) -> None:
         self._sink(TelephonyLost(reason=reason))

@@ -108,6 +108,12 @@ class HeldCall:
     place: str
     # A caller talking to an agent (in the call's own mixing bridge): the other channel there.
     leg_id: str | None = None
+    # A callback's talk: ``call_id`` is the callback attempt (no channel of its own), the
+    # customer's leg is this channel and ``leg_id`` the agent's, named ``leg_name``.
+    customer_leg: str | None = None
+    leg_name: str = ""
+    # The customer answered but the earlier engine died before putting it in the bridge.
+    customer_bridged: bool = True
 
     @property
     def in_bridge(self) -> bool:

@@ -445,7 +445,9 @@ class Engine:
         at the first connect, the entries nobody took over, and gives debtors' live answers to
         the dialer), in no bridge to the IVR (a caller in a flow is there)."""
         assert self._router is not None
-        taken = self.acd.take_over([h for h in held if h.in_bridge], first_connect)
+        calls = [h for h in held if h.in_bridge and h.customer_leg is None]
+        taken = self.acd.take_over(calls, first_connect)
+        taken |= self.acd.take_over_callbacks([h for h in held if h.customer_leg is not None])
         if first_connect:
             # The dialer's live answers the earlier run left and nobody took over are lost.
             self.dialer.taken_over(taken)

@@ -548,6 +548,54 @@ async def test_given_debtors_lines_left_in_queues_then_those_in_a_bridge_are_hel
     )
 
 
+async def test_given_a_callbacks_talk_left_then_it_is_held_from_its_bridge_and_legs() -> None:
+    # The attempt is no channel: its bridge holds the customer's leg and the agent's, both
+    # legs of the attempt by their Stasis arguments. No place is read.
+    sink = Sink()
+    read: list[str] = []
+
+    async def read_place(channel_id: str) -> str:
+        read.append(channel_id)
+        return ""
+
+    t = CallEventTranslator("sambung", sink, destroyed_grace=GRACE, read_place=read_place)
+    cb = "c1-1-abc123"
+    connect = info(
+        [
+            channel_json(f"{cb}-customer", state="Up", app_args=f"sambung,leg,{cb}"),
+            channel_json(
+                "leg-9", state="Up", app_args=f"sambung,leg,{cb}", name="PJSIP/agent1001-0000001a"
+            ),
+            channel_json("x-customer", state="Up", app_args="sambung,leg,x"),
+            channel_json("leg-7", state="Up", app_args="sambung,leg,other"),
+        ],
+        first=True,
+    )
+    connect = replace(
+        connect,
+        bridges=[
+            bridge(f"sambung-call-{cb}", "mixing", f"{cb}-customer", "leg-9"),
+            # A leg of another owner in the bridge: not a callback's talk.
+            bridge("sambung-call-x", "mixing", "x-customer", "leg-7"),
+        ],
+    )
+    await t.on_connected(connect)
+    connected = sink[0]
+    assert isinstance(connected, TelephonyConnected)
+    assert read == []
+    (talk,) = connected.held
+    assert (talk.call_id, talk.customer_leg, talk.leg_id, talk.leg_name, talk.bridge_id) == (
+        cb,
+        f"{cb}-customer",
+        "leg-9",
+        "PJSIP/agent1001-0000001a",
+        f"sambung-call-{cb}",
+    )
+    assert talk.in_bridge
+    # Until the engine adopts its legs, they are live channels nobody owns.
+    assert {f"{cb}-customer", "leg-9"} <= connected.live_call_ids
+
+
 async def test_given_asterisk_restarted_then_every_call_is_forgotten() -> None:
     sink = Sink()
     t = translator(sink)
