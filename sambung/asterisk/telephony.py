@@ -72,6 +72,7 @@ from sambung.engine.events import (
     DigitPressed,
     EngineEvent,
     HeldCall,
+    HeldMonitor,
     LegAnswered,
     LegEnded,
     LegHeld,
@@ -597,6 +598,7 @@ class CallEventTranslator:
                 ),
                 held=held,
                 strays=frozenset() if info.restarted else strays,
+                monitors=() if info.restarted else _monitors(live, info.bridges),
             )
         )
         for channel in adopt:
@@ -985,3 +987,24 @@ class CallEventTranslator:
         self._sink(
             CallEnded(call_id=call_id, cause=cause, cause_text=cause_text, at=at, sip_code=sip_code)
         )
+
+
+MONITOR_BRIDGE_PREFIX = "sambung-monitor-"
+
+
+def _monitors(live: dict[str, Channel], bridges: Sequence[Bridge]) -> tuple[HeldMonitor, ...]:
+    """Monitoring sessions found at connect: a monitor bridge (recordings/monitor.py) with the
+    supervisor's phone in our app, and the session's snoop on the agent's leg if still there."""
+    out: list[HeldMonitor] = []
+    for b in bridges:
+        if not b.id.startswith(MONITOR_BRIDGE_PREFIX):
+            continue
+        session = b.id.removeprefix(MONITOR_BRIDGE_PREFIX)
+        sup = f"sambung-sup-{session}"
+        if sup not in b.channels or sup not in live:
+            continue
+        snoops = [
+            ch for ch in b.channels if ch.startswith(f"sambung-snoop-{session}-") and ch in live
+        ]
+        out.append(HeldMonitor(session, sup, snoops[0] if snoops else None))
+    return tuple(out)

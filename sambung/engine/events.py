@@ -122,6 +122,17 @@ class HeldCall:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldMonitor:
+    """A supervisor's monitoring session an earlier engine left: its bridge
+    (``sambung-monitor-<session>``) with the supervisor's phone and the snoop on the agent's
+    leg (None when the snoop is gone: the session is over)."""
+
+    session_id: str
+    supervisor: str
+    snoop: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class TelephonyConnected:
     """The event stream is (re)connected and reconciled.
 
@@ -143,6 +154,9 @@ class TelephonyConnected:
     # an agent's phone still ringing or a dialer line still ringing (or in AMD) that a dead
     # engine left. Nobody would ever act on their answer: they are hung up.
     strays: frozenset[str] = field(default_factory=frozenset)
+    # Supervisors' monitoring sessions an earlier engine left (their channels are among
+    # ``live_call_ids``: orphans unless the engine takes the sessions over).
+    monitors: tuple[HeldMonitor, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

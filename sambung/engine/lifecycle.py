@@ -101,7 +101,8 @@ async def staged_shutdown(
         log.warning("engine.stopping", stage="hangup_remaining", left=len(dispatcher.tasks))
         await dispatcher.tasks.cancel_all()
     if recordings is not None:
-        await recordings.close()  # recordings stopped, monitoring ended, journalled
+        # Recordings stopped and journalled; monitoring ended, or left with the talks.
+        await recordings.close(hand_over=hand_over is not None)
     log.info("engine.stopping", stage="close_adapters")
     for t in adapters:
         if t is not None:

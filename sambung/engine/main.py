@@ -41,7 +41,7 @@ from sambung.engine import db
 from sambung.engine.calendar_config import CalendarBook
 from sambung.engine.calls import CallDispatcher, StartRecorder
 from sambung.engine.config import LEASE_MARGIN_SECONDS, Settings
-from sambung.engine.events import HeldCall
+from sambung.engine.events import HeldCall, HeldMonitor
 from sambung.engine.facts import FactWriter
 from sambung.engine.http import HttpDeps, RoleToken, build_app
 from sambung.engine.inbound import CallRouter
@@ -440,7 +440,9 @@ class Engine:
         await services.cancel_all()
         log.info("engine.stopped")
 
-    def _take_over(self, held: Sequence[HeldCall], first_connect: bool) -> set[str]:
+    def _take_over(
+        self, held: Sequence[HeldCall], monitors: Sequence[HeldMonitor], first_connect: bool
+    ) -> set[str]:
         """Callers an earlier engine left: in queues and talks to the ACD (which also closes,
         at the first connect, the entries nobody took over, and gives debtors' live answers to
         the dialer), in no bridge to the IVR (a caller in a flow is there)."""
@@ -452,7 +454,11 @@ class Engine:
             # The dialer's live answers the earlier run left and nobody took over are lost.
             self.dialer.taken_over(taken)
         unbridged = [h for h in held if not h.in_bridge]
-        return taken | self.ivr.take_over(unbridged, self._router.to_queue)
+        taken |= self.ivr.take_over(unbridged, self._router.to_queue)
+        if self.recordings is not None:
+            # After the talks: a session goes on watching the talk it was on.
+            taken |= self.recordings.monitor.take_over(monitors)
+        return taken
 
     def _hand_over(self) -> int:
         """A graceful stop leaves callers in queues, talks and flows to the next engine."""

@@ -23,7 +23,7 @@ import structlog
 
 from sambung.asterisk.telephony import AriTelephony
 from sambung.engine.calls import CallDispatcher
-from sambung.engine.events import HeldCall, TelephonyConnected, TelephonyLost
+from sambung.engine.events import HeldCall, HeldMonitor, TelephonyConnected, TelephonyLost
 from sambung.engine.facts import Fact, OpenCallsClosedFact
 from sambung.engine.tasks import TaskSet
 
@@ -33,7 +33,7 @@ ORPHAN_GRACE_SECONDS = 2.0
 
 # Takes over callers left waiting (at the first connect: and closes the queue entries of the
 # previous run that are not taken over); returns the call ids it took.
-TakeOver = Callable[[Sequence[HeldCall], bool], set[str]]
+TakeOver = Callable[[Sequence[HeldCall], Sequence[HeldMonitor], bool], set[str]]
 
 
 class Reconciler:
@@ -87,8 +87,8 @@ class Reconciler:
             dispatcher.resync_calls(owned & event.live_call_ids)
         # Before anything is closed: a call taken over keeps its rows open.
         taken: set[str] = set()
-        if self._take_over is not None and (event.held or event.first_connect):
-            taken = self._take_over(event.held, event.first_connect)
+        if self._take_over is not None and (event.held or event.monitors or event.first_connect):
+            taken = self._take_over(event.held, event.monitors, event.first_connect)
         if event.first_connect:
             # Rows left open by a previous run of this instance whose calls were not taken over:
             # those calls cannot be resumed.

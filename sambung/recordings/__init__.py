@@ -23,6 +23,7 @@ from sambung.recordings.monitor import MonitorService
 from sambung.recordings.ports import MonitorAri, RecordingAri
 from sambung.recordings.service import RecordingService
 from sambung.recordings.storage import LocalDirectoryStore
+from sambung.recordings.store import monitor_session
 
 if TYPE_CHECKING:
     from sambung.engine.config import Settings
@@ -40,9 +41,10 @@ class Recordings:
     def add_routes(self, app: web.Application) -> None:
         add_routes(app, self.service, self.monitor)
 
-    async def close(self) -> None:
-        """At shutdown, after the calls are gone: end monitoring, stop live recordings."""
-        await self.monitor.stop_all()
+    async def close(self, *, hand_over: bool = False) -> None:
+        """At shutdown, after the calls are gone: end monitoring (or, ``hand_over``, leave the
+        sessions on talks handed over to the next engine), stop live recordings."""
+        await self.monitor.stop_all(hand_over=hand_over)
         await self.service.close()
 
 
@@ -81,6 +83,7 @@ def setup(
         c.supervisor_phones,
         record,
         ring_seconds=c.monitor_ring_seconds,
+        read_session=lambda session_id: monitor_session(pool, session_id),
     )
     service.talk_end_listeners.append(monitor.call_ended)
     return Recordings(service, monitor)

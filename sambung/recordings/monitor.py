@@ -18,14 +18,16 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from sambung.engine.errors import CallGone, TelephonyError
+from sambung.engine.db import DB_ERRORS
+from sambung.engine.errors import CallGone, SambungError, TelephonyError
+from sambung.engine.events import HeldMonitor
 from sambung.engine.facts import Fact
 from sambung.engine.tasks import TaskSet
 from sambung.recordings import store as sql
@@ -37,6 +39,7 @@ from sambung.recordings.ports import MonitorAri
 log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 0.2
+TALK_WAIT_ATTEMPTS = 50  # of 0.1 s: how long a session taken over waits for its talk
 WATCH_SECONDS = 1.0
 JOIN_ATTEMPTS = 15
 OFFLINE_STATES = frozenset({"UNAVAILABLE", "INVALID", "UNKNOWN"})
@@ -57,6 +60,7 @@ class _Session:
     wanted_mode: MonitorMode | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    handed_over: bool = False  # a graceful stop left the session to the next engine
 
     @property
     def sup_id(self) -> str:
@@ -90,7 +94,10 @@ class MonitorService:
         *,
         ring_seconds: int = 20,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        read_session: Callable[[str], Awaitable[sql.SessionRecord | None]] | None = None,
     ) -> None:
+        # What the supervision audit says of a session (for one taken over from another engine).
+        self.read_session = read_session
         self.ari = ari
         self.find_talk = find_talk
         self.phones = dict(phones)
@@ -98,6 +105,7 @@ class MonitorService:
         self.ring_seconds = ring_seconds
         self.wall = wall
         self.sessions: dict[str, _Session] = {}
+        self._resuming: set[str] = set()  # taken over, being read back
         self._tasks = TaskSet("monitoring")
 
     # ---- API ------------------------------------------------------------------------------
@@ -161,12 +169,33 @@ class MonitorService:
                 s.end_reason = s.end_reason or "call_ended"
                 s.stop.set()
 
-    async def stop_all(self) -> None:
+    async def stop_all(self, *, hand_over: bool = False) -> None:
+        """At shutdown: every session ends, or (``hand_over``, a graceful stop that left the
+        talks to the next engine) each active one is left as it is for the next engine."""
         for s in self.sessions.values():
+            if hand_over and s.state == "active":
+                s.handed_over = True
             s.end_reason = s.end_reason or "engine_stopping"
             s.stop.set()
         if not await self._tasks.wait_empty(5.0):
             await self._tasks.cancel_all()
+
+    def take_over(self, found: Sequence[HeldMonitor]) -> set[str]:
+        """Sessions an earlier engine left (found at connect: their bridge, the supervisor's
+        phone, the snoop): each goes on, read from the supervision audit (who, which talk,
+        which mode), once the talk it watches is this engine's too. Returns their channels,
+        which are then no orphans; a session that cannot go on is ended as usual."""
+        taken: set[str] = set()
+        for m in found:
+            # Every connect finds them again (a resync too): still not orphans, and resumed once.
+            taken.add(m.supervisor)
+            if m.snoop is not None:
+                taken.add(m.snoop)
+            if m.session_id in self.sessions or m.session_id in self._resuming:
+                continue
+            self._resuming.add(m.session_id)
+            self._tasks.start(self._resume(m), name=f"monitor-{m.session_id}")
+        return taken
 
     def _allowed(self, who: Principal) -> None:
         if not may(who.role, Action.MONITOR):
@@ -210,11 +239,71 @@ class MonitorService:
             self._audit(s, "failed", str(err))
             log.warning("monitor.failed", session=s.session_id, error=str(err))
         finally:
-            s.state = "ended"
-            await self._teardown(s)
-            self.sessions.pop(s.session_id, None)
-            self._audit(s, "stop", s.end_reason or "ended")
-            log.info("monitor.stop", session=s.session_id, reason=s.end_reason)
+            await self._finish(s)
+
+    async def _finish(self, s: _Session) -> None:
+        self.sessions.pop(s.session_id, None)
+        if s.handed_over:
+            self._audit(s, "handed_over")
+            log.info("monitor.handed_over", session=s.session_id)
+            return
+        s.state = "ended"
+        await self._teardown(s)
+        self._audit(s, "stop", s.end_reason or "ended")
+        log.info("monitor.stop", session=s.session_id, reason=s.end_reason)
+
+    async def _resume(self, m: HeldMonitor) -> None:
+        """A session taken over: rebuilt from its audit and the talk, then watched as before."""
+        try:
+            await self._resume_session(m)
+        finally:
+            self._resuming.discard(m.session_id)
+
+    async def _resume_session(self, m: HeldMonitor) -> None:
+        record = None
+        if self.read_session is not None:
+            with contextlib.suppress(*DB_ERRORS):
+                record = await self.read_session(m.session_id)
+        talk: Talk | None = None
+        if record is not None and m.snoop is not None:
+            # The talk's task is started by the same takeover: give it a moment to be listed.
+            for _ in range(TALK_WAIT_ATTEMPTS):
+                try:
+                    talk = self.find_talk(record.call_id, record.agent_id)
+                    break
+                except SambungError:
+                    await asyncio.sleep(0.1)
+        if record is None or talk is None or m.snoop is None:
+            # Nothing to go on with: end it as a session ends (its channels, its bridge).
+            log.info("monitor.not_resumed", session=m.session_id)
+            for channel_id in (m.snoop, m.supervisor):
+                if channel_id is not None:
+                    with contextlib.suppress(TelephonyError):
+                        await self.ari.hangup(channel_id)
+            with contextlib.suppress(TelephonyError):
+                await self.ari.destroy_bridge(f"sambung-monitor-{m.session_id}")
+            return
+        s = _Session(
+            m.session_id,
+            Principal(record.principal, Role(record.role)),
+            record.endpoint,
+            talk,
+            MonitorMode(record.mode),
+            record.started_at,
+            state="active",
+            snoops=int(m.snoop.rsplit("-", 1)[1]) if m.snoop.rsplit("-", 1)[1].isdigit() else 1,
+            snoop_id=m.snoop,
+        )
+        self.sessions[s.session_id] = s
+        self._audit(s, "taken_over")
+        log.info("monitor.taken_over", session=s.session_id, mode=s.mode.value)
+        try:
+            await self._watch(s)
+        except TelephonyError as err:
+            s.end_reason = s.end_reason or "failed"
+            log.warning("monitor.failed", session=s.session_id, error=str(err))
+        finally:
+            await self._finish(s)
 
     async def _ring(self, s: _Session) -> bool:
         """Ring the supervisor's phone; True once it answered (it is then in our app)."""

@@ -74,6 +74,41 @@ class SupervisionAuditFact(Fact):
 register_facts(RecordingAuditFact, SupervisionAuditFact)
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A monitoring session as its audit tells it: who started it on which talk, and the
+    mode it was last in."""
+
+    principal: str
+    role: str
+    call_id: str
+    agent_id: str
+    endpoint: str
+    mode: str
+    started_at: datetime
+
+
+async def monitor_session(pool: asyncpg.Pool, session_id: str) -> SessionRecord | None:
+    """None when the session has no start in the audit, or has ended."""
+    rows = await pool.fetch(
+        """SELECT principal, role, action, mode, call_id, agent_id, endpoint, at
+           FROM supervision_audit WHERE session_id = $1 ORDER BY at, audit_id""",
+        session_id,
+    )
+    start = next((r for r in rows if r["action"] == "start"), None)
+    if start is None or any(r["action"] == "stop" for r in rows):
+        return None
+    return SessionRecord(
+        start["principal"],
+        start["role"],
+        start["call_id"],
+        start["agent_id"],
+        start["endpoint"],
+        rows[-1]["mode"],
+        start["at"],
+    )
+
+
 async def insert_recording(pool: asyncpg.Pool, job: Job) -> None:
     """The recording's row; a replayed job finds it there already and changes nothing."""
     await pool.execute(

@@ -153,6 +153,18 @@ def free_port() -> int:
         return port
 
 
+def proc_engines(work: Path, spec: dict[str, Any], port: int) -> tuple[Engine, Engine]:
+    """A first engine and the one after it, each a process of tests/integration/engine_proc.py
+    from the same settings sections (``spec``, with ``database_url``), serving ``port``: so
+    that a test can SIGKILL the first by its PID. Logs in ``first.log`` and ``second.log``."""
+    spec_file = work / "engine.json"
+    spec_file.write_text(json.dumps(spec, default=str))
+    argv = [sys.executable, "-m", "tests.integration.engine_proc", str(spec_file)]
+    first = Engine(spec_file, port, work / "first.log", argv=argv)
+    second = Engine(spec_file, port, work / "second.log", argv=argv)
+    return first, second
+
+
 def write_config(
     work: Path,
     db_url: str,

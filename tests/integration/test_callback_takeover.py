@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.adoption_rig import Engine, free_port
+from tests.integration.adoption_rig import free_port, proc_engines
 from tests.integration.callers import Pause, Press
 from tests.integration.harness import engine_database
 from tests.integration.phones import AgentPhone, Answer
@@ -66,11 +64,7 @@ async def test_given_a_callbacks_talk_when_the_engine_goes_then_the_talk_goes_on
             "http": {"port": port},
             "engine": {"instance_id": f"callback-{how}", "spool_dir": str(tmp_path / "spool")},
         }
-        spec_file = tmp_path / "engine.json"
-        spec_file.write_text(json.dumps(spec))
-        argv = [sys.executable, "-m", "tests.integration.engine_proc", str(spec_file)]
-        first = Engine(spec_file, port, tmp_path / "first.log", argv=argv)
-        second = Engine(spec_file, port, tmp_path / "second.log", argv=argv)
+        first, second = proc_engines(tmp_path, spec, port)
         api = Api(SimpleNamespace(engine=SimpleNamespace(http_port=port)), http)  # type: ignore[arg-type]
         try:
             fault_scope.track(await first.start(timeout=60))

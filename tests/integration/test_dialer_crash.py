@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,7 +23,7 @@ import pytest
 
 from sambung.acd.place import parse_place
 from sambung.dialer import outcomes
-from tests.integration.adoption_rig import Engine, free_port, place_on
+from tests.integration.adoption_rig import free_port, place_on, proc_engines
 from tests.integration.customers import CustomerTrunk
 from tests.integration.harness import ari_get, engine_database
 from tests.integration.sandbox import FaultScope
@@ -61,11 +59,7 @@ async def test_given_lines_ringing_when_the_engine_is_killed_then_no_debtor_has_
             "http": {"port": port},
             "engine": {"instance_id": "dialer-crash", "spool_dir": str(tmp_path / "spool")},
         }
-        spec_file = tmp_path / "engine.json"
-        spec_file.write_text(json.dumps(spec))
-        argv = [sys.executable, "-m", "tests.integration.engine_proc", str(spec_file)]
-        first = Engine(spec_file, port, tmp_path / "first.log", argv=argv)
-        second = Engine(spec_file, port, tmp_path / "second.log", argv=argv)
+        first, second = proc_engines(tmp_path, spec, port)
         api = Api(SimpleNamespace(engine=SimpleNamespace(http_port=port)), http)  # type: ignore[arg-type]
 
         phone_of: dict[str, str] = {}  # attempt id (its channel id) -> the number dialled
@@ -204,11 +198,7 @@ async def test_given_a_debtor_talking_when_the_engine_goes_then_the_talk_goes_on
             "http": {"port": port},
             "engine": {"instance_id": "dialer-talk", "spool_dir": str(tmp_path / "spool")},
         }
-        spec_file = tmp_path / "engine.json"
-        spec_file.write_text(json.dumps(spec))
-        argv = [sys.executable, "-m", "tests.integration.engine_proc", str(spec_file)]
-        first = Engine(spec_file, port, tmp_path / "first.log", argv=argv)
-        second = Engine(spec_file, port, tmp_path / "second.log", argv=argv)
+        first, second = proc_engines(tmp_path, spec, port)
         api = Api(SimpleNamespace(engine=SimpleNamespace(http_port=port)), http)  # type: ignore[arg-type]
         phones: dict[str, Any] = {}
         try:

@@ -22,6 +22,7 @@ import wave
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -29,9 +30,11 @@ import pytest
 
 from sambung.recordings import store as sql
 from sambung.recordings.journal import Job
+from tests.integration.adoption_rig import free_port, proc_engines
 from tests.integration.callers import PCAP_DIR, Pause, write_scenario
-from tests.integration.harness import TOKEN, RunningEngine, running_engine, sipp
+from tests.integration.harness import TOKEN, RunningEngine, engine_database, running_engine, sipp
 from tests.integration.phones import LOCAL_IP, AgentPhone, _port_taken
+from tests.integration.sandbox import FaultScope
 
 DID = "1600"
 SUPERVISOR_TOKEN = "supervisor-sari-token-0123456789"
@@ -539,3 +542,98 @@ async def test_a_supervisor_listening_hears_the_call_on_their_own_phone(tmp_path
 
 
 pytestmark = pytest.mark.timeout(150)
+
+
+@pytest.mark.parametrize("how", ["kill", "term"])
+async def test_a_supervisor_listening_through_an_engine_change_hears_on(
+    tmp_path: Path, fault_scope: FaultScope, how: str
+) -> None:
+    """A supervisor listens to a talk; the engine is SIGKILLed (a crash) or SIGTERMed (a
+    deploy: the session is handed over with the talk). The next engine carries the talk and the
+    session on: the supervisor's phone is never rung again and still hears the agent, the
+    session keeps its id, and the supervisor ends it as before."""
+    tone = tmp_path / "tone.pcap"
+    tone_pcap(tone, 40)
+    capture = RtpCapture()
+    port = free_port()
+    try:
+        async with (
+            engine_database() as (url, pool),
+            aiohttp.ClientSession() as http,
+            ScenarioPhone("agent1001", "a1001", 5094, workdir=tmp_path) as siti,
+            ScenarioPhone("supervisor1", "s1001", 5096, workdir=tmp_path) as sari,
+        ):
+            spec = {
+                "database_url": url,
+                **sections(tmp_path),
+                "engine": {"spool_dir": str(tmp_path / "spool"), "instance_id": f"mon-{how}"},
+                "http": {**sections(tmp_path)["http"], "port": port},
+            }
+            first, second = proc_engines(tmp_path, spec, port)
+            api = Api(SimpleNamespace(engine=SimpleNamespace(http_port=port)), http)  # type: ignore[arg-type]
+            try:
+                fault_scope.track(await first.start(timeout=60))
+                await staff_siti(api, siti, tone)
+                await sari.register()
+                await sari.serve_scenario(answer_scenario(pcap=None, sdp_port=capture.port))
+                scenario = write_scenario(tmp_path, "caller", [Pause(30000)], hang_up=True)
+                talk = asyncio.create_task(sipp(scenario, DID, timeout=60))
+                await wait_for(lambda: on_call(api), 15, "siti on the call")
+                session = await api.ok(
+                    "POST",
+                    "/api/v1/monitor",
+                    {"agent_id": "siti", "mode": "listen"},
+                    SUPERVISOR_TOKEN,
+                )
+                sid = session["session_id"]
+
+                async def active() -> bool:
+                    views = (await api.ok("GET", "/api/v1/monitor", token=SUPERVISOR_TOKEN))[
+                        "sessions"
+                    ]
+                    return bool(views) and views[0]["state"] == "active"
+
+                await wait_for(active, 10, "the session active")
+                if how == "kill":
+                    await first.kill()
+                else:
+                    assert await first.terminate(30) == 0, first.tail()
+                fault_scope.track(await second.start(timeout=60))
+                await wait_for(active, 10, "the session active with the new engine")
+                (view,) = (await api.ok("GET", "/api/v1/monitor", token=SUPERVISOR_TOKEN))[
+                    "sessions"
+                ]
+                assert view["session_id"] == sid
+                capture.drain()
+                capture.packets, capture.samples = 0, []
+                for _ in range(30):  # three seconds of what the supervisor's phone is sent
+                    await asyncio.sleep(0.1)
+                    capture.drain()
+                assert capture.packets >= 100, capture.packets
+                assert rms(capture.samples) > 1000  # the agent's tone, still
+                await api.ok("DELETE", f"/api/v1/monitor/{sid}", token=SUPERVISOR_TOKEN)
+                assert await sari.finish(10) == 0  # one INVITE, then its BYE
+                await talk
+
+                async def stopped() -> Any:
+                    return await pool.fetchval(
+                        "SELECT count(*) FROM supervision_audit "
+                        "WHERE session_id = $1 AND action = 'stop'",
+                        sid,
+                    )
+
+                await wait_for(stopped, 10, "the session's stop audited")
+            finally:
+                with contextlib.suppress(Exception):
+                    await second.terminate(30)
+            trail = [
+                r["action"]
+                for r in await pool.fetch(
+                    "SELECT action FROM supervision_audit WHERE session_id = $1 ORDER BY at", sid
+                )
+            ]
+            handed = ["handed_over"] if how == "term" else []
+            assert trail == ["start", "answered", *handed, "taken_over", "stop"], trail
+            assert len(sari.invites) == 1
+    finally:
+        capture.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from sambung.engine.events import (
     CallOffered,
     DigitPressed,
     EngineEvent,
+    HeldMonitor,
     PromptFinished,
     PromptStarted,
     TelephonyConnected,
@@ -507,37 +509,44 @@ async def test_given_callers_left_waiting_with_a_place_then_they_are_held_for_th
     assert [e.call_id for e in sink if isinstance(e, DigitPressed)] == ["tagged"]
 
 
-async def test_given_debtors_lines_left_in_queues_then_those_in_a_bridge_are_held() -> None:
-    # A debtor's line back from AMD (or from a campaign without AMD) talking to an agent or
-    # waiting in the campaign's queue is held like a caller's; one in no bridge (a machine
-    # message, a reminder) is nobody's to resume, and the engine hangs it up as an orphan.
+async def connected_with(
+    channels: list[dict[str, Any]],
+    bridges: list[Bridge],
+    place: Callable[[str], str] = lambda channel_id: "",
+) -> tuple[TelephonyConnected, list[str], Sink]:
+    """The first connect finding ``channels`` in ``bridges``; the channels whose place was
+    read (``place`` gives it) and everything emitted."""
     sink = Sink()
     read: list[str] = []
 
     async def read_place(channel_id: str) -> str:
         read.append(channel_id)
-        return f"1;e={channel_id}-q1;k=dialer"
+        return place(channel_id)
 
     t = CallEventTranslator("sambung", sink, destroyed_grace=GRACE, read_place=read_place)
-    connect = info(
+    await t.on_connected(replace(info(channels, first=True), bridges=bridges))
+    connected = sink[0]
+    assert isinstance(connected, TelephonyConnected)
+    return connected, read, sink
+
+
+async def test_given_debtors_lines_left_in_queues_then_those_in_a_bridge_are_held() -> None:
+    # A debtor's line back from AMD (or from a campaign without AMD) talking to an agent or
+    # waiting in the campaign's queue is held like a caller's; one in no bridge (a machine
+    # message, a reminder) is nobody's to resume, and the engine hangs it up as an orphan.
+    connected, read, _ = await connected_with(
         [
             channel_json("dlr-talk", state="Up", app_args="sambung,amd,HUMAN,HUMAN-800-800"),
             channel_json("dlr-wait", state="Up", app_args="sambung,dialer,kolek"),
             channel_json("dlr-reminder", state="Up", app_args="sambung,dialer,kolek"),
             channel_json("other-app", state="Up", app_args="elsewhere,dialer,kolek"),
         ],
-        first=True,
-    )
-    connect = replace(
-        connect,
-        bridges=[
+        [
             bridge("sambung-call-dlr-talk", "mixing", "dlr-talk", "leg-1"),
             bridge("sambung-queue-dialer-kolek", "holding", "dlr-wait", "other-app"),
         ],
+        lambda channel_id: f"1;e={channel_id}-q1;k=dialer",
     )
-    await t.on_connected(connect)
-    connected = sink[0]
-    assert isinstance(connected, TelephonyConnected)
     assert sorted(read) == ["dlr-talk", "dlr-wait"]
     talk, wait = sorted(connected.held, key=lambda h: h.call_id)
     assert (talk.call_id, talk.did, talk.leg_id, talk.in_bridge) == ("dlr-talk", "", "leg-1", True)
@@ -551,37 +560,21 @@ async def test_given_debtors_lines_left_in_queues_then_those_in_a_bridge_are_hel
 async def test_given_a_callbacks_talk_left_then_it_is_held_from_its_bridge_and_legs() -> None:
     # The attempt is no channel: its bridge holds the customer's leg and the agent's, both
     # legs of the attempt by their Stasis arguments. No place is read.
-    sink = Sink()
-    read: list[str] = []
-
-    async def read_place(channel_id: str) -> str:
-        read.append(channel_id)
-        return ""
-
-    t = CallEventTranslator("sambung", sink, destroyed_grace=GRACE, read_place=read_place)
     cb = "c1-1-abc123"
-    connect = info(
+    agent_phone = "PJSIP/agent1001-0000001a"
+    connected, read, _ = await connected_with(
         [
             channel_json(f"{cb}-customer", state="Up", app_args=f"sambung,leg,{cb}"),
-            channel_json(
-                "leg-9", state="Up", app_args=f"sambung,leg,{cb}", name="PJSIP/agent1001-0000001a"
-            ),
+            channel_json("leg-9", state="Up", app_args=f"sambung,leg,{cb}", name=agent_phone),
             channel_json("x-customer", state="Up", app_args="sambung,leg,x"),
             channel_json("leg-7", state="Up", app_args="sambung,leg,other"),
         ],
-        first=True,
-    )
-    connect = replace(
-        connect,
-        bridges=[
+        [
             bridge(f"sambung-call-{cb}", "mixing", f"{cb}-customer", "leg-9"),
             # A leg of another owner in the bridge: not a callback's talk.
             bridge("sambung-call-x", "mixing", "x-customer", "leg-7"),
         ],
     )
-    await t.on_connected(connect)
-    connected = sink[0]
-    assert isinstance(connected, TelephonyConnected)
     assert read == []
     (talk,) = connected.held
     assert (talk.call_id, talk.customer_leg, talk.leg_id, talk.leg_name, talk.bridge_id) == (
@@ -594,6 +587,28 @@ async def test_given_a_callbacks_talk_left_then_it_is_held_from_its_bridge_and_l
     assert talk.in_bridge
     # Until the engine adopts its legs, they are live channels nobody owns.
     assert {f"{cb}-customer", "leg-9"} <= connected.live_call_ids
+
+
+async def test_given_monitoring_sessions_left_then_they_are_found_from_their_bridges() -> None:
+    connected, _, _ = await connected_with(
+        [
+            channel_json("sambung-sup-s1", state="Up", app_args="sambung,monitor,s1"),
+            channel_json("sambung-snoop-s1-2", state="Up", app_args="sambung,monitor,s1"),
+            channel_json("sambung-sup-s2", state="Up", app_args="sambung,monitor,s2"),
+            channel_json("sambung-snoop-s3-1", state="Up", app_args="sambung,monitor,s3"),
+        ],
+        [
+            bridge("sambung-monitor-s1", "mixing", "sambung-sup-s1", "sambung-snoop-s1-2"),
+            # The talk ended while no engine ran: its snoop is gone.
+            bridge("sambung-monitor-s2", "mixing", "sambung-sup-s2"),
+            # The supervisor hung up: nothing to go on with.
+            bridge("sambung-monitor-s3", "mixing", "sambung-snoop-s3-1"),
+        ],
+    )
+    assert connected.monitors == (
+        HeldMonitor("s1", "sambung-sup-s1", "sambung-snoop-s1-2"),
+        HeldMonitor("s2", "sambung-sup-s2", None),
+    )
 
 
 async def test_given_asterisk_restarted_then_every_call_is_forgotten() -> None:
