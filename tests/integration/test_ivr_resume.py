@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.integration.adoption_rig import IVR_DID as DID
-from tests.integration.adoption_rig import Engine, ivr_flow_config, write_config
+from tests.integration.adoption_rig import Engine, ivr_flow_config, readiness, write_config
 from tests.integration.callers import Pause, Press, write_scenario
 from tests.integration.harness import sipp
 from tests.integration.sandbox import FaultScope
@@ -38,9 +38,19 @@ async def node_stored(f: Floor) -> str | None:
 
 
 async def resume_after(f: Floor, how: str) -> None:
-    cfg, port = write_config(f.work, f.url, extra=ivr_flow_config(f.work), on_stop="handover")
-    first = Engine(cfg, port, f.work / "first.log")
+    """``how``: "kill" or "term" the engine and start it again, or "standby": kill the active
+    engine of a hot standby pair, and the standby takes the caller over when the lease lapses."""
+    extra = ivr_flow_config(f.work)
+    if how == "standby":
+        lease: dict[str, Any] = {"lease": True, "lease_ttl": 4.0, "lease_renew": 1.0}
+        first = f.engine("first", instance="ivr-a", extra=extra, **lease)
+        standby = f.engine("second", instance="ivr-b", extra=extra, **lease)
+    else:
+        cfg, port = write_config(f.work, f.url, extra=extra, on_stop="handover")
+        first = Engine(cfg, port, f.work / "first.log")
     await f.start(first)
+    if how == "standby":
+        await f.start(standby, role="standby")
     # Key 2 (English) as the language menu plays, the account, then the main menu's 1 long
     # after the engine went: by then the next engine has resumed the call at the menu.
     steps: list[Any] = [Pause(1500), Press("2"), Pause(2500), Press("4321#"), Pause(16000)]
@@ -50,12 +60,22 @@ async def resume_after(f: Floor, how: str) -> None:
     try:
         await until(lambda: _at(f, "main"), "the caller at the main menu, stored", 20)
         (call_id,) = [r["call_id"] for r in await f.pool.fetch("SELECT call_id FROM calls")]
-        if how == "kill":
+        if how == "standby":
             await first.kill()
+            second = standby
+
+            async def active() -> bool:
+                body = await asyncio.to_thread(readiness, second.port)
+                return bool(body and body.get("ready"))
+
+            await until(active, "the standby active", 15)
+        elif how == "kill":
+            await first.kill()
+            second = await f.start(Engine(cfg, port, f.work / "second.log"))
         else:
             assert await first.terminate() == 0
             assert first.events("ivr.handed_over"), first.tail()
-        second = await f.start(Engine(cfg, port, f.work / "second.log"))
+            second = await f.start(Engine(cfg, port, f.work / "second.log"))
         result = await caller
     finally:
         if not caller.done():
@@ -109,6 +129,13 @@ async def test_given_a_caller_in_a_flow_when_the_engine_is_stopped_then_it_is_ha
 ) -> None:
     async with floor(tmp_path, fault_scope) as f:
         await resume_after(f, "term")
+
+
+async def test_given_a_caller_in_a_flow_when_the_active_engine_dies_then_the_standby_resumes_it(
+    tmp_path: Path, fault_scope: FaultScope
+) -> None:
+    async with floor(tmp_path, fault_scope) as f:
+        await resume_after(f, "standby")
 
 
 async def test_given_no_engine_comes_back_then_asterisk_releases_the_caller_in_the_flow(
