@@ -761,13 +761,12 @@ def resume(
         notes=("resumed",),
     )
     log = Log("dialer.line_resumed", (("talking", agent_id is not None),))
-    state, commands = _to_agent(s, [log])
-    hand = commands[-1]
-    assert isinstance(hand, HandToQueue)
-    return state, [*commands[:-1], replace(hand, resumed=True)]
+    return _to_agent(s, [log], resumed=True)
 
 
-def _to_agent(s: LineState, done: list[Command]) -> tuple[LineState, list[Command]]:
+def _to_agent(
+    s: LineState, done: list[Command], *, resumed: bool = False
+) -> tuple[LineState, list[Command]]:
     spec = s.spec
     hand = HandToQueue(
         spec.queue,
@@ -776,6 +775,7 @@ def _to_agent(s: LineState, done: list[Command]) -> tuple[LineState, list[Comman
         spec.language,
         spec.context,
         spec.pinned_agent,
+        resumed,
     )
     return replace(s, phase=Phase.QUEUED, deadline=None), [*done, hand]
 

@@ -805,6 +805,8 @@ class DialerService:
                 await fallback(inbox)
                 return
             rec = store.due_of(row)
+            # The record already counts this attempt (begin_attempt); the plan's context
+            # numbers the attempt from the count before it, as for a fresh line.
             plan = replace(
                 self._plan(run, replace(rec, attempts=max(0, rec.attempts - 1))),
                 attempt_id=call_id,

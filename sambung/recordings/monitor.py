@@ -283,6 +283,8 @@ class MonitorService:
             with contextlib.suppress(TelephonyError):
                 await self.ari.destroy_bridge(f"sambung-monitor-{m.session_id}")
             return
+        # The next snoop is numbered after the one found (``sambung-snoop-<session>-<n>``).
+        last = m.snoop.rsplit("-", 1)[1]
         s = _Session(
             m.session_id,
             Principal(record.principal, Role(record.role)),
@@ -291,7 +293,7 @@ class MonitorService:
             MonitorMode(record.mode),
             record.started_at,
             state="active",
-            snoops=int(m.snoop.rsplit("-", 1)[1]) if m.snoop.rsplit("-", 1)[1].isdigit() else 1,
+            snoops=int(last) if last.isdigit() else 1,
             snoop_id=m.snoop,
         )
         self.sessions[s.session_id] = s
