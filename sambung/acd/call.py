@@ -127,6 +127,7 @@ class TalkHooks(Protocol):
         bridge_id: str,
         queue: str,
         resumed: bool = False,
+        since: datetime | None = None,
     ) -> None: ...
 
     def talk_ended(self, call_id: str) -> None: ...
@@ -557,7 +558,9 @@ class QueuedCall:
                 agent_id=agent, leg_id=leg, bridge_id=bridge, queue=queue, resumed=resumed
             ):
                 if r.talk_hooks is not None:
-                    r.talk_hooks.talk_started(self.call_id, agent, leg, bridge, queue, resumed)
+                    r.talk_hooks.talk_started(
+                        self.call_id, agent, leg, bridge, queue, resumed, cmd.since
+                    )
             case qm.TalkEnded():
                 if r.talk_hooks is not None:
                     r.talk_hooks.talk_ended(self.call_id)

@@ -826,6 +826,9 @@ class TalkStarted:
     bridge_id: str
     queue: str
     resumed: bool = False  # a talk an earlier engine left, carried on here
+    # A resumed talk: when it began (the agent's answer, wall clock), which is when the earlier
+    # engine's first recording segment began too.
+    since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1117,7 +1120,7 @@ def resume_talk(
         talked=round(talked, 1),
         generation=state.generation,
     )
-    tx.emit(TalkStarted(agent_id, leg_id, bridge, place.queue.name, resumed=True))
+    tx.emit(TalkStarted(agent_id, leg_id, bridge, place.queue.name, resumed=True, since=talk_wall))
     tx.emit(NotifyCall(agent_id, place.entry_id, AgentConnected))
     return tx.finish()
 

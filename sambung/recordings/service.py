@@ -165,12 +165,14 @@ class RecordingService:
         bridge_id: str,
         queue: str,
         resumed: bool = False,
+        since: datetime | None = None,
     ) -> None:
         """``resumed``: a talk an earlier engine left, carried on here. Its recording goes on
         in a new segment of the same call and agent; the earlier engine's segments, whether or
         not this engine's journal knows them (a standby has its own), are claimed, stopped and
         kept by the mover (``_claim_earlier``, ``_adopt``); the caller was told of the
-        recording already."""
+        recording already. ``since``: when the resumed talk began (its first segment's
+        start)."""
         campaign = self.campaign_of(queue)
         talk = Talk(call_id, agent_id, leg_id, bridge_id, queue, campaign, self.wall())
         rules = rules_for(self.rules, queue, campaign)
@@ -183,20 +185,27 @@ class RecordingService:
         self.live[call_id] = live
         log.info("recordings.talk", call_id=call_id, agent=agent_id, policy=rules.policy.value)
         if resumed:
-            self._tasks.start(self._resume(live), name=f"recording-resume-{call_id}")
+            self._tasks.start(
+                self._resume(live, since or talk.started_at), name=f"recording-resume-{call_id}"
+            )
         elif rules.policy is Policy.ALL:
             self._tasks.start(self._begin(live), name=f"recording-start-{call_id}")
 
-    async def _resume(self, live: _Live) -> None:
-        await self._claim_earlier(live.talk, live.rules.policy.value)
+    async def _resume(self, live: _Live, since: datetime) -> None:
+        await self._claim_earlier(live.talk, live.rules.policy.value, since)
         if live.rules.policy is Policy.ALL:
             await self._begin(live)
 
-    async def _claim_earlier(self, talk: Talk, policy: str) -> None:
+    async def _claim_earlier(self, talk: Talk, policy: str, since: datetime) -> None:
         """Journal the segments of this call an earlier engine recorded that this engine's
         journal does not know, so that the mover stops, fetches and indexes them like its
         own. Segments are numbered from 1 with no gap: the first name neither live nor stored
-        in Asterisk ends the search."""
+        in Asterisk ends the search.
+
+        A claimed segment starts at ``since``, the talk's start: exact for the first segment,
+        which began with the talk. A later one (a talk taken over more than once) began at
+        an earlier takeover that no engine wrote down anywhere shared; the talk's start is
+        the one moment known, and the segment number orders them."""
         for segment in range(1, MAX_EARLIER_SEGMENTS + 1):
             name = recording_name(talk.call_id, segment)
             if name in self.journal.jobs:
@@ -209,7 +218,7 @@ class RecordingService:
                 return
             if not stored:
                 return
-            job = self._job(talk, name, segment, policy, talk.started_at)
+            job = self._job(talk, name, segment, policy, since)
             self.journal.write(job if live else job.advance("finished", ended_at=self.wall()))
             self._wake.set()
             log.info("recordings.claimed", call_id=talk.call_id, recording=name, live=live)

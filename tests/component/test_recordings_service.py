@@ -309,15 +309,21 @@ async def test_a_talk_carried_on_keeps_the_earlier_segment_and_records_a_new_one
     first = f"sambung/{call}"
     await ari.record_bridge(f"sambung-call-{call}", first)  # the earlier engine's segment
     ari.calls.clear()
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=7)
     async with migrated_pool() as pool, service_on(pool, tmp_path, ari) as svc:
-        svc.talk_started(call, "siti", "leg-9", f"sambung-call-{call}", "support", resumed=True)
+        svc.talk_started(
+            call, "siti", "leg-9", f"sambung-call-{call}", "support", resumed=True, since=began
+        )
         second = f"sambung/{call}-2"
         await until(lambda: _true(second in ari.live), 3, "the second segment recording")
         assert not [c for c in ari.calls if c[0] == "play"], "the announcement said again"
         row = await until(lambda: sql.get_recording(pool, first), 5, "the first segment's row")
         assert row["agent_id"] == "siti"
+        # The earlier segment began with the talk, not when this engine took it over.
+        assert row["started_at"] == began
         assert first not in ari.live
         svc.talk_ended(call)
         row2 = await until(lambda: sql.get_recording(pool, second), 5, "the second's row")
         assert (row2["call_id"], row2["agent_id"]) == (call, "siti")
+        assert row2["started_at"] > began + timedelta(minutes=6)  # this engine's own segment
         assert svc.pending_jobs() == 0

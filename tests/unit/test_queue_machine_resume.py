@@ -327,7 +327,9 @@ def test_a_talk_taken_over_goes_on_with_its_agent_and_its_talk_time_from_the_sta
     first = s.history[0].commands
     assert s.state.phase is Phase.CONNECTED
     # A new segment of the recording, no announcement again; the agent's screen is told.
-    assert TalkStarted("siti", "leg-old", f"sambung-call-{CID}", "support", True) in first
+    # The talk's start goes along, for the earlier recording segment's start.
+    began = BASE - timedelta(seconds=45)
+    assert TalkStarted("siti", "leg-old", f"sambung-call-{CID}", "support", True, began) in first
     assert any(isinstance(c, NotifyCall) and c.agent_id == "siti" for c in first)
     # The place says the talk again, one generation on; no safeguard.
     (mark,) = marks(first)
