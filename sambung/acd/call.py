@@ -55,6 +55,7 @@ from sambung.acd.queue_machine import (
 )
 from sambung.acd.safeguard import Safeguard
 from sambung.acd.service import AcdService, Entry, Offer, QueueFull, TransferRequest
+from sambung.asterisk import talk_guard
 from sambung.engine.calls import CallInbox
 from sambung.engine.errors import CallGone, EndpointUnavailable, TelephonyError
 from sambung.engine.events import (
@@ -665,7 +666,8 @@ class QueuedCall:
                 caller_id=cmd.caller_id,
                 timeout=cmd.timeout,
                 originator=self.call_id,
-                variables=dict(cmd.variables),
+                # The leg names its caller for Asterisk's talk guard (asterisk/talk_guard.py).
+                variables={**dict(cmd.variables), **talk_guard.leg_variables(self.call_id)},
             )
         except (EndpointUnavailable, TelephonyError) as err:
             log.info("acd.offer_failed_at_dial", agent=cmd.agent_id, error=str(err))
@@ -686,6 +688,13 @@ class QueuedCall:
         except TelephonyError as err:
             log.warning("acd.bridge_failed", error=str(err))
             return qm.Bridged(False, made, stopped, self._now())
+        try:
+            # Should the agent hang up while no engine runs, Asterisk ends the caller too.
+            await tel.guard_talk(self.call_id, cmd.leg_id)
+        except TelephonyError as err:
+            # The talk goes on; only that guard is missing (a next engine still ends a talk
+            # it finds with one side).
+            log.warning("acd.talk_guard_not_set", error=str(err))
         return qm.Bridged(True, made, True, self._now())
 
     async def _isolate(self, bridge: str) -> None:

@@ -31,6 +31,7 @@ from sambung.acd.facts import LegAnsweredFact, LegEndedFact, LegStartedFact, Que
 from sambung.acd.hub import AgentHub
 from sambung.acd.model import QueueConfig
 from sambung.acd.service import CALLBACK_RETRY_SECONDS, AcdService, Entry, Offer
+from sambung.asterisk import talk_guard
 from sambung.engine.calls import CallInbox
 from sambung.engine.errors import EndpointUnavailable, TelephonyError
 from sambung.engine.events import LegAnswered, LegEnded, PromptFinished
@@ -167,6 +168,7 @@ class CallbackRunner:
         # Routing reserved the agent under the entry's id; the attempt has its own call row.
         reserved_as = entry.call_id
         agent_leg = offer.leg_id
+        customer_leg = f"{cid}-customer"
         self.record(
             LegStartedFact(
                 agent_leg,
@@ -186,6 +188,8 @@ class CallbackRunner:
                 f"PJSIP/{offer.endpoint}",
                 caller_id=f'"Callback" <{entry.caller_number}>',
                 timeout=q.ring_timeout_seconds,
+                # Each leg names the other for Asterisk's talk guard (asterisk/talk_guard.py).
+                variables=talk_guard.leg_variables(customer_leg),
             )
         except (EndpointUnavailable, TelephonyError) as err:
             outcome = "unavailable" if isinstance(err, EndpointUnavailable) else "busy"
@@ -208,7 +212,6 @@ class CallbackRunner:
         self.m.agent_offers.labels(result="answered").inc()
         self.hub.publish(AgentConnected(offer.agent_id, entry.context()))
         bridge = bridge_for_call(cid)
-        customer_leg = f"{cid}-customer"
         # The trunk takes E.164 digits without the +, as the dialer's campaigns dial.
         dial = f"{number.removeprefix('+')}@{self.trunk}"
         result = "callback_failed"
@@ -236,6 +239,7 @@ class CallbackRunner:
                 f"PJSIP/{dial}",
                 caller_id=entry.did or None,
                 timeout=CUSTOMER_RING_SECONDS,
+                variables=talk_guard.leg_variables(agent_leg),
             )
             cust = await self._leg_result(inbox, customer_leg, CUSTOMER_RING_SECONDS + 5, agent_leg)
             if isinstance(cust, LegAnswered):

@@ -37,6 +37,7 @@ from sambung.acd.place import (
 )
 from sambung.acd.presence import Presence
 from sambung.acd.queue_machine import bridge_for_call
+from sambung.acd.safeguard import EngineBeat
 from sambung.acd.service import (
     AcdService,
     CallbackHistory,
@@ -116,6 +117,7 @@ class Acd:
         self.desk = DispositionDesk(self.service, self.index, self._record, self.in_queue)
         # By entry kind: who carries on a call of that kind an earlier engine left.
         self.adopters: dict[str, Adopter] = {}
+        self.beat: EngineBeat | None = None
 
     # ---- wiring ---------------------------------------------------------------------------
 
@@ -136,6 +138,8 @@ class Acd:
             adopt_within_seconds=s.adopt_within_seconds,
         )
         shell.tasks.start(self.queues.safeguard.run(), name="acd-safeguard")
+        self.beat = EngineBeat(shell.telephony)
+        shell.tasks.start(self.beat.run(), name="acd-engine-beat")
         self._callbacks = CallbackRunner(
             self.service,
             shell.telephony,
@@ -306,6 +310,12 @@ class Acd:
         inboxes = [i for cid in calls if (i := dispatcher.inbox_of(cid)) is not None]
         self.queues.hand_over(inboxes)
         return len(inboxes)
+
+    async def let_go(self) -> None:
+        """The engine stops driving calls (after the hand-over or the drain): Asterisk's talk
+        guard acts from now on (``asterisk/talk_guard.py``)."""
+        if self.beat is not None:
+            await self.beat.stop()
 
     def take_over(self, held: Sequence[HeldCall], first_connect: bool) -> set[str]:
         """Callers an earlier engine left waiting (``held``: from the channels of our app) go

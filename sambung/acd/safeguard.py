@@ -1,4 +1,5 @@
-"""The caller's place on its channel, and Asterisk's safeguard for a caller nobody drives.
+"""The caller's place on its channel, Asterisk's safeguard for a caller nobody drives, and the
+beat that tells Asterisk an engine drives talks.
 
 While the engine owns a waiting caller, the caller's channel carries its place in the queues
 (``acd/place.py``), so that another engine can take the call over after a crash or a restart,
@@ -18,11 +19,14 @@ is never given one back by a refresh in flight. Each write goes only where somet
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
+from sambung.asterisk import talk_guard
 from sambung.engine.errors import CallGone, TelephonyError
 from sambung.engine.metrics import Metrics
 from sambung.engine.ports import QueueTelephony
@@ -30,6 +34,7 @@ from sambung.engine.ports import QueueTelephony
 log = structlog.get_logger(__name__)
 
 _BATCH = 10  # refreshes in flight at once during a sweep
+STOP_WITHIN_SECONDS = 2.0  # the engine beat's last word at a stop
 
 
 @dataclass(slots=True)
@@ -124,3 +129,60 @@ class Safeguard:
         while True:
             await asyncio.sleep(self.every)
             await self.sweep()
+
+
+class EngineBeat:
+    """Tells Asterisk that an engine drives talks: the global ``SAMBUNG_ENGINE_UNTIL``, kept a
+    few seconds ahead of now while this engine is active, 0 once it stops. Asterisk's hangup
+    handler on each side of a talk ends the other side only when it has passed
+    (``asterisk/talk_guard.py``)."""
+
+    def __init__(
+        self,
+        tel: QueueTelephony,
+        every: float = talk_guard.BEAT_SECONDS,
+        ahead: int = talk_guard.ENGINE_UNTIL_AHEAD,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.tel = tel
+        self.every = every
+        self.ahead = ahead
+        self.wall = wall
+        self.stopped = False
+        self._failing = False
+        # A beat in flight and the stop's 0 must reach Asterisk in that order.
+        self._lock = asyncio.Lock()
+
+    async def beat(self) -> bool:
+        async with self._lock:
+            if self.stopped:
+                return False
+            try:
+                await self.tel.set_engine_until(math.ceil(self.wall()) + self.ahead)
+            except TelephonyError as err:
+                # Asterisk away, or this engine fenced: the handlers see no engine soon, which
+                # is then the truth. Said once per outage, not every second.
+                if not self._failing:
+                    log.warning("acd.engine_beat_failed", error=str(err))
+                self._failing = True
+                return False
+        self._failing = False
+        return True
+
+    async def run(self) -> None:
+        """Until cancelled or stopped: a beat every ``every`` seconds."""
+        while not self.stopped:
+            await self.beat()
+            await asyncio.sleep(self.every)
+
+    async def stop(self) -> None:
+        """No engine drives talks from now on (a graceful stop, after the hand-over): a side
+        that hangs up before the next engine beats has the other side ended by Asterisk."""
+        async with self._lock:
+            self.stopped = True
+            try:
+                # Bounded: a stop must not wait on an Asterisk that does not answer (the beat
+                # then simply runs out).
+                await asyncio.wait_for(self.tel.set_engine_until(0), STOP_WITHIN_SECONDS)
+            except (TelephonyError, TimeoutError) as err:
+                log.info("acd.engine_beat_not_cleared", error=str(err) or type(err).__name__)

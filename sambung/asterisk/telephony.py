@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 import aiohttp
 import structlog
 
+from sambung.asterisk import talk_guard
 from sambung.asterisk.ari.client import AriClient
 from sambung.asterisk.ari.errors import AriConflict, AriNoReply, AriNotFound, AriServerError
 from sambung.asterisk.ari.events import (
@@ -428,6 +429,17 @@ class AriTelephony:
         Asterisk 22.10.1). Whole seconds, rounded up; 0 clears it."""
         value = "0" if seconds <= 0 else str(math.ceil(seconds))
         await self._client.set_channel_var(call_id, "TIMEOUT(absolute)", value)
+
+    async def guard_talk(self, channel_id: str, partner_id: str) -> None:
+        """Have Asterisk end ``partner_id`` when ``channel_id`` hangs up while no engine runs
+        (``asterisk/talk_guard.py``); replaces any earlier partner's."""
+        await self._client.set_channel_var(
+            channel_id, "CHANNEL(hangup_handler_wipe)", talk_guard.handler(partner_id)
+        )
+
+    async def set_engine_until(self, epoch: int) -> None:
+        """Until when (Asterisk's epoch seconds) an engine drives talks; 0: none does."""
+        await self._client.set_global_var(talk_guard.ENGINE_UNTIL, str(epoch))
 
     async def _read_place(self, channel_id: str) -> str:
         """A waiting caller's place ("" when none is written: Asterisk answers 404)."""

@@ -103,13 +103,22 @@ class CallEndedFact(Fact):
 class OpenCallsClosedFact(Fact):
     """Close every call an engine instance left open, except the ones still alive. No
     instance (``None``): every engine's, for the engine that took the lease over (with a hot
-    standby only the lease holder drives calls, so an open row nobody took over is dead)."""
+    standby only the lease holder drives calls, so an open row nobody took over is dead).
+
+    Their IVR sessions and agents' legs close with them. A leg that was answered keeps
+    ``answered`` (the talk happened) with no talk time: it ended while no engine watched, so
+    its length is not known, and a guess would skew the agent's figures. A leg never answered
+    is ``lost``."""
 
     sql = """WITH closed AS (
                  UPDATE calls SET ended_at = $3, end_reason = $4
                  WHERE ($1::text IS NULL OR engine_instance = $1) AND ended_at IS NULL
                    AND NOT (call_id = ANY($2::text[]))
-                 RETURNING call_id)
+                 RETURNING call_id),
+             legs AS (
+                 UPDATE call_legs l SET ended_at = $3,
+                     outcome = CASE WHEN l.answered_at IS NULL THEN 'lost' ELSE 'answered' END
+                 FROM closed WHERE l.call_id = closed.call_id AND l.ended_at IS NULL)
              UPDATE ivr_sessions s SET ended_at = $3, outcome = 'lost', end_reason = $4,
                  live_state = NULL
              FROM closed WHERE s.call_id = closed.call_id AND s.ended_at IS NULL"""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -87,9 +87,11 @@ async def staged_shutdown(
     facts: FactWriter,
     services: TaskSet,
     hand_over: Callable[[], int] | None = None,
+    let_go: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """``hand_over``: leave callers in queues, talks and flows to the next engine (None:
-    drain them too)."""
+    drain them too). ``let_go``: tell Asterisk that no engine drives its calls any more, once
+    this one has handed them over or ended them, while Asterisk is still connected."""
     log.info("engine.stopping", stage="stop_dialing", lines=len(dispatcher.tasks))
     await dialer.service.stop()
     log.info("engine.stopping", stage="stop_new_calls", active=len(dispatcher.tasks))
@@ -100,6 +102,8 @@ async def staged_shutdown(
     if not drained:
         log.warning("engine.stopping", stage="hangup_remaining", left=len(dispatcher.tasks))
         await dispatcher.tasks.cancel_all()
+    if let_go is not None:
+        await let_go()
     if recordings is not None:
         # Recordings stopped and journalled; monitoring ended, or left with the talks.
         await recordings.close(hand_over=hand_over is not None)

@@ -365,6 +365,7 @@ class Engine:
                     facts=facts,
                     services=services,
                     hand_over=self._hand_over if s.engine.on_stop == "handover" else None,
+                    let_go=self.acd.let_go,
                 )
                 if self.lease is not None:
                     # Let the lease go at once: a standby need not wait for it to lapse.

@@ -96,3 +96,12 @@ class QueueTelephony(Telephony, Protocol):
         """Have Asterisk release the call politely by itself (the engine-down message, cause
         34) unless this is called again within ``seconds``; 0 stops it."""
         ...
+
+    async def guard_talk(self, channel_id: str, partner_id: str) -> None:
+        """Have Asterisk end ``partner_id`` if ``channel_id`` hangs up while no engine runs
+        (``asterisk/talk_guard.py``)."""
+        ...
+
+    async def set_engine_until(self, epoch: int) -> None:
+        """Tell Asterisk until when (epoch seconds) an engine drives talks; 0: none does."""
+        ...

@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from sambung.acd.facts import LegAnsweredFact, LegStartedFact
 from sambung.engine import db
 from sambung.engine.facts import (
     CallAnsweredFact,
@@ -99,6 +100,12 @@ async def test_open_calls_are_closed_except_live_ones(tmp_path: Path) -> None:
                 w.record(started(cid))
             w.record(started("other-engine", instance="e2"))
             w.record(CallEndedFact("done", T, "completed", 16, "Normal Clearing", None))
+            # Agents' legs: one talking when the engine died, one still ringing, one of the
+            # call taken over (it goes on).
+            for leg, cid in (("talked", "lost"), ("rang", "lost"), ("kept", "live")):
+                w.record(LegStartedFact(leg, cid, None, "agent", "siti", "agent1001", T))
+            w.record(LegAnsweredFact("talked", T + timedelta(seconds=2)))
+            w.record(LegAnsweredFact("kept", T + timedelta(seconds=2)))
             w.record(OpenCallsClosedFact("e1", ["live"], T, "engine_restart"))
             assert await w.drain(5)
         finally:
@@ -110,6 +117,16 @@ async def test_open_calls_are_closed_except_live_ones(tmp_path: Path) -> None:
             "lost": "engine_restart",
             "done": "completed",
             "other-engine": None,
+        }
+        legs = {
+            r["leg_id"]: (r["outcome"], r["ended_at"], r["talk_seconds"])
+            for r in await pool.fetch("SELECT * FROM call_legs")
+        }
+        # The talk happened but its end was not seen: answered, with no made-up talk time.
+        assert legs == {
+            "talked": ("answered", T, None),
+            "rang": ("lost", T, None),
+            "kept": (None, None, None),
         }
 
 

@@ -158,6 +158,7 @@ class FakeAri:
         self.playbacks: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
         self.variables: dict[tuple[str, str], str] = {}
+        self.globals: dict[str, str] = {}  # dialplan globals
         self.missing_media: set[str] = {"sound:no-such-file"}
         # Media URIs that fail the originate with 500 (an unregistered PJSIP endpoint).
         self.unreachable_endpoints: set[str] = set()
@@ -507,6 +508,7 @@ class FakeAri:
             r.get("/ari/events", self._events),
             r.get("/ari/asterisk/info", self._info),
             r.get("/ari/asterisk/ping", self._ping),
+            r.post("/ari/asterisk/variable", self._set_global),
             r.get("/ari/applications/{app}", self._get_app),
             r.put("/ari/applications/{app}/eventFilter", self._set_filter),
             r.post("/ari/applications/{app}/subscription", self._subscribe),
@@ -750,6 +752,13 @@ class FakeAri:
         if value is None:
             return _error(404, "Provided variable was not found")
         return web.json_response({"value": value})
+
+    async def _set_global(self, request: web.Request) -> web.StreamResponse:
+        name = request.query.get("variable", "")
+        if not name:
+            return _error(400, "Variable name is required")
+        self.globals[name] = request.query.get("value", "")
+        return web.Response(status=204)
 
     async def _set_var(self, request: web.Request) -> web.StreamResponse:
         ch = self._channel(request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.error
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,6 +340,97 @@ async def test_given_a_caller_talking_when_the_engine_goes_then_the_talk_goes_on
                 await until(wrapped, "the agent wrapping up", 10)
                 entries = await f.pool.fetch("SELECT outcome FROM queue_entries")
                 assert [e["outcome"] for e in entries] == ["answered"]
+                assert await second.terminate() == 0
+            finally:
+                await callers.stop()
+
+
+@pytest.mark.parametrize("how", ["kill", "term"])
+async def test_given_no_engine_when_the_agent_hangs_up_then_asterisk_ends_the_caller_too(
+    tmp_path: Path, fault_scope: FaultScope, how: str
+) -> None:
+    """A caller talks to the agent's SIPp desk phone; the engine is SIGKILLed (a crash) or
+    SIGTERMed (a deploy), and no engine comes back. When the agent hangs up, nobody is left
+    to end the caller's side, which used to sit in its bridge in silence for as long as the
+    caller cared to wait. Asterisk's talk guard ends it (normal clearing, as the engine
+    would). The engine started afterwards finds nothing to carry on and leaves nothing open."""
+    talk_for = 14.0  # the phone hangs up this long after it answered: well past the last beat
+    async with floor(tmp_path, fault_scope) as f:
+        first = await f.start(f.engine("first"))
+        agent, endpoint, password, port = AGENT
+        callers = Callers(f.work, 1, every=0.5, wait_for_bye=90)
+        async with AgentPhone(endpoint, password, port, workdir=f.work) as phone:
+            await phone.register()
+            await phone.serve(Answer(ring=0.2, hang_up_after=talk_for), calls=1, timeout=90)
+
+            async def online() -> bool:
+                view = await first.aapi("GET", f"/api/v1/agents/{agent}")
+                return bool(view["phone_online"])
+
+            await until(online, "the agent's phone online", 10)
+            await first.aapi("POST", f"/api/v1/agents/{agent}/login")
+            await callers.start()
+            try:
+
+                async def talking() -> str | None:
+                    rows = await f.pool.fetch(
+                        "SELECT call_id FROM call_legs WHERE answered_at IS NOT NULL"
+                    )
+                    return str(rows[0]["call_id"]) if rows else None
+
+                cid = await until(talking, "the caller talking to the agent", 20)
+
+                async def talk_written() -> bool:
+                    tag = parse_place(place_on(cid))
+                    return tag is not None and tag.talking
+
+                await until(talk_written, "the talk written on the caller's channel", 5)
+                if how == "kill":
+                    await first.kill()
+                else:
+                    assert await first.terminate() == 0, first.tail()
+                gone = time.monotonic()
+                # No engine now. The phone hangs up by itself; then the caller's SIPp must
+                # get its BYE from Asterisk alone.
+                assert await phone.finish(talk_for + 30) == 0
+                agent_left = time.monotonic()
+                assert agent_left - gone > 6, "the agent hung up before the last beat ran out"
+                code = await callers.finish(15)
+                released = time.monotonic() - agent_left
+                assert code == 0, callers.output.decode(errors="replace")[-2000:]
+                assert released < 5, released
+                bye = callers.messages.read_text(errors="replace")
+                assert "Reason: Q.850;cause=16" in bye, bye[-3000:]
+                with pytest.raises(urllib.error.HTTPError, match="404"):
+                    ari_get(f"/channels/{cid}")  # gone from Asterisk
+
+                # The next engine has nothing to carry on: every row is closed, the agent is
+                # not left on a call that no longer exists.
+                second = await f.start(f.engine("second"))
+
+                counts: dict[str, int] = {}
+
+                async def closed() -> bool:
+                    row = await f.pool.fetchrow(
+                        "SELECT count(*) FILTER (WHERE ended_at IS NULL) AS calls,"
+                        " (SELECT count(*) FROM call_legs WHERE ended_at IS NULL) AS legs,"
+                        " (SELECT count(*) FROM queue_entries WHERE outcome IS NULL) AS entries"
+                        " FROM calls"
+                    )
+                    assert row is not None
+                    counts.update(dict(row))
+                    return set(counts.values()) == {0}
+
+                try:
+                    await until(closed, "every row closed", 15)
+                except AssertionError as err:
+                    raise AssertionError(f"{err}: open {counts}") from None
+
+                async def off_the_call() -> bool:
+                    view = await second.aapi("GET", f"/api/v1/agents/{agent}")
+                    return bool(view["state"] != "on_call")
+
+                await until(off_the_call, "the agent off the ended call", 10)
                 assert await second.terminate() == 0
             finally:
                 await callers.stop()

@@ -24,6 +24,7 @@ from sambung.acd.service import (
     Entry,
     Offer,
 )
+from sambung.asterisk import talk_guard
 from sambung.engine.calendars import build_calendar
 from sambung.engine.calls import CallInbox
 from sambung.engine.events import CallEnded, DigitPressed, LegAnswered, LegEnded, PromptFinished
@@ -58,6 +59,9 @@ class FakeTel:
     owners: dict[str, str] = field(default_factory=dict)  # leg id -> the call that owns it
     places: list[tuple[str, str]] = field(default_factory=list)  # (call id, place written)
     safeguards: list[tuple[str, float]] = field(default_factory=list)  # (call id, seconds)
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)  # leg id -> at dial
+    guarded: list[tuple[str, str]] = field(default_factory=list)  # (channel, its partner)
+    engine_until: list[int] = field(default_factory=list)
 
     def _post(self, owner: str, event: Any) -> None:
         inbox = self.inboxes.get(owner)
@@ -115,6 +119,7 @@ class FakeTel:
     ) -> None:
         self.dialled.append((leg_id, endpoint))
         self.owners[leg_id] = owner
+        self.variables[leg_id] = dict(variables or {})
         now = datetime.now(UTC)
         what = next((v for k, v in self.legs.items() if endpoint.startswith(k)), "busy")
         if what == "answer":
@@ -135,6 +140,12 @@ class FakeTel:
 
     async def set_safeguard(self, call_id: str, seconds: float) -> None:
         self.safeguards.append((call_id, seconds))
+
+    async def guard_talk(self, channel_id: str, partner_id: str) -> None:
+        self.guarded.append((channel_id, partner_id))
+
+    async def set_engine_until(self, epoch: int) -> None:
+        self.engine_until.append(epoch)
 
     async def record_message(self, call_id: str, name: str, max_seconds: int) -> None:
         pass
@@ -488,6 +499,10 @@ async def test_given_the_rules_allow_then_the_agent_first_and_the_e164_number_di
     entry, offer, inbox = await routed(r)
     await asyncio.wait_for(r.callbacks.run("attempt", entry, offer, inbox), 5)
     assert [e for _, e in r.tel.dialled] == ["PJSIP/agent1001", "PJSIP/62812345678@customers"]
+    # Each leg names the other for Asterisk's talk guard.
+    (agent, _), (customer, _) = r.tel.dialled
+    assert r.tel.variables[agent] == talk_guard.leg_variables(customer)
+    assert r.tel.variables[customer] == talk_guard.leg_variables(agent)
     (started,) = [f for f in r.facts if isinstance(f, CallStartedFact)]
     assert started.caller_number == "+62812345678"
     assert started.direction == "callback"

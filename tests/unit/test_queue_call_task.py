@@ -20,6 +20,7 @@ from sambung.acd.facts import (
     QueueEnteredFact,
     QueueLeftFact,
 )
+from sambung.asterisk import talk_guard
 from sambung.engine.calls import CallInbox
 from sambung.engine.events import CallEnded, LegEnded, LegHeld
 from sambung.engine.facts import CallEndedFact
@@ -102,6 +103,18 @@ async def test_given_a_ready_agent_then_connected_and_after_the_caller_hangs_up_
     ended = next(f for f in r.facts if isinstance(f, LegEndedFact))
     assert (ended.leg_id, ended.outcome) == (leg, "answered")
     assert r.acd.entries == {}
+
+
+async def test_given_a_talk_then_each_side_names_the_other_for_asterisks_talk_guard() -> None:
+    # Should one side hang up while no engine runs, Asterisk ends the other
+    # (asterisk/talk_guard.py): the leg names its caller from the dial, the caller its leg
+    # once put through.
+    r, tel, _, task, inbox = await connected_call()
+    leg = next(f for f in r.facts if isinstance(f, LegStartedFact)).leg_id
+    assert tel.variables[leg][talk_guard.TALK_OF] == "c1"
+    assert tel.variables[leg]["CHANNEL(hangup_handler_push)"] == talk_guard.handler("c1")
+    assert tel.guarded == [("c1", leg)]
+    await hang_up(task, inbox, "c1")
 
 
 async def test_given_a_talk_when_the_agent_hangs_up_then_the_caller_is_hung_up() -> None:

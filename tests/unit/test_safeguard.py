@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from sambung.acd.safeguard import Safeguard
+from sambung.acd.safeguard import EngineBeat, Safeguard
 from sambung.engine.errors import CallGone, TelephonyUnavailable
 from sambung.engine.metrics import build_metrics
 
@@ -32,6 +32,10 @@ class Tel:
             await self.gate.wait()
         await self._check(call_id)
         self.writes.append(("timeout", call_id, seconds))
+
+    async def set_engine_until(self, epoch: int) -> None:
+        await self._check("")
+        self.writes.append(("until", "", epoch))
 
 
 def guard(tel: Tel, bound: float = 120.0) -> Safeguard:
@@ -106,3 +110,30 @@ async def test_a_gone_call_or_an_unreachable_asterisk_is_no_error() -> None:
     await g.mark("c1", "p1", True)
     assert ("place", "c1", "p1") in tel.writes
     assert ("timeout", "c1", 120.0) in tel.writes
+
+
+async def test_the_engine_beat_keeps_asterisk_told_and_says_none_at_the_stop() -> None:
+    # Asterisk's talk guard acts only once SAMBUNG_ENGINE_UNTIL has passed: each beat sets it
+    # a few seconds past the wall clock (rounded up), the stop sets 0.
+    tel = Tel()
+    clock = iter([1000.2, 1001.0])
+    beat = EngineBeat(tel, every=0.01, ahead=5, wall=lambda: next(clock))  # type: ignore[arg-type]
+    assert await beat.beat()
+    assert await beat.beat()
+    await beat.stop()
+    assert not await beat.beat()  # stopped: no engine drives talks, and none is claimed to
+    assert tel.writes == [("until", "", 1006), ("until", "", 1006), ("until", "", 0)]
+
+
+async def test_the_engine_beat_rides_out_asterisk_away_and_its_loop_ends_at_the_stop() -> None:
+    tel = Tel(down=True)
+    beat = EngineBeat(tel, every=0.01, ahead=5, wall=lambda: 50.0)  # type: ignore[arg-type]
+    assert not await beat.beat()  # Asterisk away: no beat, no crash
+    tel.down = False
+    task = asyncio.create_task(beat.run())
+    await asyncio.sleep(0.05)
+    await beat.stop()
+    await asyncio.wait_for(task, 1)  # the loop sees the stop and ends by itself
+    assert tel.writes[0] == ("until", "", 55)
+    assert tel.writes[-1] == ("until", "", 0)
+    assert {w[2] for w in tel.writes} == {55, 0}

@@ -356,6 +356,12 @@ class AriClient:
         path = f"/channels/{_seg(channel_id)}/variable"
         await self.request("POST", path, params={"variable": variable, "value": value})
 
+    async def set_global_var(self, variable: str, value: str) -> None:
+        """A dialplan global variable (``${GLOBAL(name)}``)."""
+        await self.request(
+            "POST", "/asterisk/variable", params={"variable": variable, "value": value}
+        )
+
     # -- bridges ---------------------------------------------------------------------------
 
     async def list_bridges(self) -> list[Bridge]:
