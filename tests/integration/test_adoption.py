@@ -263,6 +263,54 @@ async def test_given_no_engine_comes_back_then_asterisk_releases_the_caller_with
             await callers.stop()
 
 
+@dataclass
+class Talk:
+    first: Engine
+    phone: AgentPhone
+    callers: Callers
+    call_id: str
+    agent: str
+
+
+@contextlib.asynccontextmanager
+async def a_talk(f: Floor, talk_for: float, **callers: Any) -> AsyncIterator[Talk]:
+    """A first engine, and one caller talking to the agent's SIPp desk phone, which hangs up
+    ``talk_for`` seconds after it answered; yields once the talk is written on the caller's
+    channel (what a next engine would carry on)."""
+    first = await f.start(f.engine("first"))
+    agent, endpoint, password, port = AGENT
+    caller = Callers(f.work, 1, every=0.5, **callers)
+    async with AgentPhone(endpoint, password, port, workdir=f.work) as phone:
+        await phone.register()
+        await phone.serve(Answer(ring=0.2, hang_up_after=talk_for), calls=1, timeout=90)
+
+        async def online() -> bool:
+            view = await first.aapi("GET", f"/api/v1/agents/{agent}")
+            return bool(view["phone_online"])
+
+        await until(online, "the agent's phone online", 10)
+        await first.aapi("POST", f"/api/v1/agents/{agent}/login")
+        await caller.start()
+        try:
+
+            async def talking() -> str | None:
+                rows = await f.pool.fetch(
+                    "SELECT call_id FROM call_legs WHERE answered_at IS NOT NULL"
+                )
+                return str(rows[0]["call_id"]) if rows else None
+
+            cid = await until(talking, "the caller talking to the agent", 20)
+
+            async def talk_written() -> bool:
+                tag = parse_place(place_on(cid))
+                return tag is not None and tag.talking
+
+            await until(talk_written, "the talk written on the caller's channel", 5)
+            yield Talk(first, phone, caller, cid, agent)
+        finally:
+            await caller.stop()
+
+
 @pytest.mark.parametrize("how", ["kill", "term"])
 async def test_given_a_caller_talking_when_the_engine_goes_then_the_talk_goes_on(
     tmp_path: Path, fault_scope: FaultScope, how: str
@@ -272,77 +320,47 @@ async def test_given_a_caller_talking_when_the_engine_goes_then_the_talk_goes_on
     the talk on, the agent stays on the call, and when the phone hangs up (12 s after it
     answered) the talk is recorded with its whole time and the agent wraps up."""
     talk_for = 12.0
-    async with floor(tmp_path, fault_scope) as f:
-        first = await f.start(f.engine("first"))
-        agent, endpoint, password, port = AGENT
-        callers = Callers(f.work, 1, every=0.5)
-        async with AgentPhone(endpoint, password, port, workdir=f.work) as phone:
-            await phone.register()
-            await phone.serve(Answer(ring=0.2, hang_up_after=talk_for), calls=1, timeout=90)
+    async with floor(tmp_path, fault_scope) as f, a_talk(f, talk_for) as t:
+        first, phone, callers, cid, agent = t.first, t.phone, t.callers, t.call_id, t.agent
+        if how == "kill":
+            await first.kill()
+        else:
+            assert await first.terminate() == 0, first.tail()
+            assert "acd.talk_handed_over" in first.tail(20000)
+        second = await f.start(f.engine("second"))
 
-            async def online() -> bool:
-                view = await first.aapi("GET", f"/api/v1/agents/{agent}")
-                return bool(view["phone_online"])
+        async def on_call() -> bool:
+            view = await second.aapi("GET", f"/api/v1/agents/{agent}")
+            return bool(view["state"] == "on_call")
 
-            await until(online, "the agent's phone online", 10)
-            await first.aapi("POST", f"/api/v1/agents/{agent}/login")
-            await callers.start()
-            try:
+        await until(on_call, "the agent on the call with the new engine", 10)
+        # The phone hangs up by itself; the caller's SIPp sees a clean end.
+        assert await phone.finish(talk_for + 30) == 0
+        code = await callers.finish(30)
+        assert code == 0, callers.output.decode(errors="replace")[-2000:]
 
-                async def talking() -> str | None:
-                    rows = await f.pool.fetch(
-                        "SELECT call_id FROM call_legs WHERE answered_at IS NOT NULL"
-                    )
-                    return str(rows[0]["call_id"]) if rows else None
+        async def leg_closed() -> asyncpg.Record | None:
+            row: asyncpg.Record | None = await f.pool.fetchrow(
+                "SELECT * FROM call_legs WHERE call_id = $1 AND ended_at IS NOT NULL",
+                cid,
+            )
+            return row
 
-                cid = await until(talking, "the caller talking to the agent", 20)
+        leg = await until(leg_closed, "the agent's leg closed", 15)
+        # The whole talk, from the agent's answer before the restart to the hang-up.
+        assert talk_for - 1.5 < leg["talk_seconds"] < talk_for + 3, dict(leg)
+        call = await f.pool.fetchrow("SELECT * FROM calls WHERE call_id = $1", cid)
+        assert call is not None
+        assert call["end_reason"] == "agent_hung_up", dict(call)
 
-                async def talk_written() -> bool:
-                    tag = parse_place(place_on(cid))
-                    return tag is not None and tag.talking
+        async def wrapped() -> bool:
+            view = await second.aapi("GET", f"/api/v1/agents/{agent}")
+            return bool(view["state"] in ("wrap_up", "ready"))
 
-                await until(talk_written, "the talk written on the caller's channel", 5)
-                if how == "kill":
-                    await first.kill()
-                else:
-                    assert await first.terminate() == 0, first.tail()
-                    assert "acd.talk_handed_over" in first.tail(20000)
-                second = await f.start(f.engine("second"))
-
-                async def on_call() -> bool:
-                    view = await second.aapi("GET", f"/api/v1/agents/{agent}")
-                    return bool(view["state"] == "on_call")
-
-                await until(on_call, "the agent on the call with the new engine", 10)
-                # The phone hangs up by itself; the caller's SIPp sees a clean end.
-                assert await phone.finish(talk_for + 30) == 0
-                code = await callers.finish(30)
-                assert code == 0, callers.output.decode(errors="replace")[-2000:]
-
-                async def leg_closed() -> asyncpg.Record | None:
-                    row: asyncpg.Record | None = await f.pool.fetchrow(
-                        "SELECT * FROM call_legs WHERE call_id = $1 AND ended_at IS NOT NULL",
-                        cid,
-                    )
-                    return row
-
-                leg = await until(leg_closed, "the agent's leg closed", 15)
-                # The whole talk, from the agent's answer before the restart to the hang-up.
-                assert talk_for - 1.5 < leg["talk_seconds"] < talk_for + 3, dict(leg)
-                call = await f.pool.fetchrow("SELECT * FROM calls WHERE call_id = $1", cid)
-                assert call is not None
-                assert call["end_reason"] == "agent_hung_up", dict(call)
-
-                async def wrapped() -> bool:
-                    view = await second.aapi("GET", f"/api/v1/agents/{agent}")
-                    return bool(view["state"] in ("wrap_up", "ready"))
-
-                await until(wrapped, "the agent wrapping up", 10)
-                entries = await f.pool.fetch("SELECT outcome FROM queue_entries")
-                assert [e["outcome"] for e in entries] == ["answered"]
-                assert await second.terminate() == 0
-            finally:
-                await callers.stop()
+        await until(wrapped, "the agent wrapping up", 10)
+        entries = await f.pool.fetch("SELECT outcome FROM queue_entries")
+        assert [e["outcome"] for e in entries] == ["answered"]
+        assert await second.terminate() == 0
 
 
 @pytest.mark.parametrize("how", ["kill", "term"])
@@ -355,82 +373,51 @@ async def test_given_no_engine_when_the_agent_hangs_up_then_asterisk_ends_the_ca
     caller cared to wait. Asterisk's talk guard ends it (normal clearing, as the engine
     would). The engine started afterwards finds nothing to carry on and leaves nothing open."""
     talk_for = 14.0  # the phone hangs up this long after it answered: well past the last beat
-    async with floor(tmp_path, fault_scope) as f:
-        first = await f.start(f.engine("first"))
-        agent, endpoint, password, port = AGENT
-        callers = Callers(f.work, 1, every=0.5, wait_for_bye=90)
-        async with AgentPhone(endpoint, password, port, workdir=f.work) as phone:
-            await phone.register()
-            await phone.serve(Answer(ring=0.2, hang_up_after=talk_for), calls=1, timeout=90)
+    async with floor(tmp_path, fault_scope) as f, a_talk(f, talk_for, wait_for_bye=90) as t:
+        first, phone, callers, cid, agent = t.first, t.phone, t.callers, t.call_id, t.agent
+        if how == "kill":
+            await first.kill()
+        else:
+            assert await first.terminate() == 0, first.tail()
+        gone = time.monotonic()
+        # No engine now. The phone hangs up by itself; then the caller's SIPp must get its
+        # BYE from Asterisk alone.
+        assert await phone.finish(talk_for + 30) == 0
+        agent_left = time.monotonic()
+        assert agent_left - gone > 6, "the agent hung up before the last beat ran out"
+        code = await callers.finish(15)
+        released = time.monotonic() - agent_left
+        assert code == 0, callers.output.decode(errors="replace")[-2000:]
+        assert released < 5, released
+        bye = callers.messages.read_text(errors="replace")
+        assert "Reason: Q.850;cause=16" in bye, bye[-3000:]
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            ari_get(f"/channels/{cid}")  # gone from Asterisk
 
-            async def online() -> bool:
-                view = await first.aapi("GET", f"/api/v1/agents/{agent}")
-                return bool(view["phone_online"])
+        # The next engine has nothing to carry on: every row is closed, the agent is not
+        # left on a call that no longer exists.
+        second = await f.start(f.engine("second"))
+        counts: dict[str, int] = {}
 
-            await until(online, "the agent's phone online", 10)
-            await first.aapi("POST", f"/api/v1/agents/{agent}/login")
-            await callers.start()
-            try:
+        async def closed() -> bool:
+            row = await f.pool.fetchrow(
+                "SELECT count(*) FILTER (WHERE ended_at IS NULL) AS calls,"
+                " (SELECT count(*) FROM call_legs WHERE ended_at IS NULL) AS legs,"
+                " (SELECT count(*) FROM queue_entries WHERE outcome IS NULL) AS entries"
+                " FROM calls"
+            )
+            assert row is not None
+            counts.update(dict(row))
+            return set(counts.values()) == {0}
 
-                async def talking() -> str | None:
-                    rows = await f.pool.fetch(
-                        "SELECT call_id FROM call_legs WHERE answered_at IS NOT NULL"
-                    )
-                    return str(rows[0]["call_id"]) if rows else None
+        try:
+            await until(closed, "every row closed", 15)
+        except AssertionError as err:
+            raise AssertionError(f"{err}: open {counts}") from None
 
-                cid = await until(talking, "the caller talking to the agent", 20)
+        async def off_the_call() -> bool:
+            view = await second.aapi("GET", f"/api/v1/agents/{agent}")
+            return bool(view["state"] != "on_call")
 
-                async def talk_written() -> bool:
-                    tag = parse_place(place_on(cid))
-                    return tag is not None and tag.talking
-
-                await until(talk_written, "the talk written on the caller's channel", 5)
-                if how == "kill":
-                    await first.kill()
-                else:
-                    assert await first.terminate() == 0, first.tail()
-                gone = time.monotonic()
-                # No engine now. The phone hangs up by itself; then the caller's SIPp must
-                # get its BYE from Asterisk alone.
-                assert await phone.finish(talk_for + 30) == 0
-                agent_left = time.monotonic()
-                assert agent_left - gone > 6, "the agent hung up before the last beat ran out"
-                code = await callers.finish(15)
-                released = time.monotonic() - agent_left
-                assert code == 0, callers.output.decode(errors="replace")[-2000:]
-                assert released < 5, released
-                bye = callers.messages.read_text(errors="replace")
-                assert "Reason: Q.850;cause=16" in bye, bye[-3000:]
-                with pytest.raises(urllib.error.HTTPError, match="404"):
-                    ari_get(f"/channels/{cid}")  # gone from Asterisk
-
-                # The next engine has nothing to carry on: every row is closed, the agent is
-                # not left on a call that no longer exists.
-                second = await f.start(f.engine("second"))
-
-                counts: dict[str, int] = {}
-
-                async def closed() -> bool:
-                    row = await f.pool.fetchrow(
-                        "SELECT count(*) FILTER (WHERE ended_at IS NULL) AS calls,"
-                        " (SELECT count(*) FROM call_legs WHERE ended_at IS NULL) AS legs,"
-                        " (SELECT count(*) FROM queue_entries WHERE outcome IS NULL) AS entries"
-                        " FROM calls"
-                    )
-                    assert row is not None
-                    counts.update(dict(row))
-                    return set(counts.values()) == {0}
-
-                try:
-                    await until(closed, "every row closed", 15)
-                except AssertionError as err:
-                    raise AssertionError(f"{err}: open {counts}") from None
-
-                async def off_the_call() -> bool:
-                    view = await second.aapi("GET", f"/api/v1/agents/{agent}")
-                    return bool(view["state"] != "on_call")
-
-                await until(off_the_call, "the agent off the ended call", 10)
-                assert await second.terminate() == 0
-            finally:
-                await callers.stop()
+        await until(off_the_call, "the agent off the ended call", 10)
+        assert await second.terminate() == 0
