@@ -158,12 +158,15 @@ class EngineBeat:
             if self.stopped:
                 return False
             try:
-                await self.tel.set_engine_until(math.ceil(self.wall()) + self.ahead)
-            except TelephonyError as err:
+                # Bounded well under ``ahead``: one slow request must not let the beat lapse
+                # while this engine is alive (the next beat follows at once).
+                until = math.ceil(self.wall()) + self.ahead
+                await asyncio.wait_for(self.tel.set_engine_until(until), self.every * 2)
+            except (TelephonyError, TimeoutError) as err:
                 # Asterisk away, or this engine fenced: the handlers see no engine soon, which
                 # is then the truth. Said once per outage, not every second.
                 if not self._failing:
-                    log.warning("acd.engine_beat_failed", error=str(err))
+                    log.warning("acd.engine_beat_failed", error=str(err) or type(err).__name__)
                 self._failing = True
                 return False
         self._failing = False

@@ -11,16 +11,18 @@ So each side of a talk carries a hangup handler naming the other side's channel 
 hangs up, and acts only when:
 
 - no engine runs: the global ``SAMBUNG_ENGINE_UNTIL`` (an epoch the active engine keeps
-  ``ENGINE_UNTIL_AHEAD`` seconds ahead of now, and sets to 0 when it stops) has passed; with
-  an engine running, the engine ends the other side itself, as always;
+  ``ENGINE_UNTIL_AHEAD`` seconds ahead of now, and sets to 0 when it hands its calls over or
+  stops) has passed; with an engine running, the engine ends the other side itself;
 - the other side still talks with this one: a caller's place (``SAMBUNG_PLACE``) names this
   channel as its talk's leg, or an agent's leg names this channel in ``SAMBUNG_TALK_OF``. A
   side that has moved on (a transfer) is left alone.
 
 It then ends the other side with normal clearing, which is what the engine does when one side
-of a talk hangs up. Checked on Asterisk 22.10.1: ``CHANNEL(hangup_handler_push)`` is taken as
-an originate variable, and ``ChannelRedirect`` takes a channel out of Stasis and its mixing
-bridge whether or not the application is connected.
+of a talk hangs up, after clearing its own two variables so that the other side's handler,
+which runs next, does not try to end it back. Checked on Asterisk 22.10.1:
+``CHANNEL(hangup_handler_push)`` is taken as an originate variable, and ``ChannelRedirect``
+takes a channel out of Stasis and its mixing bridge whether or not the application is
+connected.
 
 An agent's leg gets both variables when it is originated (no extra request); a caller gets its
 handler when it is put through (one request, after the bridge is made). The epoch is compared
@@ -36,12 +38,14 @@ from typing import Final
 CONTEXT: Final = "sambung-talk-guard"
 ENGINE_UNTIL: Final = "SAMBUNG_ENGINE_UNTIL"
 TALK_OF: Final = "SAMBUNG_TALK_OF"
-# The active engine writes the global every BEAT_SECONDS, AHEAD seconds ahead of now. After a
-# crash the handler stays quiet for at most AHEAD seconds (a side that hangs up in that span is
-# left to the next engine, which ends a talk it finds with one side). AHEAD is several beats, so
-# a busy engine a beat or two late is not taken for a dead one.
+# The active engine writes the global every BEAT_SECONDS, AHEAD seconds ahead of now, each
+# write bounded to two beats. After a crash the handler stays quiet for at most AHEAD seconds (a
+# side that hangs up in that span is left to the next engine, which ends a talk it finds with
+# one side). AHEAD spans three bounded writes in a row, so an engine that is alive but slow is
+# not taken for a dead one; that would end a caller mid-transfer (the leg is hung up a moment
+# before the caller's place stops naming it).
 BEAT_SECONDS: Final = 1.0
-ENGINE_UNTIL_AHEAD: Final = 5
+ENGINE_UNTIL_AHEAD: Final = 8
 
 
 def handler(partner_id: str) -> str:

@@ -105,10 +105,12 @@ class OpenCallsClosedFact(Fact):
     instance (``None``): every engine's, for the engine that took the lease over (with a hot
     standby only the lease holder drives calls, so an open row nobody took over is dead).
 
-    Their IVR sessions and agents' legs close with them. A leg that was answered keeps
+    Their IVR sessions close with them, and with ``close_legs`` their agents' legs too (at an
+    engine's start: no task of this process will end them). A leg that was answered keeps
     ``answered`` (the talk happened) with no talk time: it ended while no engine watched, so
     its length is not known, and a guess would skew the agent's figures. A leg never answered
-    is ``lost``."""
+    is ``lost``. Not after an Asterisk restart: the calls' own tasks are still there and end
+    their legs with the figures they know."""
 
     sql = """WITH closed AS (
                  UPDATE calls SET ended_at = $3, end_reason = $4
@@ -118,7 +120,7 @@ class OpenCallsClosedFact(Fact):
              legs AS (
                  UPDATE call_legs l SET ended_at = $3,
                      outcome = CASE WHEN l.answered_at IS NULL THEN 'lost' ELSE 'answered' END
-                 FROM closed WHERE l.call_id = closed.call_id AND l.ended_at IS NULL)
+                 FROM closed WHERE $5 AND l.call_id = closed.call_id AND l.ended_at IS NULL)
              UPDATE ivr_sessions s SET ended_at = $3, outcome = 'lost', end_reason = $4,
                  live_state = NULL
              FROM closed WHERE s.call_id = closed.call_id AND s.ended_at IS NULL"""
@@ -126,6 +128,7 @@ class OpenCallsClosedFact(Fact):
     keep_call_ids: list[str]
     ended_at: datetime
     end_reason: str
+    close_legs: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,11 +98,15 @@ async def staged_shutdown(
     dispatcher.accepting = False
     if hand_over is not None:
         log.info("engine.stopping", stage="hand_over", callers=hand_over())
+        # The talks handed over have no driver from here on, while the drain below may take
+        # its whole timeout: Asterisk's talk guard takes them now.
+        if let_go is not None:
+            await let_go()
     drained = await dispatcher.drain(drain_timeout)
     if not drained:
         log.warning("engine.stopping", stage="hangup_remaining", left=len(dispatcher.tasks))
         await dispatcher.tasks.cancel_all()
-    if let_go is not None:
+    if hand_over is None and let_go is not None:
         await let_go()
     if recordings is not None:
         # Recordings stopped and journalled; monitoring ended, or left with the talks.

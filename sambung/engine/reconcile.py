@@ -77,7 +77,10 @@ class Reconciler:
         if event.restarted:
             n = dispatcher.end_calls(None, "asterisk_restart")
             log.warning("reconcile.asterisk_restarted", calls_lost=n)
-            self._record(OpenCallsClosedFact(self._instance, [], now, "asterisk_restart"))
+            # The calls' tasks end their own legs, with the talk time they know.
+            self._record(
+                OpenCallsClosedFact(self._instance, [], now, "asterisk_restart", close_legs=False)
+            )
             return
         vanished = owned - event.live_call_ids
         if vanished:

@@ -202,10 +202,11 @@ class RecordingService:
         own. Segments are numbered from 1 with no gap: the first name neither live nor stored
         in Asterisk ends the search.
 
-        A claimed segment starts at ``since``, the talk's start: exact for the first segment,
-        which began with the talk. A later one (a talk taken over more than once) began at
-        an earlier takeover that no engine wrote down anywhere shared; the talk's start is
-        the one moment known, and the segment number orders them."""
+        A claimed segment starts at ``since``, the talk's start (the agent's answer): for the
+        first segment that is its start to within the whisper, if the queue has one (the
+        recording begins when the two are bridged). A later one (a talk taken over more than
+        once) began at an earlier takeover that no engine wrote down anywhere shared; the
+        talk's start is the one moment known, and the segment number orders them."""
         for segment in range(1, MAX_EARLIER_SEGMENTS + 1):
             name = recording_name(talk.call_id, segment)
             if name in self.journal.jobs:

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from sambung.acd.facts import LegAnsweredFact, LegStartedFact
+from sambung.acd.facts import LegAnsweredFact, LegEndedFact, LegStartedFact
 from sambung.engine import db
 from sambung.engine.facts import (
     CallAnsweredFact,
@@ -128,6 +128,33 @@ async def test_open_calls_are_closed_except_live_ones(tmp_path: Path) -> None:
             "rang": ("lost", T, None),
             "kept": (None, None, None),
         }
+
+
+async def test_after_an_asterisk_restart_the_legs_are_left_to_their_calls_tasks(
+    tmp_path: Path,
+) -> None:
+    # The calls' tasks are alive and end their legs with the talk time they know; a leg
+    # closed first would refuse those figures.
+    async with migrated_pool() as pool:
+        w = FactWriter(pool, build_metrics(), tmp_path / "spool.jsonl")
+        task = asyncio.create_task(w.run())
+        try:
+            w.record(started("c1"))
+            w.record(LegStartedFact("leg", "c1", None, "agent", "siti", "agent1001", T))
+            w.record(LegAnsweredFact("leg", T))
+            w.record(OpenCallsClosedFact("e1", [], T, "asterisk_restart", close_legs=False))
+            later = T + timedelta(seconds=30)
+            w.record(LegEndedFact("leg", later, "answered", 16, None, 30.0, 0.0))
+            assert await w.drain(5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        call = await pool.fetchrow("SELECT end_reason FROM calls WHERE call_id = 'c1'")
+        assert call is not None
+        assert call["end_reason"] == "asterisk_restart"
+        leg = await pool.fetchrow("SELECT * FROM call_legs WHERE leg_id = 'leg'")
+        assert leg is not None
+        assert (leg["outcome"], leg["talk_seconds"], leg["ended_at"]) == ("answered", 30.0, later)
 
 
 async def test_given_the_database_is_down_then_facts_wait_in_the_spool_and_replay_later(

@@ -26,6 +26,7 @@ import asyncpg
 import pytest
 
 from sambung.acd.place import parse_place
+from sambung.asterisk import talk_guard
 from tests.integration.adoption_rig import (
     AGENT,
     Callers,
@@ -372,7 +373,8 @@ async def test_given_no_engine_when_the_agent_hangs_up_then_asterisk_ends_the_ca
     to end the caller's side, which used to sit in its bridge in silence for as long as the
     caller cared to wait. Asterisk's talk guard ends it (normal clearing, as the engine
     would). The engine started afterwards finds nothing to carry on and leaves nothing open."""
-    talk_for = 14.0  # the phone hangs up this long after it answered: well past the last beat
+    # The phone hangs up this long after it answered: well after the last beat has run out.
+    talk_for = talk_guard.ENGINE_UNTIL_AHEAD + 10.0
     async with floor(tmp_path, fault_scope) as f, a_talk(f, talk_for, wait_for_bye=90) as t:
         first, phone, callers, cid, agent = t.first, t.phone, t.callers, t.call_id, t.agent
         if how == "kill":
@@ -384,7 +386,8 @@ async def test_given_no_engine_when_the_agent_hangs_up_then_asterisk_ends_the_ca
         # BYE from Asterisk alone.
         assert await phone.finish(talk_for + 30) == 0
         agent_left = time.monotonic()
-        assert agent_left - gone > 6, "the agent hung up before the last beat ran out"
+        last_beat_out = talk_guard.ENGINE_UNTIL_AHEAD + 1
+        assert agent_left - gone > last_beat_out, "the agent hung up before the beat ran out"
         code = await callers.finish(15)
         released = time.monotonic() - agent_left
         assert code == 0, callers.output.decode(errors="replace")[-2000:]

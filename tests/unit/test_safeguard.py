@@ -16,6 +16,7 @@ class Tel:
     gate: asyncio.Event | None = None  # set_safeguard waits on it when given
     gone: set[str] = field(default_factory=set)
     down: bool = False
+    stall_until: bool = False
 
     async def _check(self, call_id: str) -> None:
         if self.down:
@@ -34,6 +35,9 @@ class Tel:
         self.writes.append(("timeout", call_id, seconds))
 
     async def set_engine_until(self, epoch: int) -> None:
+        if self.stall_until:
+            self.stall_until = False
+            await asyncio.Event().wait()  # this one request never answers
         await self._check("")
         self.writes.append(("until", "", epoch))
 
@@ -137,3 +141,14 @@ async def test_the_engine_beat_rides_out_asterisk_away_and_its_loop_ends_at_the_
     assert tel.writes[0] == ("until", "", 55)
     assert tel.writes[-1] == ("until", "", 0)
     assert {w[2] for w in tel.writes} == {55, 0}
+
+
+async def test_a_beat_asterisk_does_not_answer_gives_up_in_time_and_the_stop_still_lands() -> None:
+    # A slow request must neither hold the beats up past their margin nor keep the stop from
+    # saying 0.
+    tel = Tel(stall_until=True)
+    beat = EngineBeat(tel, every=0.05, ahead=5, wall=lambda: 70.0)  # type: ignore[arg-type]
+    assert not await asyncio.wait_for(beat.beat(), 1)  # bounded to two beats, not hung
+    assert await beat.beat()
+    await asyncio.wait_for(beat.stop(), 1)
+    assert tel.writes == [("until", "", 75), ("until", "", 0)]
