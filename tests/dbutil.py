@@ -6,6 +6,7 @@ a new one, created from template0 and dropped afterwards, so tests never see eac
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,8 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from sambung.engine.facts import FactWriter
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -56,3 +59,16 @@ async def migrated_pool() -> AsyncIterator[asyncpg.Pool]:
             yield pool
         finally:
             await pool.close()
+
+
+@asynccontextmanager
+async def running(w: FactWriter) -> AsyncIterator[FactWriter]:
+    """The fact writer at work for the block; on the way out, stopped with its spool caught up
+    (``close`` is True only when nothing is left unwritten)."""
+    task = asyncio.create_task(w.run())
+    try:
+        yield w
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert w.close()

@@ -63,6 +63,7 @@ from sambung.asterisk.ari.events import (
 from sambung.asterisk.ari.stream import DEFAULT_DISALLOWED_EVENTS, AriEventStream, ConnectInfo
 from sambung.engine.errors import CallGone, EndpointUnavailable, OriginateUncertain, TelephonyError
 from sambung.engine.events import (
+    MONITOR_BRIDGE_PREFIX,
     AmdDecided,
     BridgeJoined,
     CallAnswered,
@@ -83,6 +84,8 @@ from sambung.engine.events import (
     PromptStarted,
     TelephonyConnected,
     TelephonyLost,
+    monitor_supervisor,
+    snoop_number,
 )
 from sambung.engine.metrics import Metrics
 
@@ -1001,9 +1004,6 @@ class CallEventTranslator:
         )
 
 
-MONITOR_BRIDGE_PREFIX = "sambung-monitor-"
-
-
 def _monitors(live: dict[str, Channel], bridges: Sequence[Bridge]) -> tuple[HeldMonitor, ...]:
     """Monitoring sessions found at connect: a monitor bridge (recordings/monitor.py) with the
     supervisor's phone in our app, and the session's snoop on the agent's leg if still there."""
@@ -1012,11 +1012,9 @@ def _monitors(live: dict[str, Channel], bridges: Sequence[Bridge]) -> tuple[Held
         if not b.id.startswith(MONITOR_BRIDGE_PREFIX):
             continue
         session = b.id.removeprefix(MONITOR_BRIDGE_PREFIX)
-        sup = f"sambung-sup-{session}"
+        sup = monitor_supervisor(session)
         if sup not in b.channels or sup not in live:
             continue
-        snoops = [
-            ch for ch in b.channels if ch.startswith(f"sambung-snoop-{session}-") and ch in live
-        ]
+        snoops = [ch for ch in b.channels if snoop_number(session, ch) is not None and ch in live]
         out.append(HeldMonitor(session, sup, snoops[0] if snoops else None))
     return tuple(out)

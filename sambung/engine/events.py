@@ -124,12 +124,38 @@ class HeldCall:
 @dataclass(frozen=True, slots=True)
 class HeldMonitor:
     """A supervisor's monitoring session an earlier engine left: its bridge
-    (``sambung-monitor-<session>``) with the supervisor's phone and the snoop on the agent's
-    leg (None when the snoop is gone: the session is over)."""
+    (``monitor_bridge``) with the supervisor's phone and the snoop on the agent's leg (None
+    when the snoop is gone: the session is over)."""
 
     session_id: str
     supervisor: str
     snoop: str | None
+
+
+# A monitoring session's names in Asterisk: made by the recordings feature, read back at
+# connect by the ARI adapter, so one engine finds what another made.
+MONITOR_BRIDGE_PREFIX = "sambung-monitor-"
+
+
+def monitor_bridge(session_id: str) -> str:
+    return f"{MONITOR_BRIDGE_PREFIX}{session_id}"
+
+
+def monitor_supervisor(session_id: str) -> str:
+    """The supervisor's phone's channel."""
+    return f"sambung-sup-{session_id}"
+
+
+def monitor_snoop(session_id: str, n: int) -> str:
+    """The session's ``n``-th snoop on the agent's leg (a mode change makes a new one)."""
+    return f"sambung-snoop-{session_id}-{n}"
+
+
+def snoop_number(session_id: str, channel_id: str) -> int | None:
+    """``n`` if the channel is the session's ``n``-th snoop, else None."""
+    prefix = monitor_snoop(session_id, 0)[:-1]
+    n = channel_id.removeprefix(prefix)
+    return int(n) if n != channel_id and n.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,8 +86,8 @@ async def staged_shutdown(
     adapters: list[asyncio.Task[Any] | None],
     facts: FactWriter,
     services: TaskSet,
+    let_go: Callable[[], Awaitable[None]],
     hand_over: Callable[[], int] | None = None,
-    let_go: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """``hand_over``: leave callers in queues, talks and flows to the next engine (None:
     drain them too). ``let_go``: tell Asterisk that no engine drives its calls any more, once
@@ -100,13 +100,12 @@ async def staged_shutdown(
         log.info("engine.stopping", stage="hand_over", callers=hand_over())
         # The talks handed over have no driver from here on, while the drain below may take
         # its whole timeout: Asterisk's talk guard takes them now.
-        if let_go is not None:
-            await let_go()
+        await let_go()
     drained = await dispatcher.drain(drain_timeout)
     if not drained:
         log.warning("engine.stopping", stage="hangup_remaining", left=len(dispatcher.tasks))
         await dispatcher.tasks.cancel_all()
-    if hand_over is None and let_go is not None:
+    if hand_over is None:
         await let_go()
     if recordings is not None:
         # Recordings stopped and journalled; monitoring ended, or left with the talks.

@@ -27,7 +27,13 @@ import structlog
 
 from sambung.engine.db import DB_ERRORS
 from sambung.engine.errors import CallGone, SambungError, TelephonyError
-from sambung.engine.events import HeldMonitor
+from sambung.engine.events import (
+    HeldMonitor,
+    monitor_bridge,
+    monitor_snoop,
+    monitor_supervisor,
+    snoop_number,
+)
 from sambung.engine.facts import Fact
 from sambung.engine.tasks import TaskSet
 from sambung.recordings import store as sql
@@ -64,11 +70,11 @@ class _Session:
 
     @property
     def sup_id(self) -> str:
-        return f"sambung-sup-{self.session_id}"
+        return monitor_supervisor(self.session_id)
 
     @property
     def bridge_id(self) -> str:
-        return f"sambung-monitor-{self.session_id}"
+        return monitor_bridge(self.session_id)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -281,10 +287,10 @@ class MonitorService:
                     with contextlib.suppress(TelephonyError):
                         await self.ari.hangup(channel_id)
             with contextlib.suppress(TelephonyError):
-                await self.ari.destroy_bridge(f"sambung-monitor-{m.session_id}")
+                await self.ari.destroy_bridge(monitor_bridge(m.session_id))
             return
-        # The next snoop is numbered after the one found (``sambung-snoop-<session>-<n>``).
-        last = m.snoop.rsplit("-", 1)[1]
+        # The next snoop is numbered after the one found.
+        last = snoop_number(m.session_id, m.snoop)
         s = _Session(
             m.session_id,
             Principal(record.principal, Role(record.role)),
@@ -293,7 +299,7 @@ class MonitorService:
             MonitorMode(record.mode),
             record.started_at,
             state="active",
-            snoops=int(last) if last.isdigit() else 1,
+            snoops=1 if last is None else last,
             snoop_id=m.snoop,
         )
         self.sessions[s.session_id] = s
@@ -339,7 +345,7 @@ class MonitorService:
     async def _new_snoop(self, s: _Session, mode: MonitorMode) -> bool:
         spy, whisper = SNOOP_DIRECTIONS[mode]
         s.snoops += 1
-        snoop_id = f"sambung-snoop-{s.session_id}-{s.snoops}"
+        snoop_id = monitor_snoop(s.session_id, s.snoops)
         try:
             await self.ari.snoop(
                 s.talk.leg_id,

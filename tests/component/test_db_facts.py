@@ -22,7 +22,7 @@ from sambung.engine.facts import (
     read_spool,
 )
 from sambung.engine.metrics import build_metrics
-from tests.dbutil import fresh_database, migrated_pool
+from tests.dbutil import fresh_database, migrated_pool, running
 
 T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -63,8 +63,7 @@ async def test_migrate_is_idempotent_and_refuses_an_edited_migration() -> None:
 async def test_facts_are_written_in_order_and_are_idempotent(tmp_path: Path) -> None:
     async with migrated_pool() as pool:
         w = FactWriter(pool, build_metrics(), tmp_path / "spool.jsonl")
-        task = asyncio.create_task(w.run())
-        try:
+        async with running(w):
             for f in [
                 started("c1"),
                 CallAnsweredFact("c1", T + timedelta(seconds=1)),
@@ -77,25 +76,21 @@ async def test_facts_are_written_in_order_and_are_idempotent(tmp_path: Path) -> 
             ]:
                 w.record(f)
             assert await w.drain(5)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         row = await pool.fetchrow("SELECT * FROM calls WHERE call_id = 'c1'")
         assert row is not None
         assert row["answered_at"] == T + timedelta(seconds=1)
         assert row["ended_at"] == T + timedelta(seconds=9)
         assert row["end_reason"] == "completed"
         assert row["hangup_cause"] == 16
-        # Committed, so gone from the spool (close: the spool thread has caught up).
-        assert w.close()
+        # Committed, so gone from the spool (closed by ``running`` once the spool thread has
+        # caught up).
         assert read_spool((tmp_path / "spool.jsonl").read_bytes()).records == []
 
 
 async def test_open_calls_are_closed_except_live_ones(tmp_path: Path) -> None:
     async with migrated_pool() as pool:
         w = FactWriter(pool, build_metrics(), tmp_path / "spool.jsonl")
-        task = asyncio.create_task(w.run())
-        try:
+        async with running(w):
             for cid in ("live", "lost", "done"):
                 w.record(started(cid))
             w.record(started("other-engine", instance="e2"))
@@ -108,9 +103,6 @@ async def test_open_calls_are_closed_except_live_ones(tmp_path: Path) -> None:
             w.record(LegAnsweredFact("kept", T + timedelta(seconds=2)))
             w.record(OpenCallsClosedFact("e1", ["live"], T, "engine_restart"))
             assert await w.drain(5)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         rows = {r["call_id"]: r["end_reason"] for r in await pool.fetch("SELECT * FROM calls")}
         assert rows == {
             "live": None,
@@ -137,8 +129,7 @@ async def test_after_an_asterisk_restart_the_legs_are_left_to_their_calls_tasks(
     # closed first would refuse those figures.
     async with migrated_pool() as pool:
         w = FactWriter(pool, build_metrics(), tmp_path / "spool.jsonl")
-        task = asyncio.create_task(w.run())
-        try:
+        async with running(w):
             w.record(started("c1"))
             w.record(LegStartedFact("leg", "c1", None, "agent", "siti", "agent1001", T))
             w.record(LegAnsweredFact("leg", T))
@@ -146,9 +137,6 @@ async def test_after_an_asterisk_restart_the_legs_are_left_to_their_calls_tasks(
             later = T + timedelta(seconds=30)
             w.record(LegEndedFact("leg", later, "answered", 16, None, 30.0, 0.0))
             assert await w.drain(5)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         call = await pool.fetchrow("SELECT end_reason FROM calls WHERE call_id = 'c1'")
         assert call is not None
         assert call["end_reason"] == "asterisk_restart"
@@ -179,16 +167,11 @@ async def test_given_the_database_is_down_then_facts_wait_in_the_spool_and_repla
     async with migrated_pool() as pool:
         w2 = FactWriter(pool, build_metrics(), spool)
         assert w2.replay_spool() == 2
-        task = asyncio.create_task(w2.run())
-        try:
+        async with running(w2):
             assert await w2.drain(5)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         row = await pool.fetchrow("SELECT end_reason FROM calls WHERE call_id = 'c9'")
         assert row is not None
         assert row["end_reason"] == "caller_hangup"
-        assert w2.close()
     assert read_spool(spool.read_bytes()).records == []
 
 

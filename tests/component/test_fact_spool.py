@@ -12,8 +12,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from structlog.testing import capture_logs
 
 from sambung.engine.facts import CallStartedFact, Fact, FactWriter, read_spool, register_facts
 from sambung.engine.metrics import Metrics, build_metrics
-from tests.dbutil import migrated_pool
+from tests.dbutil import migrated_pool, running
 
 ROOT = Path(__file__).resolve().parents[2]
 T = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -41,17 +40,6 @@ register_facts(TallyFact)
 
 def started(cid: str, direction: str = "inbound") -> CallStartedFact:
     return CallStartedFact(cid, direction, "", "1500", "0811", "", None, "ast", "e1", T)
-
-
-@asynccontextmanager
-async def running(w: FactWriter) -> AsyncIterator[FactWriter]:
-    task = asyncio.create_task(w.run())
-    try:
-        yield w
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        assert w.close()
 
 
 async def tally(pool: asyncpg.Pool) -> dict[str, int]:
