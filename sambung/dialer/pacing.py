@@ -32,7 +32,8 @@ Predictive, in three parts:
    answered at once and no busy agent freed up, the answers beyond the ready agents (answers
    already waiting included) would be at most the abandons that keep
    ``(abandoned + a) / (live + a)`` at or under the cap. The last hour, by chance: the
-   answers of the lines in flight (each by its age) beyond the ready agents pass the hour's
+   answers of the lines in flight (each by its age, second by second) beyond the agents
+   certain to be free by then (ready, or at the end of a wrap-up's timer) pass the hour's
    room with probability at most ``HOUR_RISK`` (a Chernoff bound). The worst case there would
    hold an hour's room (about 3% of an hour's answers) against every line at once: at a 10%
    answer rate a floor needs several times that many lines in flight, so it would never leave
@@ -73,10 +74,11 @@ GAIN_START = 0.3
 GAIN_K = 0.5
 GAIN_RANGE = 8.0
 # The last hour's guard: the most it lets the chance be that the lines in flight bring more
-# abandons than the hour can take, if no busy agent freed up (a Chernoff bound: the true
-# chance is smaller still). Rounds follow each other with much the same lines, so an hour
-# holds a few hundred such chances: at 1e-3 small teams passed the cap in some hours of the
-# simulation; at 1e-5 none did, for half a point of occupancy at 25 agents.
+# abandons than the hour can take, counting only the agents certain to be free in time (ready,
+# or in a wrap-up whose timer ends first); a Chernoff bound, so the true chance is smaller
+# still. Rounds follow each other with much the same lines, so an hour holds many such
+# chances. In the simulation (20 seeds, two days) 1e-5 held every hour; 3e-5 passed the cap in
+# an hour of one seed at 10 agents (10/0.10/300), and 1e-4 in several small-team cells.
 HOUR_RISK = 1e-5
 # A line the curve thinks will not answer any more still answers with at least this share of
 # the rate, for the hour's guard (late answers happen; the curve is learned, not known).
@@ -204,6 +206,9 @@ class Forecast:
     # Expected answers of the lines in flight for the hour's guard: each line at least
     # HOUR_FLOOR of the rate, however old.
     guarded: float = 0.0
+    # What that floor adds to the curve's answers (late answers the curve does not expect):
+    # the hour's guard counts them as possible at every checkpoint.
+    late: float = 0.0
 
     # Per checkpoint, what a round of look-ups needs: (answers less free agents less a half
     # for the continuity correction, their variance, answers arriving in the step, a new line's
@@ -377,6 +382,7 @@ def forecast(inp: PacingInput) -> Forecast:
         scaled = [min(1.0, p * scale) for p in table[age]]
         am = [a + count * p for a, p in zip(am, scaled, strict=True)]
         av = [v + count * p * (1 - p) for v, p in zip(av, scaled, strict=True)]
+    late = max(0.0, guarded - (eventual - waiting))
     scale = new_rate / base
     new_line = tuple(min(1.0, p * scale) for p in table[0])
     arriving = [am[0]] + [am[i] - am[i - 1] for i in range(1, k)]
@@ -393,6 +399,7 @@ def forecast(inp: PacingInput) -> Forecast:
         eventual,
         new_rate,
         guarded,
+        late,
     )
 
 
@@ -481,21 +488,48 @@ def plan(inp: PacingInput) -> PacingDecision:
 
 
 def _hour_limit(inp: PacingInput, fc: Forecast, lo: int, hi: int) -> int:
-    """The most lines (from ``lo`` to ``hi``) the last hour's guard allows: the chance that
-    the answers of the lines in flight and the new ones, beyond the ready agents, pass the
-    hour's room is at most ``HOUR_RISK`` (Chernoff's bound on a sum of independent answers)."""
+    """The most lines (from ``lo`` to ``hi``) the last hour's guard allows.
+
+    Abandons pass the hour's room when, by some checkpoint ``u``, the answers reach the
+    agents certain to be free by ``u`` plus the connect limit (ready now, or in a wrap-up
+    whose timer ends by then; a busy agent in a call may talk on) plus the room. Answers by
+    ``u`` only grow with ``u``, so between two wrap-ups ending it is enough to look at the
+    last checkpoint; the chance of each such moment (Chernoff's bound on a sum of independent
+    answers, each line by its age and at least ``HOUR_FLOOR`` of the rate) is summed, and the
+    sum must stay within ``HOUR_RISK``."""
     if inp.hour_live is None:
         return hi
     room = _room_at_cap(inp.abandon_cap, inp.hour_live, inp.hour_abandoned)
-    # Abandons pass the room when the answers reach ``need``: the ready agents take the first.
-    need = inp.ready_agents + max(0, room) + 1 - max(0, inp.waiting_answers)
-    if room < 0 or need <= 0:
+    if room < 0:
         return lo
+    waiting = max(0, inp.waiting_answers)
+    c = inp.connect_limit
+    limit = inp.wrap.limit
+    ends = sorted(limit - e for e in inp.wrap_elapsed) if limit is not None else []
+    # (checkpoint, answers beyond the certain agents that pass the room) at the last
+    # checkpoint before each further wrap-up ends.
+    moments: list[tuple[int, int]] = []
+    ended = 0
+    checks = fc.checks
+    for i, u in enumerate(checks):
+        while ended < len(ends) and ends[ended] <= u + c:
+            ended += 1
+        last = i + 1 == len(checks) or (ended < len(ends) and ends[ended] <= checks[i + 1] + c)
+        if last:
+            moments.append((i, inp.ready_agents + ended + room + 1 - waiting))
     lines = inp.lines_in_flight
 
     def ok(n: int) -> bool:
-        mean = fc.guarded + n * fc.new_rate
-        return mean < need and _chernoff(mean, lines + n, need) <= HOUR_RISK
+        total = 0.0
+        for i, need in moments:
+            # The waiting answers are certain: they take the first agents (in ``need``).
+            mean = fc.answers_mean[i] - waiting + fc.late + n * fc.new_line[i]
+            if need <= 0 or mean >= need:
+                return False
+            total += _chernoff(mean, lines + n, need)
+            if total > HOUR_RISK:
+                return False
+        return True
 
     if ok(hi):
         return hi

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.dialer_sim import simulate
+from bench.dialer_sim import simulate, simulate_days
 
 
 def test_same_seed_same_figures() -> None:
@@ -26,3 +26,28 @@ def test_progressive_never_abandons() -> None:
     r = simulate(10, 0.4, 120, "progressive", 7, hours=0.5)
     assert r.abandons == 0
     assert r.worst_running == 0.0
+
+
+def test_a_first_day_reads_as_a_single_shift() -> None:
+    (first,) = simulate_days(10, 0.4, 120, "predictive", 5, hours=0.5, days=1)
+    alone = simulate(10, 0.4, 120, "predictive", 5, hours=0.5)
+    assert (first.occupancy, first.dials, first.abandons) == (
+        alone.occupancy,
+        alone.dials,
+        alone.abandons,
+    )
+
+
+def test_the_next_morning_yesterdays_answers_give_the_window_room() -> None:
+    """On a first morning the window is empty: the hard guard holds every round to the agents
+    ready. The next morning yesterday's answers are in the window, so the forecast plans."""
+    yesterday = simulate(25, 0.25, 120, "ours", 5, hours=1.0)
+    cold = simulate(25, 0.25, 120, "ours", 5, hours=0.1)
+    warm = simulate(25, 0.25, 120, "ours", 5, hours=0.1, yesterday=yesterday.carry)
+    assert "planned" not in cold.reasons
+    assert warm.reasons.get("planned", 0) > 0
+    # The clock runs on: the next shift starts a day after the first.
+    assert warm.carry is not None
+    assert yesterday.carry is not None
+    assert warm.carry.start == yesterday.carry.start + 24 * 3600
+    assert warm.carry.live_times[: yesterday.answers] == yesterday.carry.live_times

@@ -163,7 +163,22 @@ def test_a_full_hour_holds_the_lines_back_by_their_chance_of_answering() -> None
     assert full.dial < free.dial
     fc = forecast(replace(WARM, line_ages=(0.0,) * (full.dial + 1)))
     assert fc.guarded > 0
-    assert plan(replace(WARM, hour_live=300, hour_abandoned=9)).dial == WARM.ready_agents
+    # No room left: only lines the agents certain to be free can take, the ready ones and
+    # the three whose wrap-up timer ends before a new line can answer.
+    spent = replace(WARM, hour_live=300, hour_abandoned=9)
+    assert plan(spent).dial == WARM.ready_agents + len(WARM.wrap_elapsed)
+    # A wrap-up with no timer may go on: then only the ready agents count.
+    untimed = survival([15.0] * 200, 15.0, 5)
+    assert plan(replace(spent, wrap=untimed)).dial == WARM.ready_agents
+
+
+def test_the_hour_guard_counts_a_wrap_up_only_from_the_moment_its_timer_ends() -> None:
+    """With no room in the hour, a wrap-up ending in a second takes a new line's answer (none
+    comes before 6 s); one ending in 10 s may not, since an answer can come at 6 s."""
+    spent = replace(WARM, hour_live=300, hour_abandoned=9)
+    ending = plan(replace(spent, wrap_elapsed=(14.0, 14.0, 14.0)))
+    later = plan(replace(spent, wrap_elapsed=(5.0, 5.0, 5.0)))
+    assert (ending.dial, later.dial) == (WARM.ready_agents + 3, WARM.ready_agents)
 
 
 @pytest.mark.parametrize(
