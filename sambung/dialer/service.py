@@ -498,8 +498,13 @@ class DialerService:
         learning = run.learning
         assert learning is not None
         models = learning.models(now)
-        # Only the agents working now: a paused agent's phase is over until it comes back.
-        working = [a.profile.agent_id for a in self.logged_in(name)]
+        # Only the agents who come back free after their phase: a paused agent's phase is
+        # over until it returns, and one who asked during the call for a pause or to log out
+        # (or whose phone went offline) is paused when the call or its wrap-up ends. The
+        # pacer takes a wrap-up's timer as the moment an agent is free for certain.
+        working = [
+            a.profile.agent_id for a in self.logged_in(name) if a.pending is None and a.online
+        ]
         ringing = [x for x in run.lines.values() if not x.live]
         base = models.curve.rate()
         return pacing.PacingInput(
