@@ -606,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--procs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--timing", action="store_true", help="only plan()'s time per call")
     args = ap.parse_args(argv)
+    if args.days < 1:
+        ap.error(f"--days must be at least 1 (a first day), not {args.days}")
     if args.timing:
         timing(min(args.hours, 4.0))
         return 0
@@ -622,10 +624,10 @@ def main(argv: list[str] | None = None) -> int:
         cells = [(a, r, t) for a in AGENTS for r in RATES for t in TALKS]
     t0 = time.perf_counter()
     print(
-        f"{len(cells)} cells x {len(pacers)} pacers x {seeds} seeds, {max(1, args.days)} "
+        f"{len(cells)} cells x {len(pacers)} pacers x {seeds} seeds, {args.days} "
         f"shifts of {hours:g} h a day apart each, {args.procs} processes"
     )
-    rows = run_grid(cells, pacers, seeds, hours, args.procs, max(1, args.days))
+    rows = run_grid(cells, pacers, seeds, hours, args.procs, args.days)
     print_table(rows, cells)
     ok = check_targets(rows, cells)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")
