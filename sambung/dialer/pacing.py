@@ -203,11 +203,9 @@ class Forecast:
     new_arriving: tuple[float, ...]
     eventual: float  # expected answers of the waiting and the lines in flight, in all
     new_rate: float
-    # Expected answers of the lines in flight for the hour's guard: each line at least
-    # HOUR_FLOOR of the rate, however old.
-    guarded: float = 0.0
-    # What that floor adds to the curve's answers (late answers the curve does not expect):
-    # the hour's guard counts them as possible at every checkpoint.
+    # For the hour's guard each line in flight answers with at least HOUR_FLOOR of the rate,
+    # however old (late answers happen): what that floor adds to the curve's answers. The
+    # guard counts them as possible at every checkpoint.
     late: float = 0.0
 
     # Per checkpoint, what a round of look-ups needs: (answers less free agents less a half
@@ -343,7 +341,7 @@ def forecast(inp: PacingInput) -> Forecast:
     am = [waiting] * k
     av = [0.0] * k
     eventual = waiting
-    guarded = 0.0
+    late = 0.0
     floor = HOUR_FLOOR * base
     table, last = curve.within, len(curve.within)
     rates = inp.line_rates if len(inp.line_rates) == len(inp.line_ages) else ()
@@ -362,10 +360,11 @@ def forecast(inp: PacingInput) -> Forecast:
     ev, variance = curve.eventual, curve.within_var
     for age, count in by_age.items():
         if age >= last:
-            guarded += count * floor
+            late += count * floor
             continue  # older than any answer seen: the forecast expects no answer
         e = ev[age]
-        guarded += count * (e if e > floor else floor)
+        if e < floor:
+            late += count * (floor - e)
         eventual += count * e
         if e < NEGLIGIBLE:
             continue  # too old to matter to the forecast (the guards still count it)
@@ -373,16 +372,16 @@ def forecast(inp: PacingInput) -> Forecast:
         av = [v + count * p for v, p in zip(av, variance[age])]  # noqa: B905
     for (age, rate), count in groups.items():
         if age >= last:
-            guarded += count * floor * rate / base
+            late += count * floor * rate / base
             continue
         # A record with its own rate: the curve's shape, scaled to that rate.
         scale = rate / base
-        guarded += count * max(floor, ev[age]) * scale
-        eventual += count * min(1.0, ev[age] * scale)
+        answers = min(1.0, ev[age] * scale)
+        late += count * (max(floor, ev[age]) * scale - answers)
+        eventual += count * answers
         scaled = [min(1.0, p * scale) for p in table[age]]
         am = [a + count * p for a, p in zip(am, scaled, strict=True)]
         av = [v + count * p * (1 - p) for v, p in zip(av, scaled, strict=True)]
-    late = max(0.0, guarded - (eventual - waiting))
     scale = new_rate / base
     new_line = tuple(min(1.0, p * scale) for p in table[0])
     arriving = [am[0]] + [am[i] - am[i - 1] for i in range(1, k)]
@@ -398,7 +397,6 @@ def forecast(inp: PacingInput) -> Forecast:
         new_arriving,
         eventual,
         new_rate,
-        guarded,
         late,
     )
 
