@@ -260,6 +260,7 @@ def simulate(
             waiting_answers=len(waiting),
             hour_live=_count_between(live_times, t - HOUR + GUARD, t),
             hour_abandoned=_count_between(abandon_times, t - HOUR, t),
+            hour_seconds=_since_first(live_times, t - HOUR + GUARD, t),
             connect_limit=CONNECT_LIMIT,
         )
         if sample_timing:
@@ -369,6 +370,12 @@ def simulate(
 def _count_between(times: list[float], lo: float, hi: float) -> int:
     """How many of the sorted ``times`` lie in (lo, hi]."""
     return bisect_right(times, hi) - bisect_right(times, lo)
+
+
+def _since_first(times: list[float], lo: float, t: float) -> float | None:
+    """Seconds from the first of ``times`` after ``lo`` to ``t`` (None: there is none)."""
+    i = bisect_right(times, lo)
+    return t - times[i] if i < len(times) and times[i] <= t else None
 
 
 def _worst_hour(live: list[float], abandoned: list[float]) -> float:

@@ -48,6 +48,8 @@ class Survival:
     prior_weight: float
     limit: float | None = None
     typical: float = 0.0
+    # The mean duration, the samples and the prior's pseudo-samples together (0: the prior's).
+    mean: float = 0.0
 
     def weight_after(self, x: float) -> float:
         g = self.alive
@@ -117,7 +119,11 @@ def survival(
         typical = max(typical, mean * math.log(2))
     if limit is not None:
         typical = min(typical, limit)
-    return Survival(tuple(alive), mean, float(prior_weight), limit, typical)
+    weight = n + max(0.0, prior_weight)
+    average = (sum(xs) + max(0.0, prior_weight) * mean) / weight if weight > 0 else mean
+    if limit is not None:
+        average = min(average, limit)
+    return Survival(tuple(alive), mean, float(prior_weight), limit, typical, average)
 
 
 DEFAULT_TALK = survival((), 120.0, 5)

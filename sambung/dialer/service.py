@@ -185,11 +185,13 @@ class CampaignRun:
         elif kind == "abandoned":
             self.hour_abandons.append(at)
 
-    def hour_counts(self, now: float, guard: float) -> tuple[int, int]:
-        """(live answers, abandons) in the last hour, for the pacer's hourly guard. Live
-        answers older than the hour less ``guard`` (a line's ring plus the connect limit) are
-        left out: an abandon of a line dialled now could come that late, and its hour would
-        start after them."""
+    def hour_counts(self, now: float, guard: float) -> tuple[int, int, float | None]:
+        """(live answers, abandons, seconds since the first of those answers) in the last
+        hour, for the pacer's hourly guard and loop. Live answers older than the hour less
+        ``guard`` (a line's ring plus the connect limit) are left out: an abandon of a line
+        dialled now could come that late, and its hour would start after them. The seconds
+        (None with no answer) tell the pacer how much of the hour its answers took: in the
+        morning they are the first part of a full hour."""
         for times in (self.hour_lives, self.hour_abandons):
             while times and times[0] <= now - HOUR:
                 times.popleft()
@@ -198,7 +200,9 @@ class CampaignRun:
             if t > now - HOUR + guard:
                 break
             leaving += 1
-        return len(self.hour_lives) - leaving, len(self.hour_abandons)
+        live = len(self.hour_lives) - leaving
+        since = now - self.hour_lives[leaving] if live else None
+        return live, len(self.hour_abandons), since
 
     def counts(self, now: float) -> tuple[int, int, int]:
         """(ended attempts, live answers, abandoned) in the rolling window."""
@@ -494,7 +498,8 @@ class DialerService:
             )
             ready = max(0, ready - waiting)
         _, live, abandoned = run.counts(now)
-        hour_live, hour_abandoned = run.hour_counts(now, c.ring_seconds + c.connect_limit_seconds)
+        guard = c.ring_seconds + c.connect_limit_seconds
+        hour_live, hour_abandoned, hour_seconds = run.hour_counts(now, guard)
         learning = run.learning
         assert learning is not None
         models = learning.models(now)
@@ -526,6 +531,7 @@ class DialerService:
             waiting_answers=sum(1 for x in run.lines.values() if x.live and not x.connected),
             hour_live=hour_live,
             hour_abandoned=hour_abandoned,
+            hour_seconds=hour_seconds,
             connect_limit=c.connect_limit_seconds,
             warmup_live=c.pacing_warmup_live,
         )
@@ -555,6 +561,7 @@ class DialerService:
             "window_abandoned": inp.window_abandoned,
             "hour_live": inp.hour_live,
             "hour_abandoned": inp.hour_abandoned,
+            "hour_seconds": None if inp.hour_seconds is None else round(inp.hour_seconds, 1),
             "connect_limit": inp.connect_limit,
             "warmup_live": inp.warmup_live,
             "answer_rate": round(inp.curve.rate(), 4),

@@ -567,6 +567,23 @@ async def test_predictive_pacing_leaves_warm_up_on_the_engines_live_inputs(
         sure, maybe = _bounds(r.at, waiting)
         assert sure <= r.inp.waiting_answers <= maybe, (r.at, r.inp.waiting_answers)
     assert checked >= len(predictive) // 2
+    # The last hour's live answers (all of this test's are inside it; the window counts an
+    # answer once its attempt ends, as a restart rebuilds it from the rows) and the seconds
+    # since the first of them, which tell the pacer how much of the hour they took.
+    lives = sorted(a["ended_at"] for a in rows if a["live_at"] and a["ended_at"])
+    assert lives, "no live answer"
+    for r in predictive:
+        since = [(r.at - t).total_seconds() for t in lives]
+        sure = sum(1 for x in since if x > SLACK)
+        maybe = sum(1 for x in since if x > -SLACK)
+        assert r.inp.hour_live is not None
+        assert sure <= r.inp.hour_live <= maybe, (r.inp.hour_live, sure, maybe, since)
+        if r.inp.hour_live:
+            assert r.inp.hour_seconds is not None
+            assert abs(r.inp.hour_seconds - since[0]) <= SLACK, (r.inp.hour_seconds, since[0])
+        else:
+            assert r.inp.hour_seconds is None
+    assert any(r.inp.hour_live for r in predictive), "no live answer in the hour seen"
     assert any(len(r.inp.line_ages) >= 2 for r in predictive), "never two lines at once"
     assert any(r.inp.line_ages and max(r.inp.line_ages) > 2.0 for r in predictive)
     assert any(r.inp.waiting_answers >= 1 for r in predictive), "no waiting answer seen"

@@ -48,6 +48,7 @@ def test_property_counts_as_they_go_agree_with_counting_afresh(
         want = tuple(sum(1 for _, k in kept if k == kind) for kind in ("ended", "live"))
         want += (sum(1 for _, k in kept if k == "abandoned"),)
         assert run.counts(now) == want
-        lives = sum(1 for t, k in events if k == "live" and now - HOUR + guard < t <= now)
+        lives = [t for t, k in events if k == "live" and now - HOUR + guard < t <= now]
         abandons = sum(1 for t, k in events if k == "abandoned" and now - HOUR < t <= now)
-        assert run.hour_counts(now, guard) == (lives, abandons)
+        since = now - min(lives) if lives else None
+        assert run.hour_counts(now, guard) == (len(lives), abandons, since)

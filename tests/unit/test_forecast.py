@@ -47,6 +47,21 @@ def test_wrap_up_ends_on_its_timer() -> None:
     assert s.typical <= 15.0
 
 
+@pytest.mark.parametrize(
+    ("samples", "prior", "weight", "limit", "mean"),
+    [
+        ([100.0] * 50 + [200.0] * 50, 150.0, 0, None, 150.0),
+        ([], 120.0, 5, None, 120.0),  # no calls yet: the prior's
+        ([60.0] * 5, 120.0, 5, None, 90.0),  # five calls weigh as much as the prior
+        ([20.0] * 10, 15.0, 5, 15.0, 15.0),  # a wrap-up never lasts past its timer
+    ],
+)
+def test_survival_mean_weighs_the_samples_with_the_prior(
+    samples: list[float], prior: float, weight: int, limit: float | None, mean: float
+) -> None:
+    assert survival(samples, prior, weight, limit=limit).mean == pytest.approx(mean)
+
+
 def test_a_phase_longer_than_any_seen_is_about_to_end() -> None:
     s = survival([10.0] * 20, 10.0, 0)
     assert s.ends_within(50.0, 1.0) == 1.0

@@ -15,7 +15,11 @@ from sambung.dialer.forecast import answer_curve, survival
 from sambung.dialer.pacing import (
     GAIN_RANGE,
     GAIN_START,
+    HOUR_LOOP,
+    MARGIN_Z,
     PacingInput,
+    busy_hour,
+    filling_hour,
     forecast,
     gain,
     hard_budget,
@@ -198,6 +202,41 @@ def test_gain_table() -> None:
     assert gain(0.03, 2000, 0) <= GAIN_START * t * GAIN_RANGE + 1e-12
     assert gain(0.03, 2000, 2000) >= GAIN_START * t / GAIN_RANGE - 1e-12
     assert gain(0.03, 10, 0) == 0.0  # no target yet: nothing beyond progressive
+
+
+def test_a_busy_hour_is_every_agent_taking_call_after_call() -> None:
+    agents = WARM.ready_agents + len(WARM.talk_elapsed) + len(WARM.wrap_elapsed)
+    handle = TALK.mean + WRAP.mean
+    assert handle == pytest.approx((6000 + 3 * 19900 + 5 * 120) / 205 + 15)
+    assert busy_hour(WARM, agents) == pytest.approx(agents * 3600 / handle)
+
+
+def test_early_in_the_morning_the_hours_margin_is_taken_on_more_than_its_answers() -> None:
+    """The first answers of the morning: 40 in the last hour, over 5 minutes, none
+    abandoned. Judged on 40 answers alone the hour's margin is wider than the cap and the
+    loop allows no line beyond progressive. At their pace a full hour would hold 480, more
+    than this floor takes in a busy hour (about 255), which bounds it; the margin is taken
+    on the geometric mean of the answers so far and that. The hour's guard still holds
+    every line against the hour's room (1 abandon)."""
+    hour_z = MARGIN_Z * HOUR_LOOP
+    assert gain(0.03, 40, 0, hour_z) == 0.0
+    agents = WARM.ready_agents + len(WARM.talk_elapsed) + len(WARM.wrap_elapsed)
+    morning = replace(WARM, hour_live=40, hour_abandoned=0, hour_seconds=300.0)
+    busy = busy_hour(morning, agents)
+    assert 200 < busy < 300 < 480
+    assert filling_hour(morning, agents) == pytest.approx(math.sqrt(40 * busy))
+    d = plan(morning)
+    hour = gain(0.03, 40, 0, hour_z, math.sqrt(40 * busy))
+    assert hour > 0
+    assert d.share == pytest.approx(min(gain(0.03, 2000, 40), hour))
+    assert d.dial > plan(replace(morning, hour_seconds=None)).dial
+    # At a slower pace the hour's own pace bounds it: 40 answers in 20 minutes, 120 an hour.
+    slow = replace(morning, hour_seconds=1200.0)
+    assert filling_hour(slow, agents) == pytest.approx(math.sqrt(40 * 120))
+    # Once the answers fill the hour, or the engine does not say, the answers alone count.
+    assert filling_hour(replace(morning, hour_live=300, hour_seconds=3500.0), agents) == 0.0
+    assert filling_hour(replace(morning, hour_seconds=None), agents) == 0.0
+    assert gain(0.03, 400, 4, hour_z, 300.0) == gain(0.03, 400, 4, hour_z)
 
 
 @settings(max_examples=300, deadline=None)
