@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.dialer_sim --quick          # six cells, 2 h shifts, 6 seeds
     .venv/bin/python -m bench.dialer_sim --cell 25,0.25,120 --seeds 20
     .venv/bin/python -m bench.dialer_sim --timing         # plan() p50/p99 only
+    .venv/bin/python -m bench.dialer_sim --profile        # and every cell's occupancy by hour
 
 The world: ``agents`` agents on an ``hours`` shift; every dial is a live answer with
 probability ``rate`` after an answer delay (uniform 6-18 s), otherwise it ends without a
@@ -41,7 +42,8 @@ the last day, mean and minimum over seeds, and the first day's mean; the last da
 ratio (all seeds' abandons over their live answers); the worst campaign window (the rolling
 24 h ratio, checked after each event once it holds an abandon's worth of live answers) and the
 worst 1 h window with at least 30 live answers, the maximum over seeds and days, with how many
-seeds passed the 3% cap on each. Then the targets, and ``plan()``'s time per call. The exit
+seeds passed the 3% cap on each. Then the target cell's occupancy hour by hour of each day
+(every cell's with ``--profile``), the targets, and ``plan()``'s time per call. The exit
 status is 1 when a target is missed.
 """
 
@@ -119,6 +121,9 @@ class Result:
     worst_running_any: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
     carry: Carry | None = None
+    # Occupancy hour by hour of the shift (the last part-hour too): busy time in it over the
+    # agents' time in it.
+    by_hour: list[float] = field(default_factory=list)
 
     @property
     def worst_running_after_one(self) -> float:
@@ -174,6 +179,7 @@ def simulate(
     handles: deque[float] = deque(maxlen=SAMPLES)
     dials = answers = abandons = 0
     busy_time = 0.0
+    hour_busy = [0.0] * math.ceil(hours)  # busy time in each hour of the shift
     # The window's live answers and abandons, yesterday's first (the clock runs on).
     live_times: list[float] = [] if yesterday is None else list(yesterday.live_times)
     abandon_times: list[float] = [] if yesterday is None else list(yesterday.abandon_times)
@@ -202,6 +208,13 @@ def simulate(
         talk_since[agent] = t
         handle_start[agent] = t
         busy_time += min(dur + WRAP, end - t)
+        # Spread over the hours it spans, so the morning's figure is the morning's.
+        a, b = t - start, min(t + dur + WRAP, end) - start
+        while a < b:
+            h = int(a // HOUR)
+            edge = min(b, (h + 1) * HOUR)
+            hour_busy[h] += edge - a
+            a = edge
         push(t + dur, talk_end_ev, agent)
 
     def window(t: float) -> tuple[int, int]:
@@ -364,6 +377,10 @@ def simulate(
         worst_running_any=worst_any,
         reasons=reasons,
         carry=Carry(live_times, abandon_times, learning, start),
+        by_hour=[
+            busy / (agents * (min(end, start + (h + 1) * HOUR) - (start + h * HOUR)))
+            for h, busy in enumerate(hour_busy)
+        ],
     )
 
 
@@ -427,6 +444,11 @@ class Row:
     def occupancy_first(self) -> float:
         """The first day's: the window starts empty."""
         return statistics.fmean(r.occupancy for r in self.days[0])
+
+    def by_hour(self, day: int = -1) -> list[float]:
+        """The day's occupancy hour by hour of the shift, the mean over seeds."""
+        shifts = [r.by_hour for r in self.days[day]]
+        return [statistics.fmean(hours) for hours in zip(*shifts, strict=True)]
 
     @property
     def ratio(self) -> float:
@@ -542,6 +564,31 @@ def print_table(rows: dict[tuple[Cell, Pacer], Row], cells: Sequence[Cell]) -> N
             )
 
 
+def print_profile(
+    rows: dict[tuple[Cell, Pacer], Row], cells: Sequence[Cell], pacers: Sequence[Pacer]
+) -> None:
+    """Occupancy hour by hour of the shift, each day: where a day loses it (the morning,
+    while the windows fill)."""
+    print("\noccupancy by hour of the shift (mean over seeds):")
+    for cell in cells:
+        for pacer in pacers:
+            row = rows.get((cell, pacer))
+            if row is None:
+                continue
+            for d in range(len(row.days)):
+                hours = row.by_hour(d)
+                bars = "".join(_BARS[min(8, max(0, round((x - 0.6) * 20)))] for x in hours)
+                print(
+                    f"  {cell[0]}/{cell[1]:.2f}/{cell[2]} {pacer:>11} day {d + 1}: "
+                    + " ".join(f"{x:.3f}" for x in hours)
+                    + f"  {bars}"
+                )
+
+
+# One character per hour, a step each 0.05: a blank at 0.6 or less, a full block at 1.0.
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
 def check_targets(rows: dict[tuple[Cell, Pacer], Row], cells: Sequence[Cell]) -> bool:
     ok = True
     print("\ntargets:")
@@ -612,6 +659,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pacers", default=",".join(PACERS))
     ap.add_argument("--procs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--timing", action="store_true", help="only plan()'s time per call")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="occupancy hour by hour of the shift, for every cell (else the target cell's)",
+    )
     args = ap.parse_args(argv)
     if args.days < 1:
         ap.error(f"--days must be at least 1 (a first day), not {args.days}")
@@ -636,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = run_grid(cells, pacers, seeds, hours, args.procs, args.days)
     print_table(rows, cells)
+    profiled = cells if args.profile else [c for c in cells if c == TARGET_CELL]
+    if profiled:
+        print_profile(rows, profiled, pacers)
     ok = check_targets(rows, cells)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")
     if not args.cell:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.dialer_sim import simulate, simulate_days
 
 
@@ -51,3 +53,14 @@ def test_the_next_morning_yesterdays_answers_give_the_window_room() -> None:
     assert yesterday.carry is not None
     assert warm.carry.start == yesterday.carry.start + 24 * 3600
     assert warm.carry.live_times[: yesterday.answers] == yesterday.carry.live_times
+
+
+def test_occupancy_hour_by_hour_adds_up_to_the_shifts() -> None:
+    """Each call's busy time goes to the hours it spans, the last part-hour over its own
+    length: weighted by their lengths, the hours give the shift's occupancy."""
+    r = simulate(10, 0.4, 120, "predictive", 6, hours=1.5)
+    assert len(r.by_hour) == 2
+    assert all(0.0 < x <= 1.0 for x in r.by_hour)
+    assert (r.by_hour[0] + 0.5 * r.by_hour[1]) / 1.5 == pytest.approx(r.occupancy)
+    # A floor that starts with every agent free is less busy in its first hour.
+    assert r.by_hour[0] < r.by_hour[1]
