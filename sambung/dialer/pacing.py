@@ -129,8 +129,9 @@ class PacingInput:
     # limit): live answers and abandons in it. None: no hourly guard.
     hour_live: int | None = None
     hour_abandoned: int = 0
-    # Seconds from the first of those live answers to now (None: they cover the whole hour).
-    # In the morning the hour is still filling: its answers so far are a part of a full one.
+    # Seconds from the first of those live answers to now (None: no answer yet, or not known;
+    # the answers so far are then taken as the hour's). In the morning the hour is still
+    # filling: its answers so far are a part of a full one.
     hour_seconds: float | None = None
     connect_limit: float = 2.0
     warmup_live: int = WARMUP_LIVE
